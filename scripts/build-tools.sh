@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds the pinned control-plane and chart tools from the Go module proxy into the cache:
+# etcd (wrapper main over etcdmain), kube-apiserver, kube-controller-manager and kubectl (wrapper
+# module over k8s.io/kubernetes with every staging module replaced by its published version), helm
+# and kube-linter. A build is skipped when the stamp for its pinned version is already there, so a
+# warm cache costs seconds. Prints per-tool timings; any failure names what is missing and exits 1.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+source "$here/versions.env"
+cache=${ENCLAVE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/enclave}
+bin="$cache/bin"
+mkdir -p "$bin"
+
+die() { echo "build-tools: $*" >&2; exit 1; }
+command -v go >/dev/null || die "Go is not installed (need Go >= 1.25 on PATH) — install it, then re-run"
+export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+
+# stamp NAME VERSION: true when NAME was already built at VERSION.
+fresh() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
+stamp() { echo "$2" > "$bin/.$1.version"; }
+timed() { local t0=$SECONDS; "$@"; echo "build-tools: $1 took $((SECONDS - t0))s"; }
+
+build_etcd() {
+  fresh etcd "$ETCD_VERSION" && return 0
+  local w="$cache/src/etcd"; rm -rf "$w"; mkdir -p "$w"
+  sed "s/@ETCD_VERSION@/$ETCD_VERSION/" "$here/go/etcd/go.mod.in" > "$w/go.mod"
+  cp "$here/go/etcd/main.go" "$w/"
+  (cd "$w" && go mod tidy && go build -trimpath \
+    -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" -o "$bin/etcd" .) \
+    || die "etcd $ETCD_VERSION failed to build (is the Go module proxy reachable?)"
+  stamp etcd "$ETCD_VERSION"
+}
+
+build_kube() {
+  if fresh kube-apiserver "$KUBE_VERSION" && fresh kube-controller-manager "$KUBE_VERSION" && fresh kubectl "$KUBE_VERSION"; then return 0; fi
+  local w="$cache/src/kube" staging="v0.${KUBE_VERSION#v1.}"
+  rm -rf "$w"; mkdir -p "$w"
+  sed -e "s/@KUBE_VERSION@/$KUBE_VERSION/" -e "s/@STAGING_VERSION@/$staging/g" "$here/go/kube/go.mod.in" > "$w/go.mod"
+  local minor; minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+  local v="-X k8s.io/component-base/version.gitVersion=$KUBE_VERSION -X k8s.io/component-base/version.gitMajor=1"
+  v="$v -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  v="$v -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1"
+  v="$v -X k8s.io/client-go/pkg/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitTreeState=clean"
+  (cd "$w" && go mod tidy && go build -trimpath -ldflags "-s -w $v" -o "$bin/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl) \
+    || die "kubernetes $KUBE_VERSION failed to build (is the Go module proxy reachable?)"
+  for b in kube-apiserver kube-controller-manager kubectl; do stamp "$b" "$KUBE_VERSION"; done
+}
+
+build_helm() {
+  fresh helm "$HELM_VERSION" && return 0
+  local minor; minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
+    -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor \
+    -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=$minor" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" || die "helm $HELM_VERSION failed to build (is the Go module proxy reachable?)"
+  stamp helm "$HELM_VERSION"
+}
+
+build_kube_linter() {
+  fresh kube-linter "$KUBE_LINTER_VERSION" && return 0
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "$KUBE_LINTER_MODULE/cmd/kube-linter@$KUBE_LINTER_VERSION" \
+    || die "kube-linter $KUBE_LINTER_VERSION failed to build from $KUBE_LINTER_MODULE"
+  stamp kube-linter "$KUBE_LINTER_VERSION"
+}
+
+only=${1:-all}
+case "$only" in
+  all) timed build_etcd; timed build_kube; timed build_helm; timed build_kube_linter ;;
+  etcd|kube|helm|kube_linter) timed "build_$only" ;;
+  *) die "unknown target '$only' (all|etcd|kube|helm|kube_linter)" ;;
+esac
+echo "build-tools: binaries in $bin ($(du -sh "$bin" | cut -f1))"
