@@ -1,0 +1,68 @@
+// Owns starting and stopping the whole world together (used by global-setup.ts and scripts/start.ts):
+// if any part fails to start, everything already started is stopped before the error propagates.
+import { startControlPlane } from './control-plane.ts';
+import { startMariadb, startPostgres, startRedis, type RunningDatabase } from './databases.ts';
+import { makeRunDir } from './paths.ts';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { WorldInfo } from './world.ts';
+
+export interface StartWorldOptions {
+  log?: (line: string) => void;
+  /** Skip the databases (e.g. `npm start` only needs Kubernetes). */
+  kubeOnly?: boolean;
+}
+
+export interface RunningWorld {
+  info: WorldInfo;
+  stop: () => Promise<void>;
+}
+
+function strip({ stop: _stop, ...info }: RunningDatabase): Omit<RunningDatabase, 'stop'> {
+  return info;
+}
+
+export async function startWorld(opts: StartWorldOptions = {}): Promise<RunningWorld> {
+  const log = opts.log ?? (() => {});
+  const runDir = await makeRunDir();
+  const t0 = Date.now();
+  const timed = <T>(name: string, p: Promise<T>) =>
+    p.then((v) => {
+      log(`${name} ready in ${Date.now() - t0} ms`);
+      return v;
+    });
+  await mkdir(join(runDir, 'kube'), { recursive: true });
+  const parts = await Promise.allSettled([
+    timed('control plane', startControlPlane({ dir: join(runDir, 'kube'), log })),
+    opts.kubeOnly ? Promise.resolve(null) : timed('postgres', startPostgres(runDir)),
+    opts.kubeOnly ? Promise.resolve(null) : timed('mariadb', startMariadb(runDir)),
+    opts.kubeOnly ? Promise.resolve(null) : timed('redis', startRedis(runDir)),
+  ]);
+  const stopAll = async () => {
+    await Promise.all(parts.map(async (p) => (p.status === 'fulfilled' && p.value !== null ? p.value.stop() : undefined)));
+  };
+  const failures = parts.filter((p): p is PromiseRejectedResult => p.status === 'rejected');
+  if (failures.length > 0) {
+    await stopAll();
+    const reasons = failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason)));
+    throw new Error(`the test world failed to start (files in ${runDir}):\n${reasons.join('\n\n')}`);
+  }
+  const [kube, postgres, mariadb, redis] = parts.map((p) => (p as PromiseFulfilledResult<unknown>).value) as [
+    Awaited<ReturnType<typeof startControlPlane>>,
+    RunningDatabase | null,
+    RunningDatabase | null,
+    RunningDatabase | null,
+  ];
+  const { stop: _stop, ...kubeInfo } = kube;
+  const none = { host: '', port: 0, user: '', password: '', database: '', logFile: '' };
+  return {
+    info: {
+      kube: kubeInfo,
+      postgres: postgres ? strip(postgres) : none,
+      mariadb: mariadb ? strip(mariadb) : none,
+      redis: redis ? strip(redis) : none,
+      runDir,
+    },
+    stop: stopAll,
+  };
+}
