@@ -13,8 +13,23 @@ bin="$cache/bin"
 mkdir -p "$bin"
 
 die() { echo "build-tools: $*" >&2; exit 1; }
-command -v go >/dev/null || die "Go is not installed (need Go >= 1.25 on PATH) — install it, then re-run"
 export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
+
+# Checked only when something must be built, so a warm cache needs neither Go nor the network.
+go_checked=false
+need_go() {
+  $go_checked && return 0
+  command -v go >/dev/null || die "Go is not installed (need Go >= 1.25.5 on PATH to build the control plane) — install it, then re-run"
+  local v; v=$(go env GOVERSION); v=${v#go}
+  local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}
+  if [ "$major" -lt 1 ] || { [ "$major" -eq 1 ] && [ "$minor" -lt 25 ]; }; then
+    die "Go $v is too old (need >= 1.25.5 for Kubernetes $KUBE_VERSION) — install a newer Go, then re-run"
+  fi
+  # One cheap lookup tells "proxy unreachable" apart from a genuine build failure.
+  timeout 60 go list -m -json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >/dev/null 2>&1 \
+    || die "the Go module proxy ($(go env GOPROXY)) is unreachable or refuses go.etcd.io/etcd/server/v3@$ETCD_VERSION — check network/GOPROXY, then re-run"
+  go_checked=true
+}
 
 # stamp NAME VERSION: true when NAME was already built at VERSION.
 fresh() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
@@ -23,6 +38,7 @@ timed() { local t0=$SECONDS; "$@"; echo "build-tools: $1 took $((SECONDS - t0))s
 
 build_etcd() {
   fresh etcd "$ETCD_VERSION" && return 0
+  need_go
   local w="$cache/src/etcd"; rm -rf "$w"; mkdir -p "$w"
   sed "s/@ETCD_VERSION@/$ETCD_VERSION/" "$here/go/etcd/go.mod.in" > "$w/go.mod"
   cp "$here/go/etcd/main.go" "$w/"
@@ -34,6 +50,7 @@ build_etcd() {
 
 build_kube() {
   if fresh kube-apiserver "$KUBE_VERSION" && fresh kube-controller-manager "$KUBE_VERSION" && fresh kubectl "$KUBE_VERSION"; then return 0; fi
+  need_go
   local w="$cache/src/kube" staging="v0.${KUBE_VERSION#v1.}"
   rm -rf "$w"; mkdir -p "$w"
   sed -e "s/@KUBE_VERSION@/$KUBE_VERSION/" -e "s/@STAGING_VERSION@/$staging/g" "$here/go/kube/go.mod.in" > "$w/go.mod"
@@ -50,6 +67,7 @@ build_kube() {
 
 build_helm() {
   fresh helm "$HELM_VERSION" && return 0
+  need_go
   local minor; minor=$(echo "$KUBE_VERSION" | cut -d. -f2)
   GOBIN="$bin" go install -trimpath -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION \
     -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=$minor \
@@ -60,6 +78,7 @@ build_helm() {
 
 build_kube_linter() {
   fresh kube-linter "$KUBE_LINTER_VERSION" && return 0
+  need_go
   # golang.stackrox.io is refused by the module proxy; the wrapper replaces it by the GitHub path.
   local w="$cache/src/kube-linter"; rm -rf "$w"; mkdir -p "$w"
   sed "s/@KUBE_LINTER_VERSION@/$KUBE_LINTER_VERSION/g" "$here/go/kube-linter/go.mod.in" > "$w/go.mod"

@@ -51,8 +51,9 @@ function installExitHooks(): void {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.once(signal, () => {
       killAllServices();
-      // Re-raise so the default action (exit with 128+n) still happens.
-      process.kill(process.pid, signal);
+      // Alone, re-raise so the default action (exit with 128+n) still happens; otherwise the other
+      // listeners (vitest, scripts/start.ts) decide how the process ends.
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
     });
   }
 }
