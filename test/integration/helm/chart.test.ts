@@ -1,0 +1,169 @@
+// The chart against the real control plane: lint, kube-linter, install (CRDs established, operator
+// Deployment and RBAC created, aggregation into the built-in roles), upgrade with changed values,
+// schema rejections, and uninstall through the pre-delete guard (refused while an MqttDeployment
+// exists, allowed once none is left).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AppsV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { adminKubeConfig, kubectl } from '../../support/world.ts';
+import { chartDir, helm, kubeLinter } from './helm.ts';
+import { completeGuardJob } from './job-runner.ts';
+
+const release = 'enclave';
+const ns = 'enclave-system';
+const crds = ['mqttdeployments', 'authsources', 'tlscertificates'].map((p) => `${p}.mqtt.enclave.dev`);
+
+describe('helm lint and kube-linter', () => {
+  it('helm lint --strict passes', async () => {
+    const r = await helm(['lint', '--strict', chartDir]);
+    expect(r.stdout).toContain('0 chart(s) failed');
+  });
+
+  const valueSets: Record<string, string[]> = {
+    defaults: [],
+    'two replicas, namespaced secret access, ServiceMonitor': [
+      '--set', 'operator.replicas=2',
+      '--set', 'rbac.tenantSecretAccess=namespaced',
+      '--set', 'rbac.tenantNamespaces={team-a,team-b}',
+      '--set', 'metrics.serviceMonitor.enabled=true',
+    ],
+    'metrics only from monitoring, no guard, digests': [
+      '--set', 'networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.name=monitoring',
+      '--set', 'uninstallGuard.enabled=false',
+      '--set', `operator.image.digest=sha256:${'a'.repeat(64)}`,
+      '--set', `broker.image.digest=sha256:${'b'.repeat(64)}`,
+    ],
+  };
+  it('reports exactly the isolation finding when the NetworkPolicy is switched off', async () => {
+    const rendered = await helm(['template', release, chartDir, '-n', ns, '--set', 'networkPolicy.enabled=false']);
+    const lint = await kubeLinter(rendered.stdout);
+    expect([...lint.stdout.matchAll(/check: ([a-z-]+)/g)].map((m) => m[1])).toEqual(['non-isolated-pod']);
+  });
+
+  for (const [name, values] of Object.entries(valueSets)) {
+    it(`kube-linter finds nothing (${name})`, async () => {
+      const rendered = await helm(['template', release, chartDir, '-n', ns, ...values]);
+      const lint = await kubeLinter(rendered.stdout);
+      expect(lint.stderr + lint.stdout).toContain('No lint errors found');
+      expect(lint.code).toBe(0);
+    });
+  }
+});
+
+describe('helm install / upgrade / uninstall', () => {
+  const kc = adminKubeConfig();
+  const apps = kc.makeApiClient(AppsV1Api);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+
+  beforeAll(async () => {
+    await helm(['install', release, chartDir, '-n', ns, '--create-namespace']);
+  });
+
+  afterAll(async () => {
+    // Whatever the tests left: no hooks, so nothing waits on a Job.
+    await helm(['uninstall', release, '-n', ns, '--no-hooks'], { allowFailure: true });
+    await kubectl(['delete', 'namespace', 'guard-test', '--ignore-not-found', '--wait=false']);
+  });
+
+  it('installs the CRDs and they become Established', async () => {
+    const r = await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...crds.map((c) => `crd/${c}`)]);
+    expect(r.stdout.trim().split('\n')).toHaveLength(3);
+  });
+
+  it('creates the operator Deployment with the restricted pod spec and configured images', async () => {
+    const d = await apps.readNamespacedDeployment({ name: 'enclave-operator', namespace: ns });
+    expect(d.spec?.replicas).toBe(1);
+    const pod = d.spec?.template.spec;
+    const c = pod?.containers[0];
+    expect(c?.image).toBe('ghcr.io/enclave-dev/enclave-operator:0.1.0');
+    expect(c?.env?.find((e) => e.name === 'ENCLAVE_BROKER_IMAGE')?.value).toBe('ghcr.io/enclave-dev/enclave-broker:0.1.0');
+    expect(pod?.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(c?.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
+    expect(c?.livenessProbe?.httpGet?.path).toBe('/healthz');
+    expect(c?.readinessProbe?.httpGet?.path).toBe('/readyz');
+    expect(c?.resources?.limits?.memory).toBe('256Mi');
+  });
+
+  it('creates the operator RBAC and aggregates the tenant roles into view/edit/admin', async () => {
+    const role = await rbac.readClusterRole({ name: 'enclave-operator' });
+    expect(role.rules?.some((r) => r.resources?.includes('mqttdeployments/status'))).toBe(true);
+    const binding = await rbac.readClusterRoleBinding({ name: 'enclave-operator' });
+    expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'enclave', namespace: ns }]);
+    await rbac.readNamespacedRole({ name: 'enclave-leader-election', namespace: ns });
+    // The clusterrole-aggregation controller copies enclave-edit's rules into `edit`.
+    const deadline = Date.now() + 30_000;
+    let edit = await rbac.readClusterRole({ name: 'edit' });
+    while (!edit.rules?.some((r) => r.resources?.includes('mqttdeployments') && r.verbs.includes('create')) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 250));
+      edit = await rbac.readClusterRole({ name: 'edit' });
+    }
+    expect(edit.rules?.some((r) => r.resources?.includes('mqttdeployments') && r.verbs.includes('create'))).toBe(true);
+    const view = await rbac.readClusterRole({ name: 'view' });
+    expect(view.rules?.some((r) => r.resources?.includes('mqttdeployments') && !r.verbs.includes('create'))).toBe(true);
+  });
+
+  it('rejects bad values with the path of the bad value, and changes nothing', async () => {
+    const cases: [string[], string][] = [
+      [['--set', 'operator.replicas=3'], '/operator/replicas'],
+      [['--set', 'operator.image.pullPolicy=Sometimes'], '/operator/image/pullPolicy'],
+      [['--set', 'operator.imag.tag=x'], "additional properties 'imag' not allowed"],
+      [['--set', 'rbac.tenantSecretAccess=namespaced'], '/rbac'],
+      [['--set', 'metrics.port=80'], '/metrics/port'],
+      [['--set', 'health.port=8080'], 'metrics.port and health.port must differ'],
+    ];
+    const before = await apps.readNamespacedDeployment({ name: 'enclave-operator', namespace: ns });
+    for (const [values, message] of cases) {
+      const r = await helm(['upgrade', release, chartDir, '-n', ns, ...values], { allowFailure: true });
+      expect(r.code, values.join(' ')).not.toBe(0);
+      expect(r.stderr).toContain(message);
+    }
+    const after = await apps.readNamespacedDeployment({ name: 'enclave-operator', namespace: ns });
+    expect(after.metadata?.resourceVersion).toBe(before.metadata?.resourceVersion);
+  });
+
+  it('helm upgrade applies changed values', async () => {
+    await helm([
+      'upgrade', release, chartDir, '-n', ns, '--reuse-values',
+      '--set', 'operator.replicas=2',
+      '--set', 'operator.image.tag=0.2.0',
+      '--set', 'broker.image.repository=registry.example/enclave-broker',
+      '--set', 'operator.logLevel=debug',
+    ]);
+    const d = await apps.readNamespacedDeployment({ name: 'enclave-operator', namespace: ns });
+    expect(d.spec?.replicas).toBe(2);
+    const c = d.spec?.template.spec?.containers[0];
+    expect(c?.image).toBe('ghcr.io/enclave-dev/enclave-operator:0.2.0');
+    expect(c?.env?.find((e) => e.name === 'ENCLAVE_BROKER_IMAGE')?.value).toBe('registry.example/enclave-broker:0.1.0');
+    expect(c?.env?.find((e) => e.name === 'ENCLAVE_LOG_LEVEL')?.value).toBe('debug');
+    expect(d.spec?.template.spec?.affinity?.podAntiAffinity).toBeDefined();
+    const history = await helm(['history', release, '-n', ns, '-o', 'json']);
+    expect((JSON.parse(history.stdout) as unknown[]).length).toBe(2);
+  });
+
+  it('helm uninstall is refused while an MqttDeployment exists, then succeeds once none is left', async () => {
+    await kubectl(['create', 'namespace', 'guard-test']);
+    // Only the guard matters here; the operator is not running, so no finalizer is added.
+    await kubectl(['apply', '-n', 'guard-test', '-f', '-'], {
+      input: 'apiVersion: mqtt.enclave.dev/v1alpha1\nkind: MqttDeployment\nmetadata:\n  name: keep-me\nspec: {}\n',
+    });
+    const refused = helm(['uninstall', release, '-n', ns, '--timeout=60s'], { allowFailure: true });
+    const guard = await completeGuardJob(ns, 'enclave-uninstall-guard');
+    expect(guard.code).toBe(1);
+    expect(guard.stderr).toContain('guard-test/keep-me');
+    const r = await refused;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/pre-delete|BackoffLimitExceeded|failed/i);
+    // Still installed: the operator Deployment is there.
+    await apps.readNamespacedDeployment({ name: 'enclave-operator', namespace: ns });
+
+    await kubectl(['delete', '-n', 'guard-test', 'mqttdeployment', 'keep-me', '--wait=true']);
+    const allowed = helm(['uninstall', release, '-n', ns, '--timeout=60s']);
+    const guard2 = await completeGuardJob(ns, 'enclave-uninstall-guard');
+    expect(guard2.code).toBe(0);
+    await allowed;
+    const left = await apps.listNamespacedDeployment({ namespace: ns });
+    expect(left.items).toHaveLength(0);
+    await expect(rbac.readClusterRole({ name: 'enclave-operator' })).rejects.toThrow();
+    // CRDs stay (Helm never deletes crds/): tenants' CRs are not cascaded away by an uninstall.
+    await kubectl(['get', ...crds.map((c) => `crd/${c}`)]);
+  });
+});
