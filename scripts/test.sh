@@ -7,8 +7,9 @@ summary=()
 phase() {
   local name=$1 t0=$SECONDS; shift
   echo "test: $name ..."
-  "$@"
+  "$@" || { echo "test: $name FAILED after $((SECONDS - t0))s" >&2; exit 1; }
   summary+=("$name $((SECONDS - t0))s")
+  echo "test: $name done in $((SECONDS - t0))s"
 }
 phase typecheck tsc -p tsconfig.json --noEmit
 phase lint eslint .
