@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tool } from '../../support/paths.ts';
-import { world } from '../../support/world.ts';
+import { kubectl, world } from '../../support/world.ts';
 
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 export const chartDir = join(repoRoot, 'charts', 'enclave');
@@ -50,4 +50,23 @@ export async function helm(args: string[], opts: { allowFailure?: boolean; timeo
 
 export function kubeLinter(manifests: string): Promise<RunResult> {
   return run(tool('kube-linter', world().kube.binDir), ['lint', '--config', kubeLinterConfig, '-'], { input: manifests });
+}
+
+export const enclaveCrds = ['mqttdeployments', 'authsources', 'tlscertificates'].map((p) => `${p}.mqtt.enclave.dev`);
+
+/**
+ * Waits until the three CRDs are Established and their storage serves lists (right after
+ * establishment the apiserver may still answer 429 "storage is (re)initializing").
+ */
+export async function waitForCrds(): Promise<void> {
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...enclaveCrds.map((c) => `crd/${c}`)]);
+  const deadline = Date.now() + 30_000;
+  for (const crd of enclaveCrds) {
+    for (;;) {
+      const r = await kubectl(['get', crd, '-A', '-o', 'name'], { allowFailure: true });
+      if (r.code === 0) break;
+      if (Date.now() > deadline) throw new Error(`${crd} is Established but lists fail: ${r.stderr}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
 }
