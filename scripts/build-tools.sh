@@ -19,6 +19,8 @@ export GOFLAGS=-mod=mod CGO_ENABLED=0 GOTOOLCHAIN=local
 go_checked=false
 need_go() {
   $go_checked && return 0
+  # The official tarball's place, in case it is installed but not on this shell's PATH.
+  command -v go >/dev/null || { [ -x /usr/local/go/bin/go ] && export PATH="$PATH:/usr/local/go/bin"; } || true
   command -v go >/dev/null || die "Go is not installed (need Go >= 1.25.5 on PATH to build the control plane) — install it, then re-run"
   local v; v=$(go env GOVERSION); v=${v#go}
   local major=${v%%.*} rest=${v#*.}; local minor=${rest%%.*}

@@ -16,7 +16,8 @@ import {
 import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { Redis } from 'ioredis';
-import { adminKubeConfig, asUser, kubectl, world } from '../support/world.ts';
+import { readFileSync } from 'node:fs';
+import { adminKubeConfig, asUser, helm, kubectl, world } from '../support/world.ts';
 
 const core = () => adminKubeConfig().makeApiClient(CoreV1Api);
 
@@ -207,6 +208,21 @@ describe('Kubernetes control plane', () => {
     }, 10_000);
     const can = await kubectl(['auth', 'can-i', 'delete', 'secrets', '-n', 'kube-system'], { kubeconfig: tenant.kubeconfigPath, allowFailure: true });
     expect(can.stdout.trim()).toBe('no');
+  });
+
+  it('serves the pinned Kubernetes version to the built kubectl and helm', async () => {
+    const pins: Record<string, string | undefined> = Object.fromEntries(
+      [...readFileSync('scripts/versions.env', 'utf8').matchAll(/^([A-Z_]+)=(\S+)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']),
+    );
+    const version = JSON.parse((await kubectl(['version', '-o', 'json'])).stdout) as {
+      clientVersion: { gitVersion: string };
+      serverVersion: { gitVersion: string };
+    };
+    expect(version.serverVersion.gitVersion).toBe(pins.KUBE_VERSION);
+    expect(version.clientVersion.gitVersion).toBe(pins.KUBE_VERSION);
+    expect((await helm(['version', '--short'])).stdout.trim()).toBe(pins.HELM_VERSION);
+    // helm reaches the cluster with the same admin kubeconfig (no releases yet in this namespace).
+    expect((await helm(['list', '-n', 'default', '-q'])).stdout.trim()).toBe('');
   });
 });
 

@@ -1,5 +1,5 @@
 // Owns the ways a test talks to the control plane: client-node KubeConfig objects (admin or any
-// user/groups, for RBAC tests acting as tenants) and the built kubectl binary. Works from the plain
+// user/groups, for RBAC tests acting as tenants) and the built kubectl and helm binaries. Works from the plain
 // ControlPlaneInfo, so it runs in any vitest worker.
 import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -56,31 +56,48 @@ export interface KubectlOptions {
   allowFailure?: boolean;
 }
 
+async function runTool(bin: string, args: string[], opts: KubectlOptions, env?: NodeJS.ProcessEnv): Promise<KubectlResult> {
+  const name = bin.split('/').pop() ?? bin;
+  const result = await new Promise<KubectlResult>((resolve, reject) => {
+    const child = execFile(bin, args, { maxBuffer: 64 * 1024 * 1024, timeout: 120_000, env: env ?? process.env }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') {
+        reject(new Error(`${name} ${args.join(' ')}: ${err.message}`, { cause: err }));
+        return;
+      }
+      resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
+    });
+    child.stdin?.end(opts.input ?? '');
+  });
+  if (result.code !== 0 && !opts.allowFailure) {
+    throw new Error(`${name} ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
+  }
+  return result;
+}
+
 /** Runs the built kubectl against the test control plane. */
-export async function kubectl(
+export function kubectl(
   cp: Pick<ControlPlaneInfo, 'kubeconfigPath' | 'binDir'>,
   args: string[],
   opts: KubectlOptions = {},
 ): Promise<KubectlResult> {
-  const bin = tool('kubectl', cp.binDir);
-  const kubeconfig = opts.kubeconfig ?? cp.kubeconfigPath;
-  const result = await new Promise<KubectlResult>((resolve, reject) => {
-    const child = execFile(
-      bin,
-      [`--kubeconfig=${kubeconfig}`, ...args],
-      { maxBuffer: 64 * 1024 * 1024, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') {
-          reject(new Error(`kubectl ${args.join(' ')}: ${err.message}`));
-          return;
-        }
-        resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
-      },
-    );
-    child.stdin?.end(opts.input ?? '');
-  });
-  if (result.code !== 0 && !opts.allowFailure) {
-    throw new Error(`kubectl ${args.join(' ')} exited ${result.code}: ${result.stderr.trim()}`);
-  }
-  return result;
+  return runTool(tool('kubectl', cp.binDir), [`--kubeconfig=${opts.kubeconfig ?? cp.kubeconfigPath}`, ...args], opts);
+}
+
+/**
+ * Runs the built helm (v3) against the test control plane. Helm's cache/config/data dirs live in the
+ * control plane's private dir, so tests never read or write the user's ~/.config/helm.
+ */
+export function helm(
+  cp: Pick<ControlPlaneInfo, 'kubeconfigPath' | 'binDir' | 'dir'>,
+  args: string[],
+  opts: KubectlOptions = {},
+): Promise<KubectlResult> {
+  const home = join(cp.dir, 'helm');
+  const env = {
+    ...process.env,
+    HELM_CACHE_HOME: join(home, 'cache'),
+    HELM_CONFIG_HOME: join(home, 'config'),
+    HELM_DATA_HOME: join(home, 'data'),
+  };
+  return runTool(tool('helm', cp.binDir), [`--kubeconfig=${opts.kubeconfig ?? cp.kubeconfigPath}`, ...args], opts, env);
 }

@@ -5,13 +5,13 @@
 //   import { world, adminKubeConfig, asUser, kubectl } from '../support/world.ts';
 //   const w = world();                      // { kube, postgres, mariadb, redis, runDir }
 //   const core = adminKubeConfig().makeApiClient(CoreV1Api);
-//   await kubectl(['apply', '-f', '-'], { input: yaml });
+//   await kubectl(['apply', '-f', '-'], { input: yaml });   // helm([...]) likewise
 //   const tenant = await asUser('alice', ['team-a']);   // RBAC applies to tenant.kubeConfig
 import { inject } from 'vitest';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlaneInfo } from './control-plane.ts';
 import type { DatabaseInfo } from './databases.ts';
-import { kubeConfigFromFile, kubectl as runKubectl, userKubeConfig, type KubectlOptions, type KubectlResult } from './kube.ts';
+import { helm as runHelm, kubeConfigFromFile, kubectl as runKubectl, userKubeConfig, type KubectlOptions, type KubectlResult } from './kube.ts';
 
 export interface WorldInfo {
   kube: ControlPlaneInfo;
@@ -50,4 +50,9 @@ export function asUser(user: string, groups: string[] = []): Promise<{ kubeconfi
 /** The built kubectl against the world (admin unless opts.kubeconfig is given). */
 export function kubectl(args: string[], opts: KubectlOptions = {}): Promise<KubectlResult> {
   return runKubectl(world().kube, args, opts);
+}
+
+/** The built helm v3 against the world (admin unless opts.kubeconfig is given). */
+export function helm(args: string[], opts: KubectlOptions = {}): Promise<KubectlResult> {
+  return runHelm(world().kube, args, opts);
 }
