@@ -1,0 +1,35 @@
+// Admin HTTP port: /healthz (process alive), /readyz (listeners up, not draining), /metrics.
+import { createServer } from 'node:http';
+import { closeServer, listenOn } from './listeners/index.ts';
+import type { Broker } from './server.ts';
+
+export interface AdminServer {
+  port: number;
+  close(): Promise<void>;
+}
+
+export async function startAdmin(broker: Broker, host: string, port: number): Promise<AdminServer> {
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET') {
+      res.writeHead(405).end();
+      return;
+    }
+    if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const ready = broker.ready;
+      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
+    } else if (path === '/metrics') {
+      broker.metrics.registry.metrics().then((text) => {
+        res.writeHead(200, { 'content-type': broker.metrics.registry.contentType }).end(text);
+      }, (err: unknown) => {
+        res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`);
+      });
+    } else {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found\n');
+    }
+  });
+  const bound = await listenOn(server, host, port);
+  return { port: bound, close: () => { server.closeAllConnections(); return closeServer(server); } };
+}

@@ -1,0 +1,241 @@
+// One client connection: framing, the packet dispatch loop (strictly in order, pausing the socket
+// while an async step such as authentication runs), keepalive, the publish rate limit, and the ONE
+// write path (corked per tick, with a high-water mark that marks the client as congested).
+import type { Duplex } from 'node:stream';
+import type { VerifiedCertificate, AuthenticatedClient } from './auth/hook.ts';
+import { coarseNow } from './clock.ts';
+import { dispatchFrame } from './handlers/dispatch.ts';
+import { FrameSplitter } from './protocol/framing.ts';
+import type { FrameError } from './protocol/framing.ts';
+import { encodePacket } from './protocol/codec.ts';
+import type { ProtocolVersion } from './protocol/codec.ts';
+import { RC } from './protocol/reason-codes.ts';
+import type { Broker } from './server.ts';
+import type { Session, SessionLink } from './session/session.ts';
+
+/** Write-buffer size above which a client counts as a slow consumer (QoS 0 dropped, QoS>0 queued). */
+const HIGH_WATER = 256 * 1024;
+/** Frames held while an async step runs; more than this means the peer ignores backpressure. */
+const MAX_BACKLOG = 1024;
+
+export interface ListenerInfo {
+  name: string;
+  allowAnonymous: boolean;
+}
+
+export type ConnectionState = 'new' | 'connecting' | 'connected' | 'closed';
+
+export class Connection implements SessionLink {
+  readonly broker: Broker;
+  readonly socket: Duplex;
+  readonly listener: ListenerInfo;
+  readonly peerHost: string;
+  readonly certificate: VerifiedCertificate | undefined;
+  state: ConnectionState = 'new';
+  version: ProtocolVersion = 4;
+  v5 = false;
+  clientId = '';
+  session: Session | undefined = undefined;
+  client: AuthenticatedClient | undefined = undefined;
+  /** Skip per-publish authorization (superuser or allow-all hook). */
+  authorizeAll = false;
+  clientMaxPacketSize = Infinity;
+  clientReceiveMaximum = 65535;
+  clientTopicAliasMaximum = 0;
+  readonly topicAliases = new Map<number, string>();
+  keepaliveMs = 0;
+  /** Set by DISCONNECT 0x00: the will must not be sent. [MQTT-3.1.2-10] */
+  cleanDisconnect = false;
+  private readonly splitter: FrameSplitter;
+  private lastRx = coarseNow();
+  private timer: NodeJS.Timeout | undefined;
+  private corked = false;
+  private backlog: Buffer[] | undefined = undefined;
+  private busy = false;
+  private rateWindowStart = 0;
+  private rateCount = 0;
+  private ratePaused = false;
+
+  constructor(broker: Broker, socket: Duplex, listener: ListenerInfo, peerHost: string, certificate: VerifiedCertificate | undefined) {
+    this.broker = broker;
+    this.socket = socket;
+    this.listener = listener;
+    this.peerHost = peerHost;
+    this.certificate = certificate;
+    const limits = broker.config.limits;
+    this.splitter = new FrameSplitter(limits.maxPacketSize, this);
+    socket.on('data', (chunk: Buffer) => {
+      this.broker.metrics.bytesIn += chunk.length;
+      this.lastRx = coarseNow();
+      this.splitter.push(chunk);
+    });
+    socket.on('error', () => this.destroy('socket-error'));
+    socket.on('close', () => this.destroy('socket-closed'));
+    socket.on('drain', () => this.session?.drain());
+    // [MQTT-3.1.4] a connection that does not send CONNECT in time is closed
+    this.timer = setTimeout(() => this.destroy('connect-timeout'), limits.connectTimeoutMs);
+  }
+
+  // ---- FrameSink -------------------------------------------------------------------------------
+
+  frame(frame: Buffer): void {
+    if (this.state === 'closed') return;
+    if (this.busy) {
+      this.backlog ??= [];
+      if (this.backlog.length >= MAX_BACKLOG) {
+        this.destroy('backlog-overflow');
+        return;
+      }
+      this.backlog.push(Buffer.from(frame));
+      return;
+    }
+    this.run(frame);
+  }
+
+  error(reason: FrameError, declaredSize: number): void {
+    if (reason === 'packet-too-large') {
+      this.broker.log.debug({ clientId: this.clientId, peer: this.peerHost, declaredSize }, 'packet exceeds maximum packet size');
+      this.close(RC.PACKET_TOO_LARGE, 'packet-too-large'); // [MQTT-3.1.2-24]
+    } else {
+      this.close(RC.MALFORMED_PACKET, reason);
+    }
+  }
+
+  private run(frame: Buffer): void {
+    const pending = dispatchFrame(this, frame);
+    if (pending !== undefined) {
+      this.busy = true;
+      this.socket.pause();
+      pending.then(() => this.resumeAfterAsync(), (err: unknown) => {
+        this.broker.log.error({ err, clientId: this.clientId }, 'packet handler failed');
+        this.close(RC.UNSPECIFIED_ERROR, 'handler-error');
+      });
+    }
+  }
+
+  private resumeAfterAsync(): void {
+    this.busy = false;
+    while (this.backlog !== undefined && this.backlog.length > 0 && !this.busy && this.state !== 'closed') {
+      this.run(this.backlog.shift()!);
+    }
+    if (!this.busy && !this.ratePaused && this.state !== 'closed') this.socket.resume();
+  }
+
+  isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  /** The credential stops being valid (JWT exp): disconnect then. */
+  expireAt(when: Date): void {
+    const ms = when.getTime() - Date.now();
+    const timer = setTimeout(() => this.close(RC.NOT_AUTHORIZED, 'credential-expired'), Math.min(Math.max(ms, 0), 2_147_483_647));
+    timer.unref();
+    this.socket.once('close', () => clearTimeout(timer));
+  }
+
+  // ---- timers ------------------------------------------------------------------------------------
+
+  /** Called once CONNECT succeeded: connect timeout → keepalive watch. [MQTT-3.1.2-24: 1.5 × keepalive] */
+  startKeepalive(seconds: number): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.keepaliveMs = seconds * 1000;
+    if (seconds === 0) return;
+    this.lastRx = coarseNow();
+    this.scheduleKeepalive(this.keepaliveMs * 1.5);
+  }
+
+  private scheduleKeepalive(delay: number): void {
+    this.timer = setTimeout(() => {
+      const idle = coarseNow() - this.lastRx;
+      const limit = this.keepaliveMs * 1.5;
+      if (idle >= limit - 250) {
+        this.close(RC.KEEP_ALIVE_TIMEOUT, 'keepalive-timeout');
+      } else {
+        this.scheduleKeepalive(limit - idle);
+      }
+    }, delay);
+  }
+
+  /** Per-client publish rate: stop reading until the next one-second window (TCP pushes back). */
+  countPublish(): void {
+    const limit = this.broker.config.limits.publishRatePerSecond;
+    if (limit === 0) return;
+    const now = coarseNow();
+    if (now - this.rateWindowStart >= 1000) {
+      this.rateWindowStart = now;
+      this.rateCount = 0;
+    }
+    if (++this.rateCount >= limit && !this.ratePaused) {
+      this.ratePaused = true;
+      this.socket.pause();
+      setTimeout(() => {
+        this.ratePaused = false;
+        this.rateWindowStart = coarseNow();
+        this.rateCount = 0;
+        if (!this.busy && this.state !== 'closed') this.socket.resume();
+      }, Math.max(1, 1000 - (now - this.rateWindowStart)));
+    }
+  }
+
+  // ---- the write path ------------------------------------------------------------------------------
+
+  write(buf: Buffer): void {
+    if (this.state === 'closed') return;
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      process.nextTick(uncork, this);
+    }
+    this.broker.metrics.bytesOut += buf.length;
+    this.socket.write(buf);
+  }
+
+  flush(): void {
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
+  }
+
+  congested(): boolean {
+    return this.socket.writableLength > HIGH_WATER;
+  }
+
+  /**
+   * Ends the connection. v5 clients that completed CONNECT get a DISCONNECT with the reason first
+   * (only reason codes valid for a server DISCONNECT; [MQTT-3.14.2-1]).
+   */
+  close(reasonCode: number, reason: string, reasonString?: string): void {
+    if (this.state === 'closed') return;
+    if (this.v5 && this.state === 'connected' && reasonCode !== RC.SUCCESS) {
+      const properties = reasonString === undefined ? undefined : { reasonString };
+      this.write(encodePacket({ cmd: 'disconnect', reasonCode, properties }, 5));
+    }
+    this.flush();
+    this.finish(reason);
+    this.socket.end();
+    // A peer that never reads must not hold the socket open.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  /** Ends without writing anything more. */
+  destroy(reason: string): void {
+    if (this.state === 'closed') return;
+    this.finish(reason);
+    this.socket.destroy();
+  }
+
+  private finish(reason: string): void {
+    const wasConnected = this.state === 'connected';
+    this.state = 'closed';
+    this.backlog = undefined;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.broker.connectionClosed(this, wasConnected, reason);
+  }
+}
+
+function uncork(conn: Connection): void {
+  conn.flush();
+}

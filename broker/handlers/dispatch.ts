@@ -1,0 +1,81 @@
+// Frame → handler. The order rules of the protocol live here: CONNECT first and only once,
+// client-to-server packet types only. [MQTT-3.1.0-1, 3.1.0-2]
+import type { Connection } from '../connection.ts';
+import { decodePublishFast, parseFrame } from '../protocol/codec.ts';
+import type { Packet } from '../protocol/codec.ts';
+import { RC } from '../protocol/reason-codes.ts';
+import { handleAuth } from './auth.ts';
+import { handleConnect } from './connect.ts';
+import { handleDisconnect } from './disconnect.ts';
+import { handlePingreq } from './pingreq.ts';
+import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './pubacks.ts';
+import { handlePublish, publishFromPacket } from './publish.ts';
+import { handleSubscribe } from './subscribe.ts';
+import { handleUnsubscribe } from './unsubscribe.ts';
+
+const PUBLISH = 3;
+const CONNECT = 1;
+
+export function dispatchFrame(conn: Connection, frame: Buffer): Promise<void> | undefined {
+  const type = frame[0]! >> 4;
+  if (conn.state !== 'connected') {
+    if (conn.state === 'new' && type === CONNECT) {
+      // CONNECT carries its own protocol level; any version's parser reads it the same way.
+      const packet = parseFrame(frame, 4);
+      if (packet instanceof Error || packet.cmd !== 'connect') {
+        conn.broker.log.debug({ peer: conn.peerHost, err: packet instanceof Error ? packet.message : undefined }, 'malformed CONNECT');
+        conn.destroy('malformed-connect');
+        return undefined;
+      }
+      return handleConnect(conn, packet);
+    }
+    conn.destroy(type === CONNECT ? 'connect-while-connecting' : 'first-packet-not-connect');
+    return undefined;
+  }
+  if (type === PUBLISH) {
+    const fast = decodePublishFast(frame, conn.version);
+    if (fast instanceof Error) {
+      conn.close(RC.MALFORMED_PACKET, 'malformed-publish', fast.message);
+      return undefined;
+    }
+    if (fast !== undefined) return handlePublish(conn, fast.topic, fast.payload, fast.qos, fast.retain, fast.dup, fast.messageId, undefined);
+  }
+  const packet = parseFrame(frame, conn.version);
+  if (packet instanceof Error) {
+    conn.close(RC.MALFORMED_PACKET, 'malformed-packet', packet.message);
+    return undefined;
+  }
+  return dispatchPacket(conn, packet);
+}
+
+function dispatchPacket(conn: Connection, packet: Packet): Promise<void> | undefined {
+  switch (packet.cmd) {
+    case 'publish':
+      return publishFromPacket(conn, packet);
+    case 'puback':
+      return handlePuback(conn, packet);
+    case 'pubrec':
+      return handlePubrec(conn, packet);
+    case 'pubrel':
+      return handlePubrel(conn, packet);
+    case 'pubcomp':
+      return handlePubcomp(conn, packet);
+    case 'subscribe':
+      return handleSubscribe(conn, packet);
+    case 'unsubscribe':
+      return handleUnsubscribe(conn, packet);
+    case 'pingreq':
+      return handlePingreq(conn);
+    case 'disconnect':
+      return handleDisconnect(conn, packet);
+    case 'auth':
+      return handleAuth(conn, packet);
+    case 'connect':
+      conn.close(RC.PROTOCOL_ERROR, 'second-connect'); // [MQTT-3.1.0-2]
+      return undefined;
+    default:
+      // CONNACK, SUBACK, UNSUBACK, PINGRESP only flow server → client (broker-anchors §6 #9)
+      conn.close(RC.PROTOCOL_ERROR, `client-sent-${packet.cmd}`);
+      return undefined;
+  }
+}

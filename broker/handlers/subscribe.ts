@@ -1,0 +1,104 @@
+// SUBSCRIBE → SUBACK, then retained messages per Retain Handling. [MQTT-3.8, 3.9]
+import type { Connection } from '../connection.ts';
+import { encodePacket } from '../protocol/codec.ts';
+import type { Packet } from '../protocol/codec.ts';
+import { RC } from '../protocol/reason-codes.ts';
+import { filterProblem, parseShared } from '../router/topics.ts';
+import type { SubscriptionOptions } from '../router/trie.ts';
+
+type SubscribePacket = Extract<Packet, { cmd: 'subscribe' }>;
+
+interface Planned {
+  key: string;
+  filter: string;
+  group: string | undefined;
+  options: SubscriptionOptions;
+  /** Reason code for SUBACK; < 0x80 means the subscription will be made. */
+  code: number;
+}
+
+export function handleSubscribe(conn: Connection, packet: SubscribePacket): Promise<void> | undefined {
+  const broker = conn.broker;
+  const limits = broker.config.limits;
+  const identifier = packet.properties?.subscriptionIdentifier;
+  if (identifier === 0 || Array.isArray(identifier)) {
+    conn.close(RC.PROTOCOL_ERROR, 'subscription-identifier-invalid'); // [MQTT-3.8.2.1.2]
+    return undefined;
+  }
+  if (packet.subscriptions.length === 0) {
+    conn.close(RC.PROTOCOL_ERROR, 'subscribe-without-filters'); // [MQTT-3.8.3-3]
+    return undefined;
+  }
+  const planned: Planned[] = [];
+  for (const s of packet.subscriptions) {
+    const options: SubscriptionOptions = {
+      qos: s.qos,
+      noLocal: s.nl === true,
+      retainAsPublished: s.rap === true,
+      retainHandling: (s.rh ?? 0) as 0 | 1 | 2,
+      identifier,
+    };
+    const shared = parseShared(s.topic);
+    let code: number = s.qos;
+    let filter = s.topic;
+    let group: string | undefined;
+    if (shared instanceof Error) {
+      code = RC.TOPIC_FILTER_INVALID;
+    } else {
+      if (shared !== undefined) {
+        filter = shared.filter;
+        group = shared.group;
+        if (options.noLocal) {
+          conn.close(RC.PROTOCOL_ERROR, 'no-local-on-shared-subscription'); // [MQTT-3.8.3-4]
+          return undefined;
+        }
+      }
+      if (filterProblem(filter, limits) !== undefined) code = RC.TOPIC_FILTER_INVALID;
+    }
+    planned.push({ key: s.topic, filter, group, options, code });
+  }
+  if (conn.authorizeAll) {
+    finish(conn, packet, planned);
+    return undefined;
+  }
+  return Promise.all(planned.map((p) => p.code >= 0x80
+    ? Promise.resolve(true)
+    : broker.authorize(conn, 'subscribe', p.key, p.options.qos, false))).then((verdicts) => {
+    if (conn.state === 'closed') return;
+    let denied = false;
+    verdicts.forEach((ok, i) => {
+      if (!ok) {
+        planned[i]!.code = RC.NOT_AUTHORIZED;
+        denied = true;
+      }
+    });
+    if (denied && broker.config.authorization.denyAction === 'disconnect') {
+      conn.close(RC.NOT_AUTHORIZED, 'subscribe-not-authorized');
+      return;
+    }
+    finish(conn, packet, planned);
+  });
+}
+
+function finish(conn: Connection, packet: SubscribePacket, planned: Planned[]): void {
+  const broker = conn.broker;
+  const session = conn.session!;
+  const existed: boolean[] = [];
+  for (const p of planned) {
+    if (p.code >= 0x80) {
+      existed.push(false);
+      continue;
+    }
+    existed.push(broker.subscribe(session, p.key, p.filter, p.group, p.options));
+  }
+  // v3.1.1 has a single failure code 0x80. [MQTT-3.9.3]
+  const granted = planned.map((p) => (p.code >= 0x80 && !conn.v5 ? 0x80 : p.code));
+  conn.write(encodePacket({ cmd: 'suback', messageId: packet.messageId ?? 0, granted }, conn.version));
+  const now = Date.now();
+  planned.forEach((p, i) => {
+    if (p.code >= 0x80 || p.group !== undefined) return; // shared subscriptions get no retained messages
+    const rh = p.options.retainHandling;
+    if (rh === 2 || (rh === 1 && existed[i])) return; // [MQTT-3.3.1-9, 3.3.1-10, 3.3.1-11]
+    for (const msg of broker.retained.match(p.filter, now)) session.deliver(msg, p.options, true);
+  });
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env node
+// `enclave-broker --config FILE`: load and validate the config, build the auth hook, start, and
+// drain on SIGTERM/SIGINT. With no --config it runs the embedded default: one TCP listener on
+// 127.0.0.1:1883 with anonymous access on that listener only (--host/--port move it).
+import { Command } from 'commander';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { Registry } from 'prom-client';
+import { createAuthChain } from './auth/chain.ts';
+import { allowAllHook } from './auth/hook.ts';
+import type { AuthHook } from './auth/hook.ts';
+import { ConfigError, embeddedDefaultConfig, loadBrokerConfig } from './config.ts';
+import type { BrokerConfig } from './config.ts';
+import { createBroker } from './server.ts';
+
+/**
+ * Nothing configured and anonymous allowed → allow-all (per-message authorization skipped);
+ * everything else goes through the auth chain (broker/auth/chain.ts).
+ */
+async function buildAuthHook(config: BrokerConfig, logger: Logger, registry: Registry): Promise<AuthHook> {
+  if (config.authentication.chain.length === 0 && config.authorization.chain.length === 0
+    && config.authentication.allowAnonymous && config.authorization.noMatch === 'allow') {
+    return allowAllHook;
+  }
+  return createAuthChain(config, { logger, metrics: { registry } });
+}
+
+async function main(): Promise<void> {
+  const program = new Command()
+    .name('enclave-broker')
+    .description('MQTT 3.1.1 / 5.0 broker of one Enclave tenant')
+    .option('-c, --config <file>', 'YAML config file (default: embedded local config)')
+    .option('-H, --host <host>', 'host of the embedded default listener', '127.0.0.1')
+    .option('-p, --port <port>', 'port of the embedded default listener', '1883')
+    .parse();
+  const opts = program.opts<{ config?: string; host: string; port: string }>();
+  let config: BrokerConfig;
+  if (opts.config !== undefined) {
+    config = await loadBrokerConfig(opts.config);
+  } else {
+    const port = Number(opts.port);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new ConfigError('--port', [`port: must be 0..65535, got "${opts.port}"`]);
+    config = embeddedDefaultConfig(opts.host, port);
+  }
+  const logger = pino({ level: config.logging.level, base: { broker: config.name } });
+  const registry = new Registry();
+  const broker = createBroker({ config, authHook: await buildAuthHook(config, logger, registry), logger, registry });
+  await broker.start();
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    broker.stop().then(() => process.exit(0), (err: unknown) => {
+      logger.error({ err }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`enclave-broker: ${(err as Error).message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,79 @@
+// A message as the router carries it: immutable after publish, with a per-message cache of its
+// encoded PUBLISH bytes so fan-out encodes once per (protocol family, QoS, retain flag).
+import { encodePublishPlain, encodePacket } from '../protocol/codec.ts';
+import type { PublishPacket } from '../protocol/codec.ts';
+
+/** v5 properties forwarded unchanged from publisher to subscribers. [MQTT-3.3.2-*] */
+export interface ForwardedProperties {
+  payloadFormatIndicator?: boolean;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Buffer;
+  userProperties?: Record<string, string | string[]>;
+}
+
+export interface Message {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  /** undefined when there is nothing to forward (the common, fast case). */
+  properties: ForwardedProperties | undefined;
+  /** Epoch ms after which the message must not be delivered; 0 = never expires. */
+  expiresAt: number;
+  /** Client id of the publisher (no-local), '' for the broker itself. */
+  senderId: string;
+  /** performance.now() at arrival, for the publish-to-deliver latency histogram. */
+  receivedAt: number;
+  /** Encoded PUBLISH templates, index = v5*6 + qos*2 + retain. */
+  encoded: (Buffer | undefined)[] | undefined;
+}
+
+export function newMessage(
+  topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, properties: ForwardedProperties | undefined,
+  expiresAt: number, senderId: string, receivedAt: number,
+): Message {
+  return { topic, payload, qos, retain, properties, expiresAt, senderId, receivedAt, encoded: undefined };
+}
+
+/** Whether per-subscriber properties force an individual encoding (expiry must show time left). */
+export function needsIndividualEncoding(msg: Message): boolean {
+  return msg.expiresAt !== 0;
+}
+
+/**
+ * The PUBLISH bytes of `msg` at `qos` with the given retain flag and packet id 0 (patch it per
+ * subscriber). Cached on the message.
+ */
+export function publishTemplate(msg: Message, qos: 0 | 1 | 2, retain: boolean, v5: boolean): Buffer {
+  const idx = (v5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
+  let cache = msg.encoded;
+  if (cache === undefined) {
+    cache = msg.encoded = [];
+  }
+  let buf = cache[idx];
+  if (buf === undefined) {
+    buf = v5 && msg.properties !== undefined
+      ? encodeWithProperties(msg, qos, retain, 0, false, undefined, 0)
+      : encodePublishPlain(msg.topic, msg.payload, qos, retain, false, 0, v5);
+    cache[idx] = buf;
+  }
+  return buf;
+}
+
+/** v5 PUBLISH with properties (subscription ids, remaining expiry, forwarded properties). */
+export function encodeWithProperties(
+  msg: Message, qos: 0 | 1 | 2, retain: boolean, messageId: number, dup: boolean,
+  subscriptionIds: number[] | undefined, now: number,
+): Buffer {
+  const properties: NonNullable<PublishPacket['properties']> = { ...msg.properties };
+  if (msg.expiresAt !== 0) {
+    properties.messageExpiryInterval = Math.max(0, Math.ceil((msg.expiresAt - now) / 1000)); // [MQTT-3.3.2-6]
+  }
+  if (subscriptionIds !== undefined && subscriptionIds.length > 0) {
+    properties.subscriptionIdentifier = subscriptionIds.length === 1 ? subscriptionIds[0]! : subscriptionIds;
+  }
+  const packet: PublishPacket = { cmd: 'publish', topic: msg.topic, payload: msg.payload, qos, retain, dup, properties };
+  if (qos > 0) packet.messageId = messageId;
+  return encodePacket(packet, 5);
+}

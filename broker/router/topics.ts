@@ -1,0 +1,70 @@
+// Pure rules for topic names and filters: validation, matching, shared-subscription parsing.
+
+export interface TopicLimits {
+  maxTopicLength: number;
+  maxTopicLevels: number;
+}
+
+/** Why a topic name cannot be published to, or undefined when it is fine. */
+export function publishTopicProblem(topic: string, limits: TopicLimits): string | undefined {
+  if (topic.length === 0) return 'empty topic name'; // [MQTT-4.7.3-1]
+  if (Buffer.byteLength(topic) > limits.maxTopicLength) return 'topic name too long';
+  let levels = 1;
+  for (let i = 0; i < topic.length; i++) {
+    const c = topic.charCodeAt(i);
+    if (c === 0x2b || c === 0x23) return 'wildcard in topic name'; // [MQTT-3.3.2-2]
+    if (c === 0) return 'U+0000 in topic name'; // [MQTT-1.5.4-2]
+    if (c === 0x2f && ++levels > limits.maxTopicLevels) return 'too many topic levels';
+  }
+  return undefined;
+}
+
+/** Why a topic filter cannot be subscribed to, or undefined when it is fine. */
+export function filterProblem(filter: string, limits: TopicLimits): string | undefined {
+  if (filter.length === 0) return 'empty topic filter'; // [MQTT-4.7.3-1]
+  if (Buffer.byteLength(filter) > limits.maxTopicLength) return 'topic filter too long';
+  const levels = filter.split('/');
+  if (levels.length > limits.maxTopicLevels) return 'too many topic levels';
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    if (level.includes('\u0000')) return 'U+0000 in topic filter';
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return '"#" must be a whole last level'; // [MQTT-4.7.1-2]
+    if (level.includes('+') && level !== '+') return '"+" must be a whole level'; // [MQTT-4.7.1-3]
+  }
+  return undefined;
+}
+
+export interface SharedFilter {
+  group: string;
+  filter: string;
+}
+
+/**
+ * `$share/{group}/{filter}` → parts; undefined when not shared; an Error when malformed
+ * (`$share/x`, `$share//t`, `$share/g/`: broker-anchors §6 #18). [MQTT-4.8.2-1, 4.8.2-2]
+ */
+export function parseShared(filter: string): SharedFilter | Error | undefined {
+  if (!filter.startsWith('$share/')) return undefined;
+  const rest = filter.slice(7);
+  const slash = rest.indexOf('/');
+  if (slash <= 0) return new Error('shared subscription needs $share/{group}/{filter}');
+  const group = rest.slice(0, slash);
+  const inner = rest.slice(slash + 1);
+  if (group.includes('+') || group.includes('#')) return new Error('share name must not contain wildcards');
+  if (inner.length === 0) return new Error('shared subscription has an empty filter');
+  return { group, filter: inner };
+}
+
+/** Whether `topic` matches `filter`; `$`-topics are not matched by a leading wildcard. [MQTT-4.7.2-1] */
+export function topicMatches(filter: string, topic: string): boolean {
+  if (topic.charCodeAt(0) === 0x24 && (filter.charCodeAt(0) === 0x2b || filter.charCodeAt(0) === 0x23)) return false;
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    const level = f[i]!;
+    if (level === '#') return true;
+    if (i >= t.length) return false;
+    if (level !== '+' && level !== t[i]) return false;
+  }
+  return f.length === t.length;
+}

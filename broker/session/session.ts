@@ -1,0 +1,250 @@
+// Session state that outlives a connection: subscriptions, outgoing QoS 1/2 in flight, the queue
+// of messages waiting for room (receive maximum, socket backpressure, offline), incoming QoS 2
+// packet ids awaiting PUBREL, the will, and expiry. [MQTT-4.1, 4.3, 4.4, 4.9]
+import { withPacketId } from '../protocol/codec.ts';
+import { encodeWithProperties, publishTemplate } from '../router/message.ts';
+import type { Message } from '../router/message.ts';
+import type { Subscriber, SubscriptionOptions } from '../router/trie.ts';
+
+/** What a session needs from its live connection. */
+export interface SessionLink {
+  readonly v5: boolean;
+  /** Client's Maximum Packet Size (v5), Infinity when unset. */
+  readonly clientMaxPacketSize: number;
+  /** Client's Receive Maximum (v5), 65535 when unset. */
+  readonly clientReceiveMaximum: number;
+  write(buf: Buffer): void;
+  /** True while the socket's write buffer is above the high-water mark. */
+  congested(): boolean;
+}
+
+/** Counters and settings the session reports into (metrics live in the broker). */
+export interface SessionEnv {
+  maxInflight: number;
+  maxQueued: number;
+  queueOverflow: 'drop-oldest' | 'drop-newest';
+  onDrop(reason: 'queue-full' | 'offline-qos0' | 'slow-consumer' | 'expired' | 'too-large'): void;
+  onDeliver(msg: Message): void;
+}
+
+export interface StoredSubscription {
+  /** Filter without the `$share/group/` prefix. */
+  filter: string;
+  group: string | undefined;
+  options: SubscriptionOptions;
+}
+
+interface Outgoing {
+  msg: Message;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  subscriptionId: number | undefined;
+  /** 0 = not sent yet; otherwise the packet id. */
+  messageId: number;
+  /** 'publish' = waiting for PUBACK/PUBREC; 'pubrel' = PUBREL sent, waiting for PUBCOMP. */
+  stage: 'publish' | 'pubrel';
+}
+
+export interface WillMessage {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  delaySeconds: number;
+  properties: Message['properties'];
+  expirySeconds: number;
+}
+
+export class Session implements Subscriber {
+  readonly clientId: string;
+  readonly subscriptions = new Map<string, StoredSubscription>();
+  link: SessionLink | undefined = undefined;
+  /** Seconds the session survives its connection; 0 = ends with it. 0xFFFFFFFF = never. */
+  expirySeconds = 0;
+  expiryTimer: NodeJS.Timeout | undefined = undefined;
+  will: WillMessage | undefined = undefined;
+  willTimer: NodeJS.Timeout | undefined = undefined;
+  /** Publishes the delayed will now (session ended before the delay ran out). */
+  pendingWill: (() => void) | undefined = undefined;
+  /** Incoming QoS 2 packet ids that got PUBREC and await PUBREL. [MQTT-4.3.3] */
+  readonly incomingQos2 = new Set<number>();
+  private readonly inflight = new Map<number, Outgoing>();
+  private queue: Outgoing[] = [];
+  private queueHead = 0;
+  private nextId = 1;
+  private readonly env: SessionEnv;
+
+  constructor(clientId: string, env: SessionEnv) {
+    this.clientId = clientId;
+    this.env = env;
+  }
+
+  isOnline(): boolean {
+    return this.link !== undefined;
+  }
+
+  get inflightCount(): number {
+    return this.inflight.size;
+  }
+
+  get queuedCount(): number {
+    return this.queue.length - this.queueHead;
+  }
+
+  /** A message routed to this session by one matching subscription. */
+  deliver(msg: Message, options: SubscriptionOptions, retainedReplay: boolean): void {
+    const qos = msg.qos < options.qos ? msg.qos : options.qos;
+    // [MQTT-3.3.1-9] replayed retained messages keep the flag; live ones only with retain-as-published
+    const retain = retainedReplay ? true : options.retainAsPublished && msg.retain;
+    const link = this.link;
+    if (qos === 0) {
+      if (link === undefined) {
+        this.env.onDrop('offline-qos0');
+        return;
+      }
+      if (link.congested()) {
+        this.env.onDrop('slow-consumer');
+        return;
+      }
+      this.sendPublish(link, msg, 0, retain, options.identifier, 0, false);
+      return;
+    }
+    const out: Outgoing = { msg, qos, retain, subscriptionId: options.identifier, messageId: 0, stage: 'publish' };
+    if (link !== undefined && this.queuedCount === 0 && this.hasRoom(link)) {
+      this.sendTracked(link, out, false);
+    } else {
+      this.enqueue(out);
+    }
+  }
+
+  private hasRoom(link: SessionLink): boolean {
+    const limit = link.clientReceiveMaximum < this.env.maxInflight ? link.clientReceiveMaximum : this.env.maxInflight;
+    return this.inflight.size < limit && !link.congested();
+  }
+
+  private enqueue(out: Outgoing): void {
+    if (this.queuedCount >= this.env.maxQueued) {
+      this.env.onDrop('queue-full');
+      if (this.env.queueOverflow === 'drop-newest' || this.env.maxQueued === 0) return;
+      this.queueHead++;
+    }
+    this.queue.push(out);
+  }
+
+  private allocateId(): number {
+    for (let i = 0; i < 65535; i++) {
+      const id = this.nextId;
+      this.nextId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+    return 0;
+  }
+
+  private sendTracked(link: SessionLink, out: Outgoing, dup: boolean): void {
+    if (out.messageId === 0) {
+      const id = this.allocateId();
+      if (id === 0) {
+        this.enqueue(out);
+        return;
+      }
+      out.messageId = id;
+    }
+    if (!this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionId, out.messageId, dup)) return;
+    this.inflight.set(out.messageId, out);
+  }
+
+  /** Encodes and writes one PUBLISH; false when it was dropped (expired or too large for the client). */
+  private sendPublish(
+    link: SessionLink, msg: Message, qos: 0 | 1 | 2, retain: boolean, subId: number | undefined, messageId: number, dup: boolean,
+  ): boolean {
+    let now = 0;
+    if (msg.expiresAt !== 0) {
+      now = Date.now();
+      if (msg.expiresAt <= now) {
+        this.env.onDrop('expired'); // [MQTT-3.3.2-5]
+        return false;
+      }
+    }
+    let buf: Buffer;
+    if (link.v5 && (subId !== undefined || msg.expiresAt !== 0)) {
+      buf = encodeWithProperties(msg, qos, retain, messageId, dup, subId === undefined ? undefined : [subId], now);
+    } else {
+      const template = publishTemplate(msg, qos, retain, link.v5);
+      buf = qos === 0 ? template : withPacketId(template, messageId, dup);
+    }
+    if (buf.length > link.clientMaxPacketSize) {
+      this.env.onDrop('too-large'); // [MQTT-3.1.2-25]
+      return false;
+    }
+    link.write(buf);
+    this.env.onDeliver(msg);
+    return true;
+  }
+
+  /** PUBACK (QoS 1) or PUBCOMP (QoS 2) from the client: the message is done. */
+  acknowledge(messageId: number, expect: 'puback' | 'pubcomp'): boolean {
+    const out = this.inflight.get(messageId);
+    if (out === undefined) return false;
+    if (expect === 'puback' ? out.qos !== 1 : out.stage !== 'pubrel') return false;
+    this.inflight.delete(messageId);
+    this.drain();
+    return true;
+  }
+
+  /** PUBREC from the client: answer PUBREL, or drop the message when the client refused it (v5 rc ≥ 0x80). */
+  received(messageId: number, refused: boolean): boolean {
+    const out = this.inflight.get(messageId);
+    if (out === undefined || out.qos !== 2) return false;
+    if (refused) {
+      this.inflight.delete(messageId);
+      this.drain();
+      return true;
+    }
+    out.stage = 'pubrel';
+    return true;
+  }
+
+  /** Moves queued messages into flight while there is room. */
+  drain(): void {
+    const link = this.link;
+    if (link === undefined) return;
+    while (this.queueHead < this.queue.length && this.hasRoom(link)) {
+      const out = this.queue[this.queueHead]!;
+      this.queue[this.queueHead] = undefined as unknown as Outgoing;
+      this.queueHead++;
+      this.sendTracked(link, out, false);
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+  }
+
+  /** A connection took this session: resend in-flight with DUP, then the queue. [MQTT-4.4.0-1] */
+  attach(link: SessionLink, encodePubrel: (messageId: number) => Buffer): void {
+    this.link = link;
+    for (const out of this.inflight.values()) {
+      if (out.stage === 'pubrel') {
+        link.write(encodePubrel(out.messageId));
+      } else {
+        this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionId, out.messageId, true);
+      }
+    }
+    this.drain();
+  }
+
+  detach(): void {
+    this.link = undefined;
+  }
+
+  /** Drops all message state (clean start). */
+  clearMessages(): void {
+    this.inflight.clear();
+    this.queue = [];
+    this.queueHead = 0;
+    this.incomingQos2.clear();
+  }
+}
