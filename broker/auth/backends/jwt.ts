@@ -1,0 +1,112 @@
+// Owns the `jwt` source (jose): the token comes in CONNECT's password (or username) and is verified
+// with an HMAC secret file, a PEM public key file, a JWKS file or a JWKS URL (cached). Like EMQX:
+// no token / not a JWT / bad signature → ignore (another source may own this password); expired,
+// not yet valid, wrong iss/aud or a failed `verifyClaims` template → deny. The `acl` claim (EMQX
+// list or old pub/sub map) travels with the client; `exp` becomes expiresAt so the broker
+// disconnects then. JWKS fetch failures are backend failures.
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { JwtSourceConfig } from '../config.ts';
+import { parseAclClaim, type Rule } from '../acl.ts';
+import { compileValue, type PlaceholderName } from '../placeholders.ts';
+import { BackendError, isTruthySuperuser, valuesOfAttempt, type AuthSource, type SourceContext, type SourceAuthnResult } from '../source.ts';
+import { watchTextFile, type WatchedFile } from '../watched-file.ts';
+
+const claimVars = new Set<PlaceholderName>(['username', 'clientid']);
+const hmacAlgs = ['HS256', 'HS384', 'HS512'];
+const asymmetricAlgs = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+/** A CONNECT password is at most 65535 bytes; anything near that is not a token we sign. */
+const maxTokenLength = 16 * 1024;
+
+type KeySource = { kind: 'static'; key: () => Uint8Array | KeyObject } | { kind: 'jwks'; get: JWTVerifyGetKey };
+
+export function createJwtSource(c: JwtSourceConfig, ctx: SourceContext): AuthSource {
+  const watchers: WatchedFile[] = [];
+  const reload = (): void => ctx.dataChanged();
+  let keys: KeySource;
+  let algorithms = c.algorithms;
+  if (c.secretFile) {
+    const f = watchTextFile(c.secretFile, reload, { intervalMs: ctx.watchIntervalMs });
+    watchers.push(f);
+    keys = { kind: 'static', key: () => (c.secretBase64 ? Buffer.from(f.current(), 'base64') : Buffer.from(f.current(), 'utf8')) };
+    algorithms ??= hmacAlgs;
+  } else if (c.publicKeyFile) {
+    const f = watchTextFile(c.publicKeyFile, reload, { intervalMs: ctx.watchIntervalMs, trim: false });
+    watchers.push(f);
+    let cached = { pem: f.current(), key: createPublicKey(f.current()) };
+    keys = {
+      kind: 'static',
+      key: () => {
+        if (cached.pem !== f.current()) cached = { pem: f.current(), key: createPublicKey(f.current()) };
+        return cached.key;
+      },
+    };
+    algorithms ??= asymmetricAlgs;
+  } else if (c.jwksFile) {
+    const f = watchTextFile(c.jwksFile, reload, { intervalMs: ctx.watchIntervalMs, trim: false });
+    watchers.push(f);
+    let cached = { text: f.current(), get: createLocalJWKSet(JSON.parse(f.current()) as Parameters<typeof createLocalJWKSet>[0]) };
+    keys = {
+      kind: 'jwks',
+      get: (header, token) => {
+        if (cached.text !== f.current()) cached = { text: f.current(), get: createLocalJWKSet(JSON.parse(f.current()) as Parameters<typeof createLocalJWKSet>[0]) };
+        return cached.get(header, token);
+      },
+    };
+    algorithms ??= asymmetricAlgs;
+  } else if (c.jwksUrl) {
+    const refresh = (c.jwksRefreshSeconds ?? 300) * 1000;
+    keys = { kind: 'jwks', get: createRemoteJWKSet(new URL(c.jwksUrl), { cacheMaxAge: refresh, cooldownDuration: 30_000, timeoutDuration: c.timeoutMs ?? 5000 }) };
+    algorithms ??= asymmetricAlgs;
+  } else {
+    throw new Error(`jwt source "${ctx.name}": one of secretFile, publicKeyFile, jwksFile, jwksUrl is required`);
+  }
+  const verifyClaims = Object.entries(c.verifyClaims ?? {}).map(([claim, t]) => [claim, compileValue(t, claimVars)] as const);
+  const aclClaim = c.aclClaim ?? 'acl';
+
+  async function verify(token: string): Promise<JWTPayload> {
+    const opts = { algorithms, ...(c.issuer ? { issuer: c.issuer } : {}), ...(c.audience ? { audience: c.audience } : {}) };
+    const result = keys.kind === 'static' ? await jwtVerify(token, keys.key(), opts) : await jwtVerify(token, keys.get, opts);
+    return result.payload;
+  }
+
+  return {
+    name: ctx.name,
+    type: 'jwt',
+    async authenticate(attempt): Promise<SourceAuthnResult> {
+      const token = c.from === 'username' ? attempt.username : attempt.password?.toString('utf8');
+      if (!token || token.length > maxTokenLength || token.split('.').length !== 3) return { decision: 'ignore' };
+      let claims: JWTPayload;
+      try {
+        claims = await verify(token);
+      } catch (err) {
+        if (err instanceof errors.JWTExpired || err instanceof errors.JWTClaimValidationFailed) {
+          return { decision: 'deny', reason: 'bad-credentials' };
+        }
+        if (err instanceof errors.JWKSTimeout || (err instanceof TypeError && keys.kind === 'jwks')) {
+          throw new BackendError(ctx.name, `JWKS unavailable: ${err.message}`, { cause: err });
+        }
+        if (err instanceof errors.JOSEError) return { decision: 'ignore' }; // not ours: bad signature, unknown kid, malformed
+        throw err;
+      }
+      const v = valuesOfAttempt(attempt);
+      for (const [claim, expected] of verifyClaims) {
+        const actual = claims[claim];
+        if (typeof actual !== 'string' || actual !== expected(v) || actual === '') return { decision: 'deny', reason: 'bad-credentials' };
+      }
+      let acl: Rule[] | undefined;
+      if (claims[aclClaim] !== undefined) {
+        try {
+          acl = parseAclClaim(claims[aclClaim]);
+        } catch {
+          return { decision: 'deny', reason: 'bad-credentials' };
+        }
+      }
+      const expiresAt = typeof claims.exp === 'number' && c.disconnectOnExpiry !== false ? new Date(claims.exp * 1000) : undefined;
+      return { decision: 'allow', superuser: isTruthySuperuser(claims.is_superuser), ...(acl ? { acl } : {}), ...(expiresAt ? { expiresAt } : {}) };
+    },
+    async close() {
+      watchers.forEach((w) => w.stop());
+    },
+  };
+}

@@ -1,0 +1,212 @@
+// Owns the auth chain: the loop over configured sources that implements AuthHook with EMQX 5
+// semantics and fail-closed defaults (DESIGN.md "Auth chain semantics"). Authentication: sources in
+// order answer allow | deny | ignore; all ignore → deny unless allowAnonymous; a failure → deny
+// unless the source says `onBackendFailure: ignore`. Authorization: superuser → allow; the ACL the
+// client brought from authentication; then sources in order; first match wins; else `noMatch`.
+// Each source call is bounded by a timeout, and a failing source is skipped (as failed) until its
+// backoff expires, so a dead database is not hammered and recovers by itself.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { BrokerConfig } from '../config.ts';
+import type { AuthSourceConfig } from './config.ts';
+import type { AuthenticatedClient, AuthenticationResult, AuthHook, AuthorizationRequest, ConnectAttempt } from './hook.ts';
+import { evaluateAcl } from './acl.ts';
+import { createSource } from './backends/index.ts';
+import { DecisionCache } from './decision-cache.ts';
+import { createAuthMetrics, noMetrics, type AuthMetrics, type Stage } from './metrics.ts';
+import { BackendError, valuesOfClient, type AuthSource } from './source.ts';
+
+export interface AuthChainDeps {
+  logger: Logger;
+  metrics?: { registry: Registry };
+  /** Clock for the decision cache and backoff (tests). */
+  now?: () => number;
+  /** How often mounted files are polled for changes (default 1000 ms). */
+  fileWatchIntervalMs?: number;
+}
+
+/** Defaults that are not in the config schema: per-call timeout and the backoff of a failing source. */
+export const defaultTimeoutMs = 5000;
+const backoffBaseMs = 100;
+const backoffMaxMs = 10_000;
+
+interface SourceState {
+  source: AuthSource;
+  config: AuthSourceConfig;
+  failures: number;
+  retryAt: number;
+}
+
+class ChainError extends Error {
+  constructor(message: string) {
+    super(`auth chain: ${message}`);
+    this.name = 'ChainError';
+  }
+}
+
+async function withTimeout<T>(ms: number, fn: (signal: AbortSignal) => Promise<T>, what: string): Promise<T> {
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      ac.abort();
+      reject(new BackendError(what, `no answer within ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([fn(ac.signal), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps): Promise<AuthHook> {
+  const log = deps.logger.child({ component: 'auth' });
+  const now = deps.now ?? Date.now;
+  const metrics: AuthMetrics = deps.metrics ? createAuthMetrics(deps.metrics.registry) : noMetrics;
+  const accessLog = (fields: Record<string, unknown>): void => {
+    if (config.logging.accessLog) log.info(fields, 'auth decision');
+    else log.debug(fields, 'auth decision');
+  };
+  const cacheConfig = config.authorization.cache;
+  const cache = new DecisionCache({ maxSize: cacheConfig.enabled ? cacheConfig.maxSize : 0, ttlMs: cacheConfig.ttlSeconds * 1000, now });
+
+  // Build every source named by either chain, once, in a stable order.
+  const states = new Map<string, SourceState>();
+  const names = [...new Set([...config.authentication.chain, ...config.authorization.chain])];
+  try {
+    for (const name of names) {
+      const sc = config.sources[name];
+      if (!sc) throw new ChainError(`no source named "${name}" in sources`);
+      const source = await createSource(name, sc, {
+        name,
+        logger: log.child({ source: name }),
+        dataChanged: () => cache.clear(),
+        watchIntervalMs: deps.fileWatchIntervalMs ?? 1000,
+      });
+      states.set(name, { source, config: sc, failures: 0, retryAt: 0 });
+    }
+  } catch (err) {
+    await Promise.allSettled([...states.values()].map((s) => s.source.close()));
+    throw err;
+  }
+  for (const name of config.authentication.chain) {
+    if (!states.get(name)?.source.authenticate) throw new ChainError(`source "${name}" (${config.sources[name]?.type}) cannot authenticate`);
+  }
+  for (const name of config.authorization.chain) {
+    if (!states.get(name)?.source.authorize) throw new ChainError(`source "${name}" (${config.sources[name]?.type}) cannot authorize`);
+  }
+
+  /** Runs one source call under its timeout and backoff; throws BackendError on failure. */
+  async function call<T>(state: SourceState, stage: Stage, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const name = state.source.name;
+    const t = now();
+    if (t < state.retryAt) {
+      metrics.decision(name, stage, 'error', undefined);
+      throw new BackendError(name, `backend unavailable, next retry in ${state.retryAt - t} ms`);
+    }
+    const started = process.hrtime.bigint();
+    try {
+      const result = await withTimeout(state.config.timeoutMs ?? defaultTimeoutMs, fn, name);
+      if (state.failures > 0) log.info({ source: name, after: state.failures }, 'auth source recovered');
+      state.failures = 0;
+      return result;
+    } catch (err) {
+      state.failures++;
+      const delay = Math.min(backoffBaseMs * 2 ** (state.failures - 1), backoffMaxMs);
+      state.retryAt = now() + delay;
+      log.warn({ source: name, stage, failures: state.failures, retryInMs: delay, err: (err as Error).message }, 'auth source failed');
+      metrics.decision(name, stage, 'error', Number(process.hrtime.bigint() - started) / 1e9);
+      throw err instanceof BackendError ? err : new BackendError(name, (err as Error).message, { cause: err });
+    }
+  }
+
+  const seconds = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
+
+  async function authenticate(attempt: ConnectAttempt): Promise<AuthenticationResult> {
+    const who = { clientId: attempt.clientId, username: attempt.username, peer: attempt.peerHost, action: 'connect' };
+    for (const name of config.authentication.chain) {
+      const state = states.get(name)!;
+      const started = process.hrtime.bigint();
+      let r;
+      try {
+        r = await call(state, 'authn', (signal) => state.source.authenticate!(attempt, signal));
+      } catch (err) {
+        if (state.config.onBackendFailure === 'ignore') {
+          accessLog({ ...who, source: name, result: 'ignore', reason: 'backend-failure', error: (err as Error).message });
+          continue;
+        }
+        accessLog({ ...who, source: name, result: 'deny', reason: 'backend-failure', error: (err as Error).message });
+        return { outcome: 'deny', reason: 'unavailable', source: name };
+      }
+      metrics.decision(name, 'authn', r.decision, seconds(started));
+      if (r.decision === 'ignore') continue;
+      if (r.decision === 'deny') {
+        accessLog({ ...who, source: name, result: 'deny', reason: r.reason });
+        return { outcome: 'deny', reason: r.reason, source: name };
+      }
+      accessLog({ ...who, source: name, result: 'allow', superuser: r.superuser });
+      return { outcome: 'allow', superuser: r.superuser, acl: r.acl, expiresAt: r.expiresAt, source: name };
+    }
+    if (config.authentication.allowAnonymous) {
+      accessLog({ ...who, source: 'anonymous', result: 'allow' });
+      return { outcome: 'allow', superuser: false, acl: undefined, expiresAt: undefined, source: 'anonymous' };
+    }
+    accessLog({ ...who, source: undefined, result: 'deny', reason: 'no-source-matched' });
+    return { outcome: 'deny', reason: 'not-authorized', source: undefined };
+  }
+
+  async function decide(client: AuthenticatedClient, request: AuthorizationRequest): Promise<{ allowed: boolean; source: string; cacheable: boolean }> {
+    if (client.superuser) return { allowed: true, source: 'superuser', cacheable: false };
+    const values = valuesOfClient(client);
+    if (client.acl && client.acl.length > 0) {
+      const v = evaluateAcl(client.acl, request, values);
+      if (v !== 'nomatch') return { allowed: v === 'allow', source: 'client-acl', cacheable: true };
+    }
+    for (const name of config.authorization.chain) {
+      const state = states.get(name)!;
+      const started = process.hrtime.bigint();
+      let v;
+      try {
+        v = await call(state, 'authz', (signal) => state.source.authorize!(client, request, signal));
+      } catch {
+        if (state.config.onBackendFailure === 'ignore') continue;
+        return { allowed: false, source: name, cacheable: false };
+      }
+      metrics.decision(name, 'authz', v, seconds(started));
+      if (v !== 'nomatch') return { allowed: v === 'allow', source: name, cacheable: true };
+    }
+    return { allowed: config.authorization.noMatch === 'allow', source: 'no-match', cacheable: true };
+  }
+
+  async function authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean> {
+    const who = { clientId: client.attempt.clientId, username: client.attempt.username, peer: client.attempt.peerHost, action: request.action, topic: request.topic };
+    const cached = client.superuser ? undefined : cache.get(client, request);
+    if (cached !== undefined) {
+      metrics.cacheHit();
+      accessLog({ ...who, source: 'cache', result: cached ? 'allow' : 'deny' });
+      return cached;
+    }
+    let d;
+    try {
+      d = await decide(client, request);
+    } catch (err) {
+      // authorize must never throw (hook contract): an unexpected bug denies.
+      log.error({ err, ...who }, 'authorization failed unexpectedly');
+      return false;
+    }
+    // A deny caused by a failing backend is not cached: the client should not be locked out for a TTL.
+    if (d.cacheable) cache.set(client, request, d.allowed);
+    accessLog({ ...who, source: d.source, result: d.allowed ? 'allow' : 'deny' });
+    return d.allowed;
+  }
+
+  return {
+    authenticate,
+    authorize,
+    clearCache: () => cache.clear(),
+    async close() {
+      await Promise.allSettled([...states.values()].map((s) => s.source.close()));
+    },
+  };
+}
