@@ -128,7 +128,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
   const kcmBin = tool('kube-controller-manager', bins);
   const dir = opts.dir;
   const pkiDir = join(dir, 'pki');
-  await mkdir(pkiDir, { recursive: true });
+  await mkdir(pkiDir, { recursive: true, mode: 0o700 });
 
   const t0 = Date.now();
   const [pki, etcdPort, etcdPeerPort, apiPort, kcmPort] = await Promise.all([
@@ -195,7 +195,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
       ],
     });
     started.push(apiserver);
-    await waitUntilReady(apiserver, async () => (await httpsStatus({ url: `${server}/readyz`, ca: pki.servingCa.cert, client: pki.admin })) === 200);
+    await waitUntilReady(apiserver, async () => (await httpsStatus({ url: `${server}/readyz`, ca: pki.servingCa.cert, client: pki.admin })) === 200, 60_000);
     log(`control plane: kube-apiserver ready at ${server} (${Date.now() - t0} ms)`);
 
     await writeFile(kubeconfigPath, await renderKubeconfig(server, pki.servingCa.cert, pki.admin, 'enclave-admin'), { mode: 0o600 });
@@ -222,7 +222,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
       ],
     });
     started.push(kcm);
-    await waitUntilReady(kcm, async () => (await httpsStatus({ url: `https://127.0.0.1:${kcmPort}/healthz` })) === 200);
+    await waitUntilReady(kcm, async () => (await httpsStatus({ url: `https://127.0.0.1:${kcmPort}/healthz` })) === 200, 60_000);
     // Proof the controllers act (not just that the process listens): the SA controller makes `default`.
     await waitUntilReady(
       kcm,
@@ -232,6 +232,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
           ca: pki.servingCa.cert,
           client: pki.admin,
         })) === 200,
+      60_000,
     );
     log(`control plane: kube-controller-manager ready (${Date.now() - t0} ms)`);
   } catch (err) {

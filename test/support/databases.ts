@@ -69,7 +69,7 @@ export async function startPostgres(dir: string): Promise<RunningDatabase> {
   const pgDir = join(dir, 'postgres');
   const data = join(pgDir, 'data');
   const logFile = join(pgDir, 'postgres.log');
-  await mkdir(pgDir, { recursive: true });
+  await mkdir(pgDir, { recursive: true, mode: 0o700 });
   // The run dir is root's; the postgres user must be able to reach its own subdirectory.
   await chmod(dir, 0o755);
   const pw = password();
@@ -120,7 +120,7 @@ export async function startMariadb(dir: string): Promise<RunningDatabase> {
   const data = join(myDir, 'data');
   const socket = join(myDir, 'mariadb.sock');
   const logFile = join(myDir, 'mariadb.log');
-  await mkdir(myDir, { recursive: true });
+  await mkdir(myDir, { recursive: true, mode: 0o700 });
   const asRoot = process.getuid?.() === 0;
   const user = asRoot ? 'root' : userInfo().username;
   await runOrExplain(
@@ -157,7 +157,7 @@ export async function startMariadb(dir: string): Promise<RunningDatabase> {
 export async function startRedis(dir: string): Promise<RunningDatabase> {
   const redisServer = findBinary('redis-server', ['/usr/bin', '/usr/local/bin']);
   const redisDir = join(dir, 'redis');
-  await mkdir(redisDir, { recursive: true });
+  await mkdir(redisDir, { recursive: true, mode: 0o700 });
   const logFile = join(redisDir, 'redis.log');
   const port = await freePort();
   const pw = password();

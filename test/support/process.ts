@@ -124,7 +124,7 @@ export function tailLog(file: string, lines = 40): string {
 export async function waitUntilReady(
   service: ServiceProcess,
   probe: () => Promise<boolean>,
-  timeoutMs = 30_000,
+  timeoutMs = 60_000,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let died = false;

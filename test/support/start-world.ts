@@ -31,7 +31,8 @@ export async function startWorld(opts: StartWorldOptions = {}): Promise<RunningW
       log(`${name} ready in ${Date.now() - t0} ms`);
       return v;
     });
-  await mkdir(join(runDir, 'kube'), { recursive: true });
+  // Keys and kubeconfigs live here; the run dir itself is world-traversable for the postgres user.
+  await mkdir(join(runDir, 'kube'), { recursive: true, mode: 0o700 });
   const parts = await Promise.allSettled([
     timed('control plane', startControlPlane({ dir: join(runDir, 'kube'), log })),
     opts.kubeOnly ? Promise.resolve(null) : timed('postgres', startPostgres(runDir)),
