@@ -29,7 +29,7 @@ async function vanishes(pid: number): Promise<boolean> {
 
 const dirs: string[] = [];
 async function tempDir(): Promise<string> {
-  const dir = await tempDir();
+  const dir = await mkdtemp(join(tmpdir(), 'enclave-proc-'));
   dirs.push(dir);
   return dir;
 }
