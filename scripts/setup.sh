@@ -82,7 +82,10 @@ node_modules() {
     return 0
   fi
   say "npm ci (node_modules missing or older than package-lock.json)"
-  run_logged npm ci --no-audit --no-fund || die "npm ci failed (is the npm registry reachable?)"
+  # Serialised with other npm installs in this work tree (same lock file as `flock /tmp/npm.lock npm install`).
+  local lock=()
+  command -v flock >/dev/null && lock=(flock /tmp/npm.lock)
+  run_logged "${lock[@]}" npm ci --no-audit --no-fund || die "npm ci failed (is the npm registry reachable?)"
   [ -x node_modules/.bin/node ] || die "npm ci finished but node_modules/.bin/node (Node ${NODE_MAJOR:-24}) is missing"
 }
 
