@@ -20,6 +20,13 @@ export function dispatchFrame(conn: Connection, frame: Buffer): Promise<void> | 
   const type = frame[0]! >> 4;
   if (conn.state !== 'connected') {
     if (conn.state === 'new' && type === CONNECT) {
+      const level = protocolLevel(frame);
+      if (level !== undefined && level !== 3 && level !== 4 && level !== 5) {
+        // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 (the v3.1.1 form every client reads), then close
+        conn.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+        conn.close(RC.SUCCESS, 'unsupported-protocol-level');
+        return undefined;
+      }
       // CONNECT carries its own protocol level; any version's parser reads it the same way.
       const packet = parseFrame(frame, 4);
       if (packet instanceof Error || packet.cmd !== 'connect') {
@@ -78,4 +85,15 @@ function dispatchPacket(conn: Connection, packet: Packet): Promise<void> | undef
       conn.close(RC.PROTOCOL_ERROR, `client-sent-${packet.cmd}`);
       return undefined;
   }
+}
+
+/** The protocol level byte of a CONNECT frame, undefined when the frame is too short to say. */
+function protocolLevel(frame: Buffer): number | undefined {
+  let pos = 1;
+  while (pos < frame.length && frame[pos]! & 0x80) pos++;
+  pos++;
+  if (pos + 2 > frame.length) return undefined;
+  const nameLen = frame.readUInt16BE(pos);
+  const at = pos + 2 + nameLen;
+  return at < frame.length ? frame[at] : undefined;
 }

@@ -47,8 +47,8 @@ export function parseFrame(frame: Buffer, version: ProtocolVersion): Packet | Er
   shared.packet = undefined;
   shared.error = undefined;
   if (error !== undefined || packet === undefined || left !== 0) {
-    // Reset the shared parser so leftovers never leak into the next connection's frame.
-    (shared.parser as unknown as { _resetState(): void })._resetState();
+    // A fresh parser: mqtt-packet keeps partial state (list, position) after an error.
+    parsers[version] = makeParser(version);
     return error ?? new Error(left !== 0 ? 'packet has trailing bytes' : 'truncated packet');
   }
   return packet;
