@@ -11,7 +11,8 @@ import { checkPasswordHashConfig, defaultPasswordHash } from '../password.ts';
 import { checkUserRecord, valuesOfAttempt, valuesOfClient, type AuthSource, type SourceContext } from '../source.ts';
 import { tlsOptions, watchCredentials } from './sql.ts';
 
-export const defaultRedisAuthCommand = 'HMGET mqtt_user:${username} password_hash salt is_superuser';
+/** EMQX 5's default plus `password`, so EMQX 4 hashes (field `password`) work unchanged. */
+export const defaultRedisAuthCommand = 'HMGET mqtt_user:${username} password_hash salt is_superuser password';
 export const defaultRedisAclCommand = 'HGETALL mqtt_acl:${username}';
 
 const authnVars = new Set<PlaceholderName>(['username', 'clientid', 'peerhost', 'cert_common_name', 'cert_subject']);
