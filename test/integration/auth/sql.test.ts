@@ -28,7 +28,7 @@ for (const kind of ['postgres', 'mysql'] as const) {
     let admin5: SqlAdmin;
     let passwordFile: string;
     const source = (db: string, extra: Record<string, unknown> = {}): AuthSourceConfig =>
-      ({ type: kind, host: info().host, port: info().port, database: db, username: info().user, passwordFile, passwordHash: hashConfig, timeoutMs: 2000, ...extra }) as AuthSourceConfig;
+      ({ type: kind, host: info().host, port: info().port, database: db, username: info().user, passwordFile, passwordHash: hashConfig, timeoutMs: 2000, ...extra });
 
     beforeAll(async () => {
       passwordFile = join(dir, `${kind}-password`);
