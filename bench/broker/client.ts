@@ -34,7 +34,8 @@ export class BenchClient {
   }
 
   static async connect(port: number, clientId: string, clean = true, keepalive = 0): Promise<BenchClient> {
-    const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+    const socket = connect({ host: '127.0.0.1', port });
+    socket.setNoDelay(true);
     const c = new BenchClient(socket);
     await new Promise<void>((resolve, reject) => {
       c.connack = resolve;

@@ -120,7 +120,7 @@ async function runScenario(broker: BrokerName, scenario: string): Promise<Run> {
   const b = await startBroker(broker);
   const pid = b.proc.pid!;
   const gen = spawn(process.execPath, [join(here, 'load.ts'), String(b.port), scenario, quick ? 'quick' : 'full'], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines = createInterface({ input: gen.stdout! });
+  const lines = createInterface({ input: gen.stdout });
   const next = (prefix: string): Promise<string> => new Promise((resolve, reject) => {
     const onLine = (l: string): void => {
       if (l.startsWith(prefix)) {
@@ -136,13 +136,13 @@ async function runScenario(broker: BrokerName, scenario: string): Promise<Run> {
     const rss0 = rssKiB(pid);
     const cpu0 = cpuTicks(pid);
     const t0 = performance.now();
-    gen.stdin!.write('GO\n');
+    gen.stdin.write('GO\n');
     let rssPerConnKiB: number | undefined;
     if (scenario === 'idle-5000') {
       await next('CONNECTED');
       await new Promise((r) => setTimeout(r, 1000));
       rssPerConnKiB = (rssKiB(pid) - rss0) / (quick ? 2000 : 5000);
-      gen.stdin!.write('RELEASE\n');
+      gen.stdin.write('RELEASE\n');
     }
     const result = JSON.parse(await next('RESULT')) as {
       delivered: number; lost: number; duplicated: number; elapsedMs: number; genCpuMs: number;

@@ -7,6 +7,10 @@ import type { Packet, IPublishPacket, Parser } from 'mqtt-packet';
 
 export type ProtocolVersion = 3 | 4 | 5;
 
+// mqtt-packet pre-generates 65,536 two-byte Buffers (~7 MB) on first use; allocating the few numbers
+// the slow path needs is cheaper than carrying that in every tenant's pod.
+(mqttPacket.writeToStream as unknown as { cacheNumbers: boolean }).cacheNumbers = false;
+
 /**
  * One parser per protocol version, shared by all connections: frames arrive whole (FrameSplitter),
  * so each parse() call emits exactly one packet synchronously and no per-connection parser state

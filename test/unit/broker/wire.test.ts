@@ -149,12 +149,16 @@ describe('PINGREQ / PUBLISH / SUBSCRIBE / UNSUBSCRIBE / DISCONNECT', () => {
   it('retained: set, replay with the retain flag, delete with an empty payload', async () => {
     const pub = await connected('w-ret');
     pub.send(publish('w/r', 'keep', 0, 0, true));
+    pub.send('c000'); // the PINGRESP proves the PUBLISH before it was processed
+    expect(await pub.packetHex()).toBe('d000');
     const s1 = await connected('w-ret-s1');
     s1.send(subscribe(1, 'w/#', 0));
     expect(await s1.packetHex()).toBe('9003000100');
     expect(await s1.packetHex()).toBe('31090003772f726b656570');
     pub.send(publish('w/r', '', 0, 0, true));
     expect(await s1.packetHex()).toBe('30050003772f72'); // live delivery, retain flag cleared
+    pub.send('c000');
+    expect(await pub.packetHex()).toBe('d000');
     const s2 = await connected('w-ret-s2');
     s2.send(subscribe(1, 'w/#', 0));
     expect(await s2.packetHex()).toBe('9003000100');
