@@ -1,0 +1,98 @@
+// Both Dockerfiles built for real (buildah, vfs, chroot isolation, on the local stand-in for
+// node:24-bookworm-slim): non-root numeric USER, entrypoint, OCI labels, no dev dependencies and
+// no package manager in the final image, the image size; and the broker started from the image's
+// own filesystem — read-only root, UID 65532 — serving MQTT.
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import mqtt from 'mqtt';
+import { buildahAvailable, buildImage, ensureLocalBase, imageConfig, imageSize, localBase, mountImage, runFromImage } from './buildah.ts';
+
+const images = {
+  operator: { dockerfile: 'images/operator/Dockerfile', tag: 'localhost/enclave-operator:test', entrypoint: ['node', '/app/dist/operator/main.js'] },
+  broker: { dockerfile: 'images/broker/Dockerfile', tag: 'localhost/enclave-broker:test', entrypoint: ['node', '/app/dist/broker/main.js'] },
+} as const;
+const MB = 1e6;
+const mounts: { remove(): Promise<void> }[] = [];
+
+beforeAll(async () => {
+  if (!buildahAvailable()) throw new Error('the image test needs root, buildah and debootstrap (apt-get install buildah debootstrap)');
+  await ensureLocalBase();
+}, 900_000);
+
+afterAll(async () => {
+  for (const m of mounts) await m.remove();
+});
+
+describe.each(Object.entries(images))('%s image', (name, img) => {
+  it('builds from the published Dockerfile (base swapped for the local stand-in)', async () => {
+    const ms = await buildImage(img.dockerfile, img.tag);
+    console.log(`[images] ${name}: built in ${(ms / 1000).toFixed(0)} s`);
+  }, 900_000);
+
+  it('runs as a numeric non-root user with the expected entrypoint and OCI labels', async () => {
+    const config = await imageConfig(img.tag);
+    expect(config.User).toBe('65532:65532');
+    expect(config.Entrypoint).toEqual(img.entrypoint);
+    expect(config.Env).toContain('NODE_ENV=production');
+    for (const label of ['title', 'description', 'source', 'licenses', 'version', 'revision', 'created']) {
+      expect(config.Labels?.[`org.opencontainers.image.${label}`], label).toBeTruthy();
+    }
+    expect(config.Labels?.['org.opencontainers.image.revision']).toBe('test');
+  });
+
+  it('ships production dependencies only, no package manager, and stays small', async () => {
+    const m = await mountImage(img.tag);
+    mounts.push(m);
+    const has = (p: string) => existsSync(join(m.root, p));
+    expect(has('app/node_modules/mqtt-packet')).toBe(true);
+    expect(has('app/node_modules/@kubernetes/client-node')).toBe(true);
+    for (const dev of ['vitest', 'typescript', 'eslint', 'aedes', 'mqtt', 'node', 'wasmoon']) expect(has(`app/node_modules/${dev}`), dev).toBe(false);
+    for (const tool of ['usr/local/bin/npm', 'usr/local/bin/npx', 'usr/local/lib/node_modules/npm']) expect(has(tool), tool).toBe(false);
+    expect(has(img.entrypoint[1].slice(1)) || name === 'operator').toBe(true);
+    // The base (Debian slim + Node 24) is most of it; what our Dockerfile adds is dist/ and the
+    // production node_modules.
+    const [size, base] = [await imageSize(img.tag), await imageSize(localBase)];
+    console.log(`[images] ${name}: ${(size / MB).toFixed(0)} MB (${((size - base) / MB).toFixed(0)} MB over the base)`);
+    expect(size).toBeLessThan(450 * MB);
+    expect(size - base).toBeLessThan(150 * MB);
+  });
+});
+
+describe('broker image', () => {
+  it('starts from its own filesystem (read-only root, UID 65532) and serves MQTT', async () => {
+    const m = await mountImage(images.broker.tag);
+    mounts.push(m);
+    const config = await imageConfig(images.broker.tag);
+    const port = 20000 + (process.pid % 20000);
+    const child = runFromImage(m.root, config.User ?? '', [...(config.Env ?? [])], [...images.broker.entrypoint, '--host', '127.0.0.1', '--port', String(port)]);
+    let output = '';
+    child.stdout?.on('data', (b: Buffer) => (output += b.toString()));
+    child.stderr?.on('data', (b: Buffer) => (output += b.toString()));
+    try {
+      const client = await connectWithRetry(`mqtt://127.0.0.1:${port}`, () => output);
+      await client.subscribeAsync('image/test');
+      const got = new Promise<[string, Buffer]>((resolve) => client.once('message', (topic, payload) => resolve([topic, payload])));
+      await client.publishAsync('image/test', 'from the image');
+      const [topic, payload] = await got;
+      expect([topic, payload.toString()]).toEqual(['image/test', 'from the image']);
+      await client.endAsync();
+    } finally {
+      child.kill('SIGTERM');
+      await once(child, 'exit');
+    }
+  }, 60_000);
+});
+
+async function connectWithRetry(url: string, log: () => string): Promise<mqtt.MqttClient> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 2000 });
+    } catch (err) {
+      if (Date.now() > deadline) throw new Error(`broker from the image did not accept connections: ${String(err)}\n${log()}`, { cause: err });
+      await new Promise((r) => setTimeout(r, 300));
+    }
+  }
+}
