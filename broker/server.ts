@@ -72,7 +72,10 @@ export class Broker {
   constructor(options: BrokerOptions) {
     this.config = options.config;
     this.authHook = options.authHook ?? allowAllHook;
-    this.authorizesEverything = this.authHook === allowAllHook;
+    // With no authorization sources and noMatch allow, the chain can only answer allow for a client
+    // that brought no ACL of its own, so the per-message call is skipped (see connect.ts).
+    const authz = this.config.authorization;
+    this.authorizesEverything = this.authHook === allowAllHook || (authz.chain.length === 0 && authz.noMatch === 'allow');
     this.log = options.logger ?? pino({ level: this.config.logging.level, base: { broker: this.config.name } });
     this.sysIntervalMs = options.sysIntervalMs ?? 10_000;
     this.metrics = new BrokerMetrics(options.registry, {

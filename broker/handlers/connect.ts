@@ -2,6 +2,7 @@
 // keepalive, authentication, takeover, session, CONNACK, redelivery.
 import { randomBytes } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
+import { allowAllHook } from '../auth/hook.ts';
 import type { ConnectAttempt } from '../auth/hook.ts';
 import type { Connection } from '../connection.ts';
 import { encodePacket } from '../protocol/codec.ts';
@@ -143,7 +144,7 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
       return;
     }
     conn.client = { attempt: withoutPassword(attempt), superuser: result.superuser, acl: result.acl };
-    conn.authorizeAll = result.superuser || broker.authorizesEverything;
+    conn.authorizeAll = result.superuser || (broker.authorizesEverything && (result.acl === undefined || broker.authHook === allowAllHook));
     if (result.expiresAt !== undefined) conn.expireAt(result.expiresAt);
   }
 

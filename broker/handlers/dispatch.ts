@@ -47,6 +47,22 @@ export function dispatchFrame(conn: Connection, frame: Buffer): Promise<void> | 
     }
     if (fast !== undefined) return handlePublish(conn, fast.topic, fast.payload, fast.qos, fast.retain, fast.dup, fast.messageId, undefined);
   }
+  // The acknowledgements of the QoS 1/2 hot path in their short form (no reason code) skip the
+  // general parser. Header flags are checked as the parser would. [MQTT-2.2.2-2]
+  if (frame.length === 4 && frame[1] === 2) {
+    const id = (frame[2]! << 8) | frame[3]!;
+    switch (frame[0]) {
+      case 0x40:
+        return handlePuback(conn, { cmd: 'puback', messageId: id });
+      case 0x50:
+        return handlePubrec(conn, { cmd: 'pubrec', messageId: id });
+      case 0x62:
+        return handlePubrel(conn, { cmd: 'pubrel', messageId: id });
+      case 0x70:
+        return handlePubcomp(conn, { cmd: 'pubcomp', messageId: id });
+      default:
+    }
+  }
   const packet = parseFrame(frame, conn.version);
   if (packet instanceof Error) {
     conn.close(RC.MALFORMED_PACKET, 'malformed-packet', packet.message);
