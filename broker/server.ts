@@ -141,6 +141,11 @@ export class Broker {
     this.log.info({ listeners: this.addresses(), admin: this.admin.port }, 'broker started');
   }
 
+  /** Publishes the $SYS statistics now (tests; the timer does it every interval). */
+  publishSysNow(): void {
+    new SysPublisher(this, 0).stop();
+  }
+
   addresses(): ListenerAddress[] {
     return this.listeners.map((l) => ({ name: l.name, protocol: l.protocol, host: l.host, port: l.port }));
   }

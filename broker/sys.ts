@@ -10,7 +10,7 @@ export class SysPublisher {
     this.broker = broker;
     this.publish('$SYS/broker/version', 'enclave-broker 0.1.0');
     this.tick();
-    this.timer = setInterval(() => this.tick(), intervalMs);
+    this.timer = setInterval(() => this.tick(), Math.max(intervalMs, 1000));
     this.timer.unref();
   }
 
