@@ -67,9 +67,14 @@ function typeOf(s: JsonSchema): string {
 export function constraints(s: JsonSchema): string[] {
   const notes: string[] = [];
   if (s.enum) notes.push(`one of ${s.enum.map(code).join(', ')}`);
-  if (s.minimum !== undefined || s.maximum !== undefined) notes.push(`range ${s.minimum ?? '…'}–${s.maximum ?? '…'}`);
-  if (s.minLength !== undefined || s.maxLength !== undefined) notes.push(`length ${s.minLength ?? 0}–${s.maxLength ?? '…'}`);
-  if (s.minItems !== undefined || s.maxItems !== undefined) notes.push(`items ${s.minItems ?? 0}–${s.maxItems ?? '…'}`);
+  const bounds = (what: string, min?: number, max?: number): void => {
+    if (min !== undefined && max !== undefined) notes.push(`${what} ${min}–${max}`);
+    else if (min !== undefined) notes.push(`${what} ≥ ${min}`);
+    else if (max !== undefined) notes.push(`${what} ≤ ${max}`);
+  };
+  bounds('range', s.minimum, s.maximum);
+  bounds('length', s.minLength, s.maxLength);
+  bounds('items', s.minItems, s.maxItems);
   if (s.pattern) notes.push(`pattern ${code(s.pattern)}`);
   if (s['x-kubernetes-list-type'] === 'map') notes.push(`unique by ${(s['x-kubernetes-list-map-keys'] ?? []).map(code).join(', ')}`);
   if (s['x-kubernetes-list-type'] === 'set') notes.push('unique items');
