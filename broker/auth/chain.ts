@@ -68,6 +68,8 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     if (config.logging.accessLog) log.info(fields, 'auth decision');
     else log.debug(fields, 'auth decision');
   };
+  /** Whether an access-log line would be written at all (skips building it on the hot path). */
+  const logging = (): boolean => config.logging.accessLog || log.isLevelEnabled('debug');
   const cacheConfig = config.authorization.cache;
   const cache = new DecisionCache({ maxSize: cacheConfig.enabled ? cacheConfig.maxSize : 0, ttlMs: cacheConfig.ttlSeconds * 1000, now });
 
@@ -180,13 +182,16 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
   }
 
   async function authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean> {
-    const who = { clientId: client.attempt.clientId, username: client.attempt.username, peer: client.attempt.peerHost, action: request.action, topic: request.topic };
     const cached = client.superuser ? undefined : cache.get(client, request);
     if (cached !== undefined) {
       metrics.cacheHit();
-      accessLog({ ...who, source: 'cache', result: cached ? 'allow' : 'deny' });
+      if (logging()) {
+        const a = client.attempt;
+        accessLog({ clientId: a.clientId, username: a.username, peer: a.peerHost, action: request.action, topic: request.topic, source: 'cache', result: cached ? 'allow' : 'deny' });
+      }
       return cached;
     }
+    const who = { clientId: client.attempt.clientId, username: client.attempt.username, peer: client.attempt.peerHost, action: request.action, topic: request.topic };
     let d;
     try {
       d = await decide(client, request);

@@ -1,5 +1,5 @@
 // Owns the per-connection authorization decision cache (EMQX `authorization.cache`: default 32
-// entries per client, 60 s TTL). Keyed by the connection's AuthenticatedClient object (a WeakMap,
+// entries per client, 60 s TTL, oldest evicted first). Keyed by the connection's AuthenticatedClient object (a WeakMap,
 // so a closed connection's entries go with it); `clear()` invalidates every connection at once by
 // bumping a generation, which is what a source reload needs. The clock is an argument.
 import type { AuthenticatedClient, AuthorizationRequest } from './hook.ts';
@@ -47,9 +47,6 @@ export class DecisionCache {
       pc.entries.delete(key);
       return undefined;
     }
-    // Map keeps insertion order: re-inserting makes this the most recently used entry.
-    pc.entries.delete(key);
-    pc.entries.set(key, e);
     return e.allowed;
   }
 
@@ -63,6 +60,8 @@ export class DecisionCache {
     const key = DecisionCache.key(request);
     pc.entries.delete(key);
     pc.entries.set(key, { allowed, at: this.#now() });
+    // Oldest-inserted goes first (Map keeps insertion order). A hit does not reorder: with a TTL
+    // every entry is re-decided soon anyway, and the hit path stays a single lookup.
     while (pc.entries.size > this.#maxSize) {
       const oldest = pc.entries.keys().next().value;
       if (oldest === undefined) break;

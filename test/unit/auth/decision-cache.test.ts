@@ -32,16 +32,16 @@ describe('DecisionCache', () => {
     now += 1;
     expect(c.get(a, req('t'))).toBeUndefined();
   });
-  it('evicts the least recently used beyond maxSize', () => {
+  it('evicts the oldest entry beyond maxSize; re-setting an entry renews it', () => {
     const c = new DecisionCache({ maxSize: 2, ttlMs: 60_000, now: () => 0 });
     const a = client('a');
     c.set(a, req('1'), true);
     c.set(a, req('2'), true);
-    c.get(a, req('1'));
+    c.set(a, req('1'), false);
     c.set(a, req('3'), true);
     expect(c.size(a)).toBe(2);
     expect(c.get(a, req('2'))).toBeUndefined();
-    expect(c.get(a, req('1'))).toBe(true);
+    expect(c.get(a, req('1'))).toBe(false);
     expect(c.get(a, req('3'))).toBe(true);
   });
   it('clear() drops every connection', () => {

@@ -1,0 +1,143 @@
+// `npm run bench:auth [-- --quick]`: what authentication and authorization cost the broker.
+// Starts PostgreSQL, MariaDB and Redis (test/support/databases.ts), loads the conformance data set
+// into each (test/integration/auth/fixtures.ts), then for each backend runs the broker as its own
+// process and measures: CONNECT rate and latency with that backend vs no auth, and QoS 1 publish
+// throughput with ACL decisions answered by the per-connection cache vs allow-all. One run, one
+// table, ratios against the no-auth / allow-all baseline.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { embeddedDefaultConfig, type BrokerConfig } from '../../broker/config.ts';
+import { startMariadb, startPostgres, startRedis, type RunningDatabase } from '../../test/support/databases.ts';
+import { builtinFixture, httpFixture, jwtFixture, redisFixture, sqlFixture, type ConformanceFixture, type UserName } from '../../test/integration/auth/fixtures.ts';
+import { connectStorm, publishStream, type ConnectStats, type Credential } from './load.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const quick = process.argv.includes('--quick');
+const connects = quick ? 1000 : 4000;
+const concurrency = 32;
+const publishes = quick ? 20_000 : 100_000;
+
+function configFor(f: ConformanceFixture | undefined, cache = true): BrokerConfig {
+  const c = embeddedDefaultConfig('127.0.0.1', 0);
+  c.name = 'bench-auth';
+  c.listeners[0]!.allowAnonymous = f === undefined;
+  c.admin = { host: '127.0.0.1', port: 0 };
+  c.logging = { level: 'warn', accessLog: false };
+  if (f) {
+    c.sources = f.sources;
+    c.authentication = { chain: f.authn, allowAnonymous: false };
+    c.authorization = { chain: f.authz, noMatch: 'deny', denyAction: 'ignore', cache: { enabled: cache, maxSize: 32, ttlSeconds: 60 } };
+  } else {
+    c.authentication = { chain: [], allowAnonymous: true };
+    c.authorization = { chain: [], noMatch: 'allow', denyAction: 'ignore', cache: { enabled: true, maxSize: 32, ttlSeconds: 60 } };
+  }
+  return c;
+}
+
+async function startBroker(config: BrokerConfig, dir: string): Promise<{ port: number; child: ChildProcess }> {
+  const file = join(dir, `broker-${Date.now()}-${Math.random().toString(36).slice(2)}.json`);
+  await writeFile(file, JSON.stringify(config));
+  const child = spawn(join(root, 'node_modules', '.bin', 'node'), [join(here, 'broker-proc.ts'), file], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout });
+    rl.on('line', (line) => {
+      const m = /^READY (\d+)$/.exec(line);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`broker exited with ${code} before READY`)));
+  });
+  return { port, child };
+}
+
+async function stopBroker(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+const fmt = (n: number, digits = 0): string => (Number.isFinite(n) ? n.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '—');
+
+async function main(): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), 'enclave-bench-auth-'));
+  const dbs: RunningDatabase[] = [];
+  const fixtures: ConformanceFixture[] = [];
+  const children: ChildProcess[] = [];
+  try {
+    console.log('starting PostgreSQL, MariaDB, Redis …');
+    const [pgDb, myDb, redisDb] = await Promise.all([startPostgres(dir), startMariadb(dir), startRedis(dir)]);
+    dbs.push(pgDb, myDb, redisDb);
+    const clientIds = Array.from({ length: connects }, (_, i) => `bench-${i}`);
+    const backends: [string, () => Promise<ConformanceFixture | undefined>][] = [
+      ['none (anonymous)', async () => undefined],
+      ['builtin', builtinFixture],
+      ['postgres', () => sqlFixture('postgres', pgDb, 'bench_auth', { poolSize: 8 })],
+      ['mysql', () => sqlFixture('mysql', myDb, 'bench_auth', { poolSize: 8 })],
+      ['redis', () => redisFixture(redisDb, 3)],
+      ['http (service in the load process)', httpFixture],
+      ['jwt (HS256)', jwtFixture],
+    ];
+    const connectRows: [string, ConnectStats][] = [];
+    const byName = new Map<string, ConformanceFixture>();
+    for (const [name, make] of backends) {
+      const f = await make();
+      if (f) {
+        fixtures.push(f);
+        byName.set(name, f);
+        await f.prepare?.([...clientIds.map((c) => ['alice', c] as [UserName, string]), ['alice', 'publisher']]);
+      }
+      const { port, child } = await startBroker(configFor(f), dir);
+      children.push(child);
+      const cred = (i: number): Credential => (f ? (f.good('alice', clientIds[i]!) as Credential) : { clientId: clientIds[i]! });
+      await connectStorm(port, Math.min(200, connects), concurrency, cred); // warm-up: JIT, pools
+      const stats = await connectStorm(port, connects, concurrency, cred);
+      connectRows.push([name, stats]);
+      console.log(`  ${name}: ${fmt(stats.perSecond)} CONNECT/s, p99 ${fmt(stats.p99Ms, 1)} ms, refused ${stats.refused}`);
+      await stopBroker(child);
+    }
+
+    // Publish throughput: allow-all vs ACL decisions from the cache (first publish asks the source).
+    const pubRows: [string, number][] = [];
+    const topic = 'topic/publisher/status';
+    const pubModes: [string, ConformanceFixture | undefined, boolean][] = [
+      ['allow-all (no authorization)', undefined, true],
+      ['postgres ACL, cache hits', byName.get('postgres'), true],
+      ['builtin ACL, cache hits', byName.get('builtin'), true],
+      ['builtin ACL, cache off (rule list per message)', byName.get('builtin'), false],
+    ];
+    for (const [name, f, cache] of pubModes) {
+      const { port, child } = await startBroker(configFor(f, cache), dir);
+      children.push(child);
+      const cred: Credential = f ? (f.good('alice', 'publisher') as Credential) : { clientId: 'publisher' };
+      await publishStream(port, cred, topic, Math.min(5000, publishes), 100);
+      const r = await publishStream(port, cred, topic, publishes, 100);
+      pubRows.push([name, r.perSecond]);
+      console.log(`  ${name}: ${fmt(r.perSecond)} msg/s`);
+      await stopBroker(child);
+    }
+
+    const base = connectRows[0]![1].perSecond;
+    console.log(`\nCONNECT (${connects} connections, ${concurrency} concurrent, MQTT 3.1.1, sha256+salt passwords; broker in its own process)`);
+    console.log('| backend | CONNECT/s | vs none | p50 ms | p99 ms | refused |');
+    console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
+    for (const [name, s] of connectRows) {
+      console.log(`| ${name} | ${fmt(s.perSecond)} | ${fmt(s.perSecond / base, 2)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.refused} |`);
+    }
+    const pubBase = pubRows[0]![1];
+    console.log(`\nPUBLISH (1 client, QoS 1, window 100, ${publishes} messages, 64 B payload)`);
+    console.log('| mode | msg/s | vs allow-all | loss |');
+    console.log('| --- | ---: | ---: | ---: |');
+    for (const [name, rate] of pubRows) console.log(`| ${name} | ${fmt(rate)} | ${fmt(rate / pubBase, 2)} | ${fmt((1 - rate / pubBase) * 100, 1)} % |`);
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await Promise.allSettled(fixtures.map((f) => f.close()));
+    await Promise.allSettled(dbs.map((d) => d.stop()));
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
