@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizationV1Api, CustomObjectsApi, CoreV1Api, type V1ResourceAttributes } from '@kubernetes/client-node';
 import { adminKubeConfig, asUser, kubectl } from '../../support/world.ts';
-import { chartDir, helm, waitForCrds } from '../helm/helm.ts';
+import { chartDir, helm, repoRoot, waitForCrds } from '../helm/helm.ts';
 
 const release = 'rbac';
 const ns = 'enclave-rbac';
@@ -154,11 +154,19 @@ describe('tenants', () => {
     ]);
   });
 
-  it('real requests as the tenant: CRs in team-a are readable, the runtime Secret is forbidden', async () => {
+  it('real requests as the tenant: CRs in team-a are created and readable, status and the runtime Secret are forbidden', async () => {
     const { kubeConfig, kubeconfigPath } = await asUser(alice.user, ['team-a']);
+    const applied = await kubectl(['apply', '--server-side', '-f', `${repoRoot}/examples/builtin/authsource.yaml`, '-f', `${repoRoot}/examples/builtin/mqttdeployment.yaml`], { kubeconfig: kubeconfigPath });
+    expect(applied.stdout).toContain('mqttdeployment.mqtt.enclave.dev/builtin-demo serverside-applied');
+    const fakeReady = await kubectl(
+      ['-n', 'team-a', 'patch', 'mqttdeployment/builtin-demo', '--subresource=status', '--type=merge', '-p', '{"status":{"observedGeneration":1}}'],
+      { kubeconfig: kubeconfigPath, allowFailure: true },
+    );
+    expect(fakeReady.stderr).toContain('forbidden');
     const custom = kubeConfig.makeApiClient(CustomObjectsApi);
     const listed = (await custom.listNamespacedCustomObject({ group: G, version: 'v1alpha1', namespace: 'team-a', plural: 'tlscertificates' })) as { items: unknown[] };
     expect(listed.items).toEqual([]);
+    await kubectl(['delete', '-n', 'team-a', 'mqttdeployment/builtin-demo', 'authsource/builtin-users'], { kubeconfig: kubeconfigPath });
     const core = kubeConfig.makeApiClient(CoreV1Api);
     await expect(core.readNamespacedSecret({ name: 'broker-config', namespace: runtimeNs })).rejects.toMatchObject({ code: 403 });
     const canI = await kubectl(['auth', 'can-i', 'get', 'secrets', '-n', runtimeNs], { kubeconfig: kubeconfigPath, allowFailure: true });
