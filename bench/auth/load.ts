@@ -34,7 +34,15 @@ export interface Credential {
   password?: string;
 }
 
-async function oneConnect(port: number, cred: Credential): Promise<{ ms: number; rc: number }> {
+export function connectPacket(cred: Credential): Buffer {
+  return mqttPacket.generate({
+    cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: cred.clientId,
+    ...(cred.username !== undefined ? { username: cred.username } : {}),
+    ...(cred.password !== undefined ? { password: Buffer.from(cred.password) } : {}),
+  });
+}
+
+async function oneConnect(port: number, packet: Buffer): Promise<{ ms: number; rc: number }> {
   const started = process.hrtime.bigint();
   const socket = connect({ host: '127.0.0.1', port });
   socket.setNoDelay(true);
@@ -43,13 +51,7 @@ async function oneConnect(port: number, cred: Credential): Promise<{ ms: number;
     socket.once('error', reject);
   });
   const answer = once(socket, 4);
-  socket.write(
-    mqttPacket.generate({
-      cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, keepalive: 0, clientId: cred.clientId,
-      ...(cred.username !== undefined ? { username: cred.username } : {}),
-      ...(cred.password !== undefined ? { password: Buffer.from(cred.password) } : {}),
-    }),
-  );
+  socket.write(packet);
   const connack = await answer;
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   socket.end(Buffer.from([0xe0, 0x00]));
@@ -57,7 +59,9 @@ async function oneConnect(port: number, cred: Credential): Promise<{ ms: number;
   return { ms, rc: connack[3] ?? 255 };
 }
 
-export async function connectStorm(port: number, total: number, concurrency: number, cred: (i: number) => Credential): Promise<ConnectStats> {
+/** `packets[i]` is the i-th CONNECT (pre-encoded so the generator spends nothing on encoding). */
+export async function connectStorm(port: number, packets: Buffer[], concurrency: number): Promise<ConnectStats> {
+  const total = packets.length;
   const latencies: number[] = [];
   let next = 0;
   let refused = 0;
@@ -66,7 +70,7 @@ export async function connectStorm(port: number, total: number, concurrency: num
     while (next < total) {
       const i = next++;
       try {
-        const r = await oneConnect(port, cred(i));
+        const r = await oneConnect(port, packets[i]!);
         if (r.rc === 0) latencies.push(r.ms);
         else refused++;
       } catch {

@@ -1,4 +1,4 @@
-// `npm run bench:auth [-- --quick]`: what authentication and authorization cost the broker.
+// `npm run bench:auth [-- --quick] [-- --rounds N]`: what authentication and authorization cost the broker.
 // Starts PostgreSQL, MariaDB and Redis (test/support/databases.ts), loads the conformance data set
 // into each (test/integration/auth/fixtures.ts), then for each backend runs the broker as its own
 // process and measures: CONNECT rate and latency with that backend vs no auth, and QoS 1 publish
@@ -13,11 +13,13 @@ import { fileURLToPath } from 'node:url';
 import { embeddedDefaultConfig, type BrokerConfig } from '../../broker/config.ts';
 import { startMariadb, startPostgres, startRedis, type RunningDatabase } from '../../test/support/databases.ts';
 import { builtinFixture, httpFixture, jwtFixture, redisFixture, sqlFixture, type ConformanceFixture, type UserName } from '../../test/integration/auth/fixtures.ts';
-import { connectStorm, publishStream, type ConnectStats, type Credential } from './load.ts';
+import { connectPacket, connectStorm, publishStream, type ConnectStats, type Credential } from './load.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
 const quick = process.argv.includes('--quick');
+const roundsArg = process.argv.indexOf('--rounds');
+const rounds = roundsArg >= 0 ? Number(process.argv[roundsArg + 1]) : quick ? 1 : 3;
 const connects = quick ? 1000 : 4000;
 const concurrency = 32;
 const publishes = quick ? 20_000 : 100_000;
@@ -81,7 +83,8 @@ async function main(): Promise<void> {
       ['http (service in the load process)', httpFixture],
       ['jwt (HS256)', jwtFixture],
     ];
-    const connectRows: [string, ConnectStats][] = [];
+    // Rounds alternate the backends so drift (other load on the machine) hits all alike; medians.
+    const prepared: { name: string; f: ConformanceFixture | undefined; packets: Buffer[] }[] = [];
     const byName = new Map<string, ConformanceFixture>();
     for (const [name, make] of backends) {
       const f = await make();
@@ -90,15 +93,29 @@ async function main(): Promise<void> {
         byName.set(name, f);
         await f.prepare?.([...clientIds.map((c) => ['alice', c] as [UserName, string]), ['alice', 'publisher']]);
       }
-      const { port, child } = await startBroker(configFor(f), dir);
-      children.push(child);
-      const cred = (i: number): Credential => (f ? (f.good('alice', clientIds[i]!) as Credential) : { clientId: clientIds[i]! });
-      await connectStorm(port, Math.min(200, connects), concurrency, cred); // warm-up: JIT, pools
-      const stats = await connectStorm(port, connects, concurrency, cred);
-      connectRows.push([name, stats]);
-      console.log(`  ${name}: ${fmt(stats.perSecond)} CONNECT/s, p99 ${fmt(stats.p99Ms, 1)} ms, refused ${stats.refused}`);
-      await stopBroker(child);
+      const packets = clientIds.map((c) => connectPacket(f ? (f.good('alice', c) as Credential) : { clientId: c }));
+      prepared.push({ name, f, packets });
     }
+    const samples = new Map<string, ConnectStats[]>();
+    for (let round = 0; round < rounds; round++) {
+      for (const { name, f, packets } of prepared) {
+        const { port, child } = await startBroker(configFor(f), dir);
+        children.push(child);
+        await connectStorm(port, packets.slice(0, 200), concurrency); // warm-up: JIT, pools
+        const stats = await connectStorm(port, packets, concurrency);
+        samples.set(name, [...(samples.get(name) ?? []), stats]);
+        console.log(`  round ${round + 1} ${name}: ${fmt(stats.perSecond)} CONNECT/s, p99 ${fmt(stats.p99Ms, 1)} ms, refused ${stats.refused}`);
+        await stopBroker(child);
+      }
+    }
+    const median = (xs: number[]): number => {
+      const s = [...xs].sort((a, b) => a - b);
+      return s[Math.floor(s.length / 2)] ?? NaN;
+    };
+    const connectRows: [string, ConnectStats][] = prepared.map(({ name }) => {
+      const ss = samples.get(name)!;
+      return [name, { ok: median(ss.map((x) => x.ok)), refused: Math.max(...ss.map((x) => x.refused)), perSecond: median(ss.map((x) => x.perSecond)), p50Ms: median(ss.map((x) => x.p50Ms)), p99Ms: median(ss.map((x) => x.p99Ms)) }];
+    });
 
     // Publish throughput: allow-all vs ACL decisions from the cache (first publish asks the source).
     const pubRows: [string, number][] = [];
@@ -109,26 +126,30 @@ async function main(): Promise<void> {
       ['builtin ACL, cache hits', byName.get('builtin'), true],
       ['builtin ACL, cache off (rule list per message)', byName.get('builtin'), false],
     ];
-    for (const [name, f, cache] of pubModes) {
-      const { port, child } = await startBroker(configFor(f, cache), dir);
-      children.push(child);
-      const cred: Credential = f ? (f.good('alice', 'publisher') as Credential) : { clientId: 'publisher' };
-      await publishStream(port, cred, topic, Math.min(5000, publishes), 100);
-      const r = await publishStream(port, cred, topic, publishes, 100);
-      pubRows.push([name, r.perSecond]);
-      console.log(`  ${name}: ${fmt(r.perSecond)} msg/s`);
-      await stopBroker(child);
+    const pubSamples = new Map<string, number[]>();
+    for (let round = 0; round < rounds; round++) {
+      for (const [name, f, cache] of pubModes) {
+        const { port, child } = await startBroker(configFor(f, cache), dir);
+        children.push(child);
+        const cred: Credential = f ? (f.good('alice', 'publisher') as Credential) : { clientId: 'publisher' };
+        await publishStream(port, cred, topic, Math.min(5000, publishes), 100);
+        const r = await publishStream(port, cred, topic, publishes, 100);
+        pubSamples.set(name, [...(pubSamples.get(name) ?? []), r.perSecond]);
+        console.log(`  round ${round + 1} ${name}: ${fmt(r.perSecond)} msg/s`);
+        await stopBroker(child);
+      }
     }
+    for (const [name] of pubModes) pubRows.push([name, median(pubSamples.get(name)!)]);
 
     const base = connectRows[0]![1].perSecond;
-    console.log(`\nCONNECT (${connects} connections, ${concurrency} concurrent, MQTT 3.1.1, sha256+salt passwords; broker in its own process)`);
+    console.log(`\nCONNECT (median of ${rounds} rounds × ${connects} connections, ${concurrency} concurrent, MQTT 3.1.1, sha256+salt passwords; broker in its own process)`);
     console.log('| backend | CONNECT/s | vs none | p50 ms | p99 ms | refused |');
     console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
     for (const [name, s] of connectRows) {
       console.log(`| ${name} | ${fmt(s.perSecond)} | ${fmt(s.perSecond / base, 2)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.refused} |`);
     }
     const pubBase = pubRows[0]![1];
-    console.log(`\nPUBLISH (1 client, QoS 1, window 100, ${publishes} messages, 64 B payload)`);
+    console.log(`\nPUBLISH (median of ${rounds} rounds; 1 client, QoS 1, window 100, ${publishes} messages, 64 B payload)`);
     console.log('| mode | msg/s | vs allow-all | loss |');
     console.log('| --- | ---: | ---: | ---: |');
     for (const [name, rate] of pubRows) console.log(`| ${name} | ${fmt(rate)} | ${fmt(rate / pubBase, 2)} | ${fmt((1 - rate / pubBase) * 100, 1)} % |`);
