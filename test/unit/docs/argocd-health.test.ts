@@ -34,7 +34,17 @@ const cases: { name: string; obj: ReturnType<typeof obj>; status: string; messag
   { name: 'status of an older generation', obj: obj(3, { observedGeneration: 2, conditions: [ready('True', 2)] }), status: 'Progressing', message: /generation 3/ },
   { name: 'ready at this generation', obj: obj(2, { observedGeneration: 2, conditions: [ready('True', 2)] }), status: 'Healthy' },
   { name: 'ready condition lags the status', obj: obj(2, { observedGeneration: 2, conditions: [ready('True', 1)] }), status: 'Progressing', message: /Ready condition/ },
-  { name: 'not ready, progressing', obj: obj(1, { observedGeneration: 1, conditions: [ready('False', 1, 'Progressing')] }), status: 'Progressing' },
+  {
+    name: 'not ready, progressing',
+    obj: obj(1, { observedGeneration: 1, conditions: [ready('False', 1, 'ReplicasNotReady'), { type: 'Progressing', status: 'True', reason: 'Rollout', observedGeneration: 1 }] }),
+    status: 'Progressing',
+    message: /ReplicasNotReady/,
+  },
+  {
+    name: 'not ready, progressing condition from an older generation',
+    obj: obj(2, { observedGeneration: 2, conditions: [ready('False', 2, 'SecretNotFound'), { type: 'Progressing', status: 'True', reason: 'Rollout', observedGeneration: 1 }] }),
+    status: 'Degraded',
+  },
   { name: 'not ready, failed', obj: obj(1, { observedGeneration: 1, conditions: [ready('False', 1, 'SecretNotFound')] }), status: 'Degraded', message: /SecretNotFound/ },
   {
     name: 'degraded wins over ready',
