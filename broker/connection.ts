@@ -42,7 +42,8 @@ export class Connection implements SessionLink {
   clientMaxPacketSize = Infinity;
   clientReceiveMaximum = 65535;
   clientTopicAliasMaximum = 0;
-  readonly topicAliases = new Map<number, string>();
+  private inAliases: Map<number, string> | undefined = undefined;
+  private outAliases: Map<string, number> | undefined = undefined;
   keepaliveMs = 0;
   /** Set by DISCONNECT 0x00: the will must not be sent. [MQTT-3.1.2-10] */
   cleanDisconnect = false;
@@ -121,6 +122,22 @@ export class Connection implements SessionLink {
       this.run(this.backlog.shift()!);
     }
     if (!this.busy && !this.ratePaused && this.state !== 'closed') this.socket.resume();
+  }
+
+  /** Topic aliases the client set on its PUBLISH packets. [MQTT-3.3.2.3.4] */
+  get topicAliases(): Map<number, string> {
+    return (this.inAliases ??= new Map());
+  }
+
+  /** Assigns aliases to topics first come, first served until the client's maximum is used up. */
+  outboundAlias(topic: string): { alias: number; known: boolean } | undefined {
+    const map = (this.outAliases ??= new Map());
+    const alias = map.get(topic);
+    if (alias !== undefined) return { alias, known: true };
+    if (map.size >= this.clientTopicAliasMaximum) return undefined;
+    const next = map.size + 1;
+    map.set(topic, next);
+    return { alias: next, known: false };
   }
 
   isClosed(): boolean {

@@ -64,7 +64,7 @@ export function publishTemplate(msg: Message, qos: 0 | 1 | 2, retain: boolean, v
 /** v5 PUBLISH with properties (subscription ids, remaining expiry, forwarded properties). */
 export function encodeWithProperties(
   msg: Message, qos: 0 | 1 | 2, retain: boolean, messageId: number, dup: boolean,
-  subscriptionIds: number[] | undefined, now: number,
+  subscriptionIds: number[] | undefined, now: number, alias?: { alias: number; known: boolean },
 ): Buffer {
   const properties: NonNullable<PublishPacket['properties']> = { ...msg.properties };
   if (msg.expiresAt !== 0) {
@@ -73,7 +73,9 @@ export function encodeWithProperties(
   if (subscriptionIds !== undefined && subscriptionIds.length > 0) {
     properties.subscriptionIdentifier = subscriptionIds.length === 1 ? subscriptionIds[0]! : subscriptionIds;
   }
-  const packet: PublishPacket = { cmd: 'publish', topic: msg.topic, payload: msg.payload, qos, retain, dup, properties };
+  if (alias !== undefined) properties.topicAlias = alias.alias; // [MQTT-3.3.2-12]
+  const topic = alias?.known === true ? '' : msg.topic;
+  const packet: PublishPacket = { cmd: 'publish', topic, payload: msg.payload, qos, retain, dup, properties };
   if (qos > 0) packet.messageId = messageId;
   return encodePacket(packet, 5);
 }

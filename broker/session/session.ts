@@ -11,11 +11,18 @@ export interface SessionLink {
   readonly v5: boolean;
   /** Client's Maximum Packet Size (v5), Infinity when unset. */
   readonly clientMaxPacketSize: number;
+  /** Client's Topic Alias Maximum (v5), 0 when unset. */
+  readonly clientTopicAliasMaximum: number;
   /** Client's Receive Maximum (v5), 65535 when unset. */
   readonly clientReceiveMaximum: number;
   write(buf: Buffer): void;
   /** True while the socket's write buffer is above the high-water mark. */
   congested(): boolean;
+  /**
+   * Outbound topic alias for a topic (v5 clients with Topic Alias Maximum > 0): the alias and
+   * whether the client already knows it; undefined when no alias is used.
+   */
+  outboundAlias(topic: string): { alias: number; known: boolean } | undefined;
 }
 
 /** Counters and settings the session reports into (metrics live in the broker). */
@@ -66,9 +73,9 @@ export class Session implements Subscriber {
   willTimer: NodeJS.Timeout | undefined = undefined;
   /** Publishes the delayed will now (session ended before the delay ran out). */
   pendingWill: (() => void) | undefined = undefined;
-  /** Incoming QoS 2 packet ids that got PUBREC and await PUBREL. [MQTT-4.3.3] */
-  readonly incomingQos2 = new Set<number>();
-  private readonly inflight = new Map<number, Outgoing>();
+  // Created on first use: an idle connection's session should cost as little memory as possible.
+  private qos2In: Set<number> | undefined = undefined;
+  private inflightMap: Map<number, Outgoing> | undefined = undefined;
   private queue: Outgoing[] = [];
   private queueHead = 0;
   private nextId = 1;
@@ -83,8 +90,17 @@ export class Session implements Subscriber {
     return this.link !== undefined;
   }
 
+  /** Incoming QoS 2 packet ids that got PUBREC and await PUBREL. [MQTT-4.3.3] */
+  get incomingQos2(): Set<number> {
+    return (this.qos2In ??= new Set());
+  }
+
+  private get inflight(): Map<number, Outgoing> {
+    return (this.inflightMap ??= new Map());
+  }
+
   get inflightCount(): number {
-    return this.inflight.size;
+    return this.inflightMap?.size ?? 0;
   }
 
   get queuedCount(): number {
@@ -119,7 +135,7 @@ export class Session implements Subscriber {
 
   private hasRoom(link: SessionLink): boolean {
     const limit = link.clientReceiveMaximum < this.env.maxInflight ? link.clientReceiveMaximum : this.env.maxInflight;
-    return this.inflight.size < limit && !link.congested();
+    return this.inflightCount < limit && !link.congested();
   }
 
   private enqueue(out: Outgoing): void {
@@ -166,8 +182,9 @@ export class Session implements Subscriber {
       }
     }
     let buf: Buffer;
-    if (link.v5 && (subId !== undefined || msg.expiresAt !== 0)) {
-      buf = encodeWithProperties(msg, qos, retain, messageId, dup, subId === undefined ? undefined : [subId], now);
+    const alias = link.v5 && link.clientTopicAliasMaximum > 0 ? link.outboundAlias(msg.topic) : undefined;
+    if (link.v5 && (subId !== undefined || msg.expiresAt !== 0 || alias !== undefined)) {
+      buf = encodeWithProperties(msg, qos, retain, messageId, dup, subId === undefined ? undefined : [subId], now, alias);
     } else {
       const template = publishTemplate(msg, qos, retain, link.v5);
       buf = qos === 0 ? template : withPacketId(template, messageId, dup);
@@ -226,7 +243,7 @@ export class Session implements Subscriber {
   /** A connection took this session: resend in-flight with DUP, then the queue. [MQTT-4.4.0-1] */
   attach(link: SessionLink, encodePubrel: (messageId: number) => Buffer): void {
     this.link = link;
-    for (const out of this.inflight.values()) {
+    for (const out of this.inflightMap?.values() ?? []) {
       if (out.stage === 'pubrel') {
         link.write(encodePubrel(out.messageId));
       } else {
@@ -242,9 +259,9 @@ export class Session implements Subscriber {
 
   /** Drops all message state (clean start). */
   clearMessages(): void {
-    this.inflight.clear();
+    this.inflightMap = undefined;
     this.queue = [];
     this.queueHead = 0;
-    this.incomingQos2.clear();
+    this.qos2In = undefined;
   }
 }

@@ -134,6 +134,23 @@ describe('MQTT.js v5', () => {
     expect([String((await box.next()).payload), String((await box.next()).payload)]).toEqual(['one', 'two']);
   });
 
+  it('outbound topic aliases: the first delivery sets the alias, later ones send only the alias', async () => {
+    const raw = await RawClient.connect(tb.port);
+    const props = Buffer.from([0x22, 0x00, 0x05]); // Topic Alias Maximum 5
+    const id = Buffer.from('js5-out-alias');
+    const body = Buffer.concat([Buffer.from('00044d5154540502003c', 'hex'), Buffer.from([props.length]), props, Buffer.from([0, id.length]), id]);
+    raw.send(Buffer.concat([Buffer.from([0x10, body.length]), body]));
+    expect((await raw.packet())![0]).toBe(0x20);
+    raw.send(subscribe(1, 'alias/t', 0, true));
+    expect(await raw.packetHex()).toBe('900400010000');
+    raw.send(publish('alias/t', 'a', 0, 0, false, true));
+    raw.send(publish('alias/t', 'b', 0, 0, false, true));
+    // topic "alias/t" + properties [0x23 alias 1]; then an empty topic + the same alias
+    expect(await raw.packetHex()).toBe('300e' + '0007' + Buffer.from('alias/t').toString('hex') + '03' + '230001' + '61');
+    expect(await raw.packetHex()).toBe('3007' + '0000' + '03' + '230001' + '62');
+    raw.end();
+  });
+
   it('message expiry: an expired queued message is not delivered; the rest carry the time left', async () => {
     const s = await client({ protocolVersion: 5, clientId: 'js5-exp', clean: false, properties: { sessionExpiryInterval: 60 } });
     await s.subscribeAsync('js5e/t', { qos: 1 });
