@@ -181,16 +181,22 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     return { allowed: config.authorization.noMatch === 'allow', source: 'no-match', cacheable: true };
   }
 
-  async function authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean> {
-    const cached = client.superuser ? undefined : cache.get(client, request);
-    if (cached !== undefined) {
-      metrics.cacheHit();
-      if (logging()) {
-        const a = client.attempt;
-        accessLog({ clientId: a.clientId, username: a.username, peer: a.peerHost, action: request.action, topic: request.topic, source: 'cache', result: cached ? 'allow' : 'deny' });
-      }
-      return cached;
+  /** Superuser or cache hit: answered without I/O. */
+  function authorizeSync(client: AuthenticatedClient, request: AuthorizationRequest): boolean | undefined {
+    if (client.superuser) return true;
+    const cached = cache.get(client, request);
+    if (cached === undefined) return undefined;
+    metrics.cacheHit();
+    if (logging()) {
+      const a = client.attempt;
+      accessLog({ clientId: a.clientId, username: a.username, peer: a.peerHost, action: request.action, topic: request.topic, source: 'cache', result: cached ? 'allow' : 'deny' });
     }
+    return cached;
+  }
+
+  async function authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean> {
+    const known = authorizeSync(client, request);
+    if (known !== undefined) return known;
     const who = { clientId: client.attempt.clientId, username: client.attempt.username, peer: client.attempt.peerHost, action: request.action, topic: request.topic };
     let d;
     try {
@@ -209,6 +215,7 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
   return {
     authenticate,
     authorize,
+    authorizeSync,
     clearCache: () => cache.clear(),
     async close() {
       await Promise.allSettled([...states.values()].map((s) => s.source.close()));

@@ -77,6 +77,12 @@ export interface AuthHook {
   authenticate(attempt: ConnectAttempt): Promise<AuthenticationResult>;
   /** true = allowed. Must never throw: a failing backend answers per its `onBackendFailure`. */
   authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean>;
+  /**
+   * Optional synchronous fast path (additive): the decision when it is already known without I/O
+   * (superuser, a cached decision), else undefined → call authorize(). Lets the broker skip a
+   * promise and a turn of the event loop per PUBLISH on cache hits.
+   */
+  authorizeSync?(client: AuthenticatedClient, request: AuthorizationRequest): boolean | undefined;
   /** Drop cached decisions (called when a source's data is reloaded). */
   clearCache?(): void;
   close(): Promise<void>;

@@ -181,6 +181,10 @@ describe('authorization', () => {
     expect(await hook.authorize(h, pub('open/1'))).toBe(true);
     expect(hits.length - before).toBe(1);
     expect(await registry.getSingleMetricAsString('enclave_auth_cache_hits_total')).toContain('enclave_auth_cache_hits_total 1');
+    // The synchronous fast path answers cached decisions and says "unknown" otherwise.
+    expect(hook.authorizeSync!(h, pub('open/1'))).toBe(true);
+    expect(hook.authorizeSync!(h, pub('open/2'))).toBeUndefined();
+    expect(hits.length - before).toBe(1);
 
     const a = attempt({ username: 'alice', password: 'alice-pw', clientId: 'c9' });
     const alice = clientOf(a, await hook.authenticate(a));
