@@ -126,12 +126,12 @@ export class Connection implements SessionLink {
 
   /** Topic aliases the client set on its PUBLISH packets. [MQTT-3.3.2.3.4] */
   get topicAliases(): Map<number, string> {
-    return (this.inAliases ??= new Map());
+    return (this.inAliases ??= new Map<number, string>());
   }
 
   /** Assigns aliases to topics first come, first served until the client's maximum is used up. */
   outboundAlias(topic: string): { alias: number; known: boolean } | undefined {
-    const map = (this.outAliases ??= new Map());
+    const map = (this.outAliases ??= new Map<string, number>());
     const alias = map.get(topic);
     if (alias !== undefined) return { alias, known: true };
     if (map.size >= this.clientTopicAliasMaximum) return undefined;

@@ -146,7 +146,18 @@ export function publish(topic: string, payload: string, qos: 0 | 1 | 2 = 0, id =
   if (v5) parts.push(Buffer.from([0]));
   parts.push(p);
   const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from([0x30 | (qos << 1) | (retain ? 1 : 0), body.length]), body]);
+  return Buffer.concat([Buffer.from([0x30 | (qos << 1) | (retain ? 1 : 0)]), varint(body.length), body]);
+}
+
+export function varint(n: number): Buffer {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return Buffer.from(out);
 }
 
 export function subscribe(id: number, filter: string, options: number, v5 = false): Buffer {

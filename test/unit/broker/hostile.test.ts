@@ -207,3 +207,43 @@ describe('hostile sequences', () => {
     }
   });
 });
+
+describe('slow consumers', () => {
+  it('a subscriber that stops reading costs bounded memory: QoS 0 is dropped and counted, QoS 1 is queued up to the limit', async () => {
+    const small = await startTestBroker((c) => {
+      c.limits.maxQueuedMessages = 100;
+    });
+    try {
+      const slow = await RawClient.connect(small.port);
+      slow.send(connect311('slow-sub'));
+      await slow.packet();
+      slow.send(subscribe(1, 'slow/#', 1));
+      await slow.packet();
+      slow.socket.pause(); // stop reading: the kernel buffers fill, then the broker's
+      const pub = await RawClient.connect(small.port);
+      pub.send(connect311('fast-pub'));
+      await pub.packet();
+      const payload = 'x'.repeat(16 * 1024);
+      // 64 MB of QoS 0 and 2,000 QoS 1 messages toward a reader that does not read
+      for (let i = 0; i < 4096; i++) pub.send(publish('slow/q0', payload, 0));
+      for (let i = 0; i < 2000; i++) pub.send(publish('slow/q1', payload, 1, (i % 65535) + 1));
+      pub.send('c000');
+      let p: string | undefined;
+      do p = await pub.packetHex(); while (p !== 'd000' && p !== undefined);
+      const metrics = await small.broker.metrics.registry.metrics();
+      expect(metrics).toMatch(/reason="slow-consumer"} \d+/);
+      expect(metrics).toMatch(/reason="queue-full"} \d+/);
+      const session = small.broker.sessions.get('slow-sub')!;
+      expect(session.queuedCount).toBeLessThanOrEqual(100);
+      expect(session.inflightCount).toBeLessThanOrEqual(64);
+      // What the broker holds for this subscriber: its socket's write buffer, bounded near the
+      // high-water mark (256 KiB) plus one tick of writes — not the 96 MB sent.
+      const link = session.link as unknown as { socket: { writableLength: number } };
+      expect(link.socket.writableLength).toBeLessThan(2 * 1024 * 1024);
+      slow.end();
+      pub.end();
+    } finally {
+      await small.stop();
+    }
+  });
+});
