@@ -89,7 +89,8 @@ async function startBroker(name: BrokerName): Promise<Running> {
   let proc: ChildProcess;
   let cleanup = (): void => undefined;
   if (name === 'ours') {
-    proc = spawn(process.execPath, [join(root, 'broker/main.ts'), '--port', String(port)], { stdio: 'ignore' });
+    const prof = process.env.BENCH_CPU_PROF === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF];
+    proc = spawn(process.execPath, [...prof, join(root, 'broker/main.ts'), '--port', String(port)], { stdio: 'ignore' });
   } else if (name === 'aedes') {
     proc = spawn(process.execPath, [join(here, 'aedes-server.ts'), String(port)], { stdio: 'ignore' });
   } else {
