@@ -105,7 +105,15 @@ export class Connection implements SessionLink {
   }
 
   private run(frame: Buffer): void {
-    const pending = dispatchFrame(this, frame);
+    let pending: Promise<void> | undefined;
+    try {
+      pending = dispatchFrame(this, frame);
+    } catch (err) {
+      // A bug or an input nobody foresaw ends this connection, never the process.
+      this.broker.log.error({ err, clientId: this.clientId, packet: frame.subarray(0, 64).toString('hex') }, 'packet handler threw');
+      this.close(RC.IMPLEMENTATION_SPECIFIC_ERROR, 'handler-threw');
+      return;
+    }
     if (pending !== undefined) {
       this.busy = true;
       this.socket.pause();
