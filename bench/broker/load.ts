@@ -208,7 +208,7 @@ async function idle(count: number): Promise<Result> {
 
 /** QoS 1/2 messages in flight per publisher: below Mosquitto's default max_inflight_messages (20). */
 const WINDOW = 16;
-const k = quick ? 0.4 : 1;
+const k = quick ? 0.4 : 0.85;
 let result: Result;
 switch (scenario) {
   case 'fan-in-qos0':
@@ -227,7 +227,7 @@ switch (scenario) {
     result = await idle(quick ? 2_000 : 5_000);
     break;
   case 'latency-8k':
-    result = await latency(8_000, quick ? 1.5 : 3);
+    result = await latency(8_000, quick ? 1.5 : 2.5);
     break;
   default:
     throw new Error(`unknown scenario ${scenario}`);
