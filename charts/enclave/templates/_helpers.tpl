@@ -47,16 +47,6 @@ app.kubernetes.io/component: operator
 {{- include "enclave.image" (dict "image" .Values.broker.image "appVersion" .Chart.AppVersion) -}}
 {{- end -}}
 
-{{/* Cross-field checks JSON Schema cannot express; fail with a message that names the values. */}}
-{{- define "enclave.validate" -}}
-{{- if eq (int .Values.metrics.port) (int .Values.health.port) -}}
-{{- fail (printf "metrics.port and health.port must differ (both are %v)" .Values.metrics.port) -}}
-{{- end -}}
-{{- if and (eq (int .Values.operator.replicas) 2) (not .Values.operator.leaderElection.enabled) -}}
-{{- fail "operator.replicas: 2 needs operator.leaderElection.enabled: true (two operators reconciling at once would fight over every object)" -}}
-{{- end -}}
-{{- end -}}
-
 {{- define "enclave.leaseName" -}}
 enclave-operator-leader
 {{- end -}}

@@ -49,6 +49,7 @@ describe('server-side apply of the examples', () => {
   });
 
   it('after the operator reconciled, kubectl diff --server-side is empty and another apply is still a no-op', async () => {
+    await kubectl(['create', 'namespace', 'enclave-gitops'], { allowFailure: true });
     operator = await startOperator();
     const deployments = objects.filter((o) => o.kind === 'MqttDeployment');
     // Reconciled = the operator has written status for the current generation (Ready may be

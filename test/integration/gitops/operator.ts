@@ -18,9 +18,17 @@ export async function startOperator(): Promise<RunningOperator> {
   const w = world();
   const logFile = join(w.runDir, `operator-gitops-${process.pid}.log`);
   const log = createWriteStream(logFile);
-  const child: ChildProcess = spawn(process.execPath, [operatorMain, '--leader-elect=false', '--metrics-port=0', '--health-port=0'], {
+  // Configured the way the chart configures it (environment, operator/config.ts).
+  const child: ChildProcess = spawn(process.execPath, [operatorMain], {
     cwd: repoRoot,
-    env: { ...process.env, KUBECONFIG: w.kube.kubeconfigPath, ENCLAVE_OPERATOR_NAMESPACE: 'enclave-system', ENCLAVE_LOG_LEVEL: 'info' },
+    env: {
+      ...process.env,
+      KUBECONFIG: w.kube.kubeconfigPath,
+      ENCLAVE_OPERATOR_NAMESPACE: 'enclave-gitops',
+      ENCLAVE_METRICS_PORT: '0',
+      ENCLAVE_METRICS_HOST: '127.0.0.1',
+      POD_NAME: `gitops-test-${process.pid}`,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.pipe(log);

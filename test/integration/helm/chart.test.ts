@@ -107,7 +107,8 @@ describe('helm install / upgrade / uninstall', () => {
       [['--set', 'operator.imag.tag=x'], "additional properties 'imag' not allowed"],
       [['--set', 'rbac.tenantSecretAccess=namespaced'], '/rbac'],
       [['--set', 'metrics.port=80'], '/metrics/port'],
-      [['--set', 'health.port=8080'], 'metrics.port and health.port must differ'],
+      [['--set', 'clusterDomain=Not_A_Domain'], '/clusterDomain'],
+      [['--set', 'operator.resources.requests.memory=lots'], '/operator/resources/requests/memory'],
     ];
     const before = await apps.readNamespacedDeployment({ name: 'enclave-operator', namespace: ns });
     for (const [values, message] of cases) {

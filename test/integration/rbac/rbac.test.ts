@@ -46,9 +46,11 @@ afterAll(async () => {
 describe('operator ServiceAccount', () => {
   it('may do everything the reconcile needs', async () => {
     const needs: Check[] = [
-      ...['get', 'list', 'watch', 'patch'].flatMap((v): Check[] =>
+      ...['get', 'list', 'watch'].flatMap((v): Check[] =>
         ['mqttdeployments', 'authsources', 'tlscertificates'].map((r): Check => [v, G, r, 'team-a', true]),
       ),
+      ['patch', G, 'mqttdeployments', 'team-a', true],
+      ['update', G, 'mqttdeployments/finalizers', 'team-a', true],
       ...['mqttdeployments/status', 'authsources/status', 'tlscertificates/status'].map((r): Check => ['patch', G, r, 'team-a', true]),
       ...['create', 'patch', 'delete', 'get', 'watch'].map((v): Check => [v, '', 'namespaces', '', true]),
       ...(['create', 'patch', 'delete', 'list', 'watch'] as const).flatMap((v): Check[] => [
@@ -61,10 +63,14 @@ describe('operator ServiceAccount', () => {
       ['create', '', 'secrets', runtimeNs, true],
       ['patch', '', 'secrets', runtimeNs, true],
       ['delete', '', 'secrets', runtimeNs, true],
+      ['update', '', 'namespaces', '', true],
+      ['update', 'apps', 'deployments', runtimeNs, true],
+      ['get', '', 'secrets', ns, true],
+      ['create', '', 'secrets', ns, true],
       ['get', '', 'secrets', 'team-a', true],
       ['watch', '', 'secrets', 'team-a', true],
       ['create', '', 'events', 'team-a', true],
-      ['create', 'events.k8s.io', 'events', 'team-a', true],
+      ['create', 'events.k8s.io', 'events', 'team-a', false],
       ['create', 'coordination.k8s.io', 'leases', ns, true],
       ['update', 'coordination.k8s.io', 'leases', ns, true, 'enclave-operator-leader'],
     ];
@@ -77,7 +83,6 @@ describe('operator ServiceAccount', () => {
       ['create', '', 'pods/exec', runtimeNs, false],
       ['create', '', 'serviceaccounts/token', runtimeNs, false],
       ['get', '', 'configmaps', 'kube-system', false],
-      ['update', '', 'secrets', 'kube-system', false],
       ['create', 'rbac.authorization.k8s.io', 'rolebindings', runtimeNs, false],
       ['bind', 'rbac.authorization.k8s.io', 'clusterroles', '', false],
       ['escalate', 'rbac.authorization.k8s.io', 'clusterroles', '', false],
@@ -85,6 +90,8 @@ describe('operator ServiceAccount', () => {
       ['delete', 'apiextensions.k8s.io', 'customresourcedefinitions', '', false],
       ['create', G, 'mqttdeployments', 'team-a', false],
       ['delete', G, 'mqttdeployments', 'team-a', false],
+      ['patch', G, 'authsources', 'team-a', false],
+      ['update', G, 'tlscertificates', 'team-a', false],
       ['update', 'coordination.k8s.io', 'leases', 'kube-system', false, 'kube-controller-manager'],
       ['update', 'coordination.k8s.io', 'leases', ns, false, 'someone-elses-lease'],
       ['get', '', 'nodes', '', false],
@@ -104,6 +111,8 @@ describe('operator ServiceAccount', () => {
         ['get', '', 'secrets', 'team-b', false],
         ['get', '', 'secrets', 'kube-system', false],
         ['list', '', 'secrets', '', false],
+        ['get', '', 'secrets', runtimeNs, false],
+        ['get', '', 'secrets', ns, true],
         ['create', '', 'secrets', runtimeNs, true],
         ['patch', '', 'secrets', runtimeNs, true],
       ]);
