@@ -247,3 +247,24 @@ describe('slow consumers', () => {
     }
   });
 });
+
+describe('per-client publish rate', () => {
+  it('over the rate the broker stops reading that client (TCP pushes back); nothing is lost', async () => {
+    const limited = await startTestBroker((c) => {
+      c.limits.publishRatePerSecond = 5;
+    });
+    try {
+      const c = await RawClient.connect(limited.port);
+      c.send(connect311('rate-1'));
+      await c.packet();
+      for (let i = 1; i <= 8; i++) c.send(publish('rate/t', String(i), 1, i));
+      for (let i = 1; i <= 5; i++) expect(await c.packetHex()).toBe(`400200${i.toString(16).padStart(2, '0')}`);
+      const conn = limited.broker.sessions.get('rate-1')!.link as unknown as { socket: { isPaused(): boolean } };
+      expect(conn.socket.isPaused()).toBe(true);
+      for (let i = 6; i <= 8; i++) expect(await c.packetHex()).toBe(`400200${i.toString(16).padStart(2, '0')}`);
+      c.end();
+    } finally {
+      await limited.stop();
+    }
+  });
+});
