@@ -13,6 +13,7 @@ import type { AuthenticatedClient, AuthenticationResult, AuthHook, Authorization
 import { evaluateAcl } from './acl.ts';
 import { createSource } from './backends/index.ts';
 import { DecisionCache } from './decision-cache.ts';
+import { authSourceProblems } from './source-schema.ts';
 import { createAuthMetrics, noMetrics, type AuthMetrics, type Stage } from './metrics.ts';
 import { BackendError, valuesOfClient, type AuthSource } from './source.ts';
 
@@ -76,6 +77,8 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
   // Build every source named by either chain, once, in a stable order.
   const states = new Map<string, SourceState>();
   const names = [...new Set([...config.authentication.chain, ...config.authorization.chain])];
+  const problems = authSourceProblems(Object.fromEntries(names.filter((n) => n in config.sources).map((n) => [n, config.sources[n]])));
+  if (problems.length > 0) throw new ChainError(`invalid sources:\n  ${problems.join('\n  ')}`);
   try {
     for (const name of names) {
       const sc = config.sources[name];
