@@ -1,51 +1,34 @@
-// Every kind the operator reads or writes, with its REST coordinates: the single list the RBAC in the
-// chart, the raw API client (operator/kube/client.ts) and the purge test are derived from.
-
+// Every kind the operator reads or writes, with the verbs it needs (status subresources excepted:
+// get/update/patch on each of the three kinds' /status). The Helm chart's RBAC is kept equal to this
+// list by test/integration/helm/owned-kinds.test.ts, and the purge e2e test lists the kinds with
+// `perDeployment` to prove nothing is left behind.
 export interface KindInfo {
-  group: string; // '' = core
+  group: string;
   version: string;
-  kind: string;
   plural: string;
+  kind: string;
   namespaced: boolean;
-  verbs: string[];
+  verbs: readonly string[];
+  /** Created inside each runtime namespace (or is the namespace): purge must leave none behind. */
+  perDeployment: boolean;
 }
 
-const RW = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'];
+const rw = ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] as const;
 
 export const KINDS = {
-  MqttDeployment: { group: 'mqtt.enclave.dev', version: 'v1alpha1', kind: 'MqttDeployment', plural: 'mqttdeployments', namespaced: true, verbs: ['get', 'list', 'watch', 'update', 'patch'] },
-  AuthSource: { group: 'mqtt.enclave.dev', version: 'v1alpha1', kind: 'AuthSource', plural: 'authsources', namespaced: true, verbs: ['get', 'list', 'watch', 'update', 'patch'] },
-  TlsCertificate: { group: 'mqtt.enclave.dev', version: 'v1alpha1', kind: 'TlsCertificate', plural: 'tlscertificates', namespaced: true, verbs: ['get', 'list', 'watch', 'update', 'patch'] },
-  Namespace: { group: '', version: 'v1', kind: 'Namespace', plural: 'namespaces', namespaced: false, verbs: RW },
-  Secret: { group: '', version: 'v1', kind: 'Secret', plural: 'secrets', namespaced: true, verbs: RW },
-  ServiceAccount: { group: '', version: 'v1', kind: 'ServiceAccount', plural: 'serviceaccounts', namespaced: true, verbs: RW },
-  Service: { group: '', version: 'v1', kind: 'Service', plural: 'services', namespaced: true, verbs: RW },
-  Event: { group: '', version: 'v1', kind: 'Event', plural: 'events', namespaced: true, verbs: ['create', 'patch'] },
-  Deployment: { group: 'apps', version: 'v1', kind: 'Deployment', plural: 'deployments', namespaced: true, verbs: RW },
-  NetworkPolicy: { group: 'networking.k8s.io', version: 'v1', kind: 'NetworkPolicy', plural: 'networkpolicies', namespaced: true, verbs: RW },
-  PodDisruptionBudget: { group: 'policy', version: 'v1', kind: 'PodDisruptionBudget', plural: 'poddisruptionbudgets', namespaced: true, verbs: RW },
-  Lease: { group: 'coordination.k8s.io', version: 'v1', kind: 'Lease', plural: 'leases', namespaced: true, verbs: ['get', 'create', 'update', 'patch'] },
+  mqttDeployments: { group: 'mqtt.enclave.dev', version: 'v1alpha1', plural: 'mqttdeployments', kind: 'MqttDeployment', namespaced: true, verbs: ['get', 'list', 'watch', 'update', 'patch'], perDeployment: false },
+  mqttDeploymentFinalizers: { group: 'mqtt.enclave.dev', version: 'v1alpha1', plural: 'mqttdeployments/finalizers', kind: 'MqttDeployment', namespaced: true, verbs: ['update'], perDeployment: false },
+  authSources: { group: 'mqtt.enclave.dev', version: 'v1alpha1', plural: 'authsources', kind: 'AuthSource', namespaced: true, verbs: ['get', 'list', 'watch'], perDeployment: false },
+  tlsCertificates: { group: 'mqtt.enclave.dev', version: 'v1alpha1', plural: 'tlscertificates', kind: 'TlsCertificate', namespaced: true, verbs: ['get', 'list', 'watch'], perDeployment: false },
+  namespaces: { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false, verbs: rw, perDeployment: true },
+  secrets: { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true, verbs: rw, perDeployment: true },
+  serviceAccounts: { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, verbs: rw, perDeployment: true },
+  services: { group: '', version: 'v1', plural: 'services', kind: 'Service', namespaced: true, verbs: rw, perDeployment: true },
+  deployments: { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, verbs: rw, perDeployment: true },
+  networkPolicies: { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true, verbs: rw, perDeployment: true },
+  podDisruptionBudgets: { group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', kind: 'PodDisruptionBudget', namespaced: true, verbs: rw, perDeployment: true },
+  events: { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true, verbs: ['create', 'patch'], perDeployment: false },
+  leases: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true, verbs: ['get', 'list', 'watch', 'create', 'update'], perDeployment: false },
 } as const satisfies Record<string, KindInfo>;
 
-export type KindName = keyof typeof KINDS;
-
-/** Kinds the operator creates inside (or as) a runtime namespace; purge must leave none behind. */
-export const OWNED_KINDS: readonly KindName[] = ['Namespace', 'NetworkPolicy', 'ServiceAccount', 'Secret', 'Deployment', 'Service', 'PodDisruptionBudget'];
-
-export function apiVersionOf(k: KindInfo): string {
-  return k.group === '' ? k.version : `${k.group}/${k.version}`;
-}
-
-export function kindByApiVersionKind(apiVersion: string, kind: string): KindInfo {
-  const found = Object.values(KINDS).find((k) => k.kind === kind && apiVersionOf(k) === apiVersion);
-  if (!found) throw new Error(`operator does not know ${apiVersion} ${kind}: add it to operator/api/owned-kinds.ts`);
-  return found;
-}
-
-/** REST path of a collection or an object. */
-export function resourcePath(k: KindInfo, namespace?: string, name?: string): string {
-  const base = k.group === '' ? `/api/${k.version}` : `/apis/${k.group}/${k.version}`;
-  const ns = k.namespaced && namespace !== undefined ? `/namespaces/${encodeURIComponent(namespace)}` : '';
-  const obj = name !== undefined ? `/${encodeURIComponent(name)}` : '';
-  return `${base}${ns}/${k.plural}${obj}`;
-}
+export const OWNED_KINDS: readonly KindInfo[] = Object.values(KINDS);

@@ -1,40 +1,35 @@
-// The inputs every builder reads: the CR plus everything it references, already fetched by the
-// reconciler. Builders are pure functions of this (no client, no clock, no randomness).
-import type { AuthSourceSpec, MqttDeployment } from '../api/types.ts';
-import type { Owner } from '../api/names.ts';
+// What every builder is given: the MqttDeployment and everything it references, already read.
+// Builders are pure: anything that varies (referenced Secrets' bytes, certificates) is in here.
+import type { OperatorConfig } from '../config.ts';
+import type { AuthSource, MqttDeployment } from '../api/types.ts';
+import { type Owner, runtimeNamespaceName } from '../api/names.ts';
 
-/** PEM material of one TlsCertificate, as found in its kubernetes.io/tls Secret. */
+/** Base64 data of a Secret, as the API returns it. */
+export type SecretData = Record<string, string>;
+
 export interface TlsMaterial {
-  certPem: string;
-  keyPem: string;
-  caPem?: string;
+  /** Base64 PEM, as in a kubernetes.io/tls Secret. */
+  crt: string;
+  key: string;
+  /** CA bundle used to verify client certificates (base64 PEM). */
+  ca?: string;
 }
 
-export interface DesiredContext {
-  cr: MqttDeployment;
-  owner: Owner;
-  /** Runtime namespace name. */
-  namespace: string;
-  operatorNamespace: string;
-  defaultImage: string;
-  /** AuthSources referenced by the chains, by name (tenant namespace). */
-  sources: ReadonlyMap<string, AuthSourceSpec>;
-  /** Data (base64, as in the API) of tenant Secrets referenced by those sources, by Secret name. */
-  secrets: ReadonlyMap<string, Readonly<Record<string, string>>>;
-  /** TLS material by TlsCertificate name. */
+export interface BuildContext {
+  md: MqttDeployment;
+  config: Pick<OperatorConfig, 'defaultImage' | 'operatorNamespace' | 'clusterDomain'>;
+  /** Referenced AuthSources by name (same namespace as md); missing ones are absent. */
+  sources: ReadonlyMap<string, AuthSource>;
+  /** Tenant-namespace Secrets by name (only the referenced ones are needed). */
+  secrets: ReadonlyMap<string, SecretData>;
+  /** TlsCertificates' material by TlsCertificate name. */
   tls: ReadonlyMap<string, TlsMaterial>;
 }
 
-/** A reference that cannot be resolved: becomes Ready=False/InvalidReference, never a hot loop. */
-export class InvalidReferenceError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'InvalidReferenceError';
-  }
+export function ownerOf(md: MqttDeployment): Owner {
+  return { namespace: md.metadata.namespace, name: md.metadata.name, uid: md.metadata.uid ?? '' };
 }
 
-export type KubeObject = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-} & Record<string, unknown>;
+export function targetNamespace(md: MqttDeployment): string {
+  return runtimeNamespaceName(md.metadata.namespace, md.metadata.name);
+}

@@ -1,21 +1,18 @@
-// The runtime namespace: owner labels (the only link back to the CR) and Pod Security Admission
-// enforce=restricted, so even a compromised broker image cannot run privileged pods there.
+// The runtime namespace: Pod Security "restricted" enforced, labels carrying the owner's UID.
+import type { V1Namespace } from '@kubernetes/client-node';
 import { ownerLabels } from '../api/names.ts';
-import type { Owner } from '../api/names.ts';
-import type { KubeObject } from './context.ts';
+import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
 
-export function runtimeNamespace(name: string, owner: Owner): KubeObject {
+export function namespace(ctx: BuildContext): V1Namespace {
   return {
     apiVersion: 'v1',
     kind: 'Namespace',
     metadata: {
-      name,
+      name: targetNamespace(ctx.md),
       labels: {
-        ...ownerLabels(owner),
+        ...ownerLabels(ownerOf(ctx.md)),
         'pod-security.kubernetes.io/enforce': 'restricted',
         'pod-security.kubernetes.io/enforce-version': 'latest',
-        'pod-security.kubernetes.io/warn': 'restricted',
-        'pod-security.kubernetes.io/audit': 'restricted',
       },
     },
   };

@@ -1,0 +1,188 @@
+// The operator process: leader election, informers, the keyed queue feeding the three controllers,
+// and /healthz /readyz /metrics. `runOperator()` is the whole thing as a function taking a
+// KubeConfig (integration tests run it in-process); run as a program it loads the in-cluster or
+// local kubeconfig. Events only choose WHICH keys to reconcile; reconcile itself is level-triggered.
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { pino, type Logger } from 'pino';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE } from './api/names.ts';
+import { operatorConfigFromEnv, type OperatorConfig } from './config.ts';
+import { KubeClient } from './kube/client.ts';
+import { makeInformers, startInformers, stopInformers, type Informers } from './kube/informers.ts';
+import { KeyedQueue } from './kube/queue.ts';
+import { LeaderElector } from './kube/leader.ts';
+import { reconcileMqttDeployment, type ControllerDeps, type Result } from './reconcile/mqtt-deployment.ts';
+import { reconcileAuthSource } from './reconcile/auth-source.ts';
+import { reconcileTlsCertificate } from './reconcile/tls-certificate.ts';
+
+export interface RunOptions {
+  kubeConfig: KubeConfig;
+  config?: Partial<OperatorConfig>;
+  leaderElection?: boolean;
+  logger?: Logger;
+  workers?: number;
+}
+
+export interface RunningOperator {
+  stop(): Promise<void>;
+  /** Resolves when the queue is empty (nothing queued or running). */
+  idle(): Promise<void>;
+  /** API writes sent so far (apply, delete, status, finalizer). */
+  writes(): number;
+  metricsPort: number;
+  registry: Registry;
+}
+
+type Kind = 'MqttDeployment' | 'AuthSource' | 'TlsCertificate';
+const controllers: Record<Kind, (deps: ControllerDeps, ns: string, name: string) => Promise<Result>> = {
+  MqttDeployment: reconcileMqttDeployment,
+  AuthSource: reconcileAuthSource,
+  TlsCertificate: reconcileTlsCertificate,
+};
+
+function metrics(registry: Registry, queue: () => number, writes: () => number) {
+  return {
+    reconciles: new Counter({ name: 'enclave_operator_reconcile_total', help: 'Reconciles by kind and result.', labelNames: ['kind', 'result'], registers: [registry] }),
+    duration: new Histogram({ name: 'enclave_operator_reconcile_duration_seconds', help: 'Reconcile duration by kind.', labelNames: ['kind'], buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
+    errors: new Counter({ name: 'enclave_operator_reconcile_errors_total', help: 'Failed reconciles by kind.', labelNames: ['kind'], registers: [registry] }),
+    depth: new Gauge({ name: 'enclave_operator_queue_depth', help: 'Keys queued or running.', registers: [registry], collect() { this.set(queue()); } }),
+    writes: new Gauge({ name: 'enclave_operator_api_writes', help: 'API writes sent since start.', registers: [registry], collect() { this.set(writes()); } }),
+  };
+}
+
+/** Which reconcile keys an event on `obj` concerns. Broad on purpose: extra keys cost a no-op reconcile. */
+function keysFor(informers: Informers, source: keyof Informers, obj: KubernetesObject): string[] {
+  const ns = obj.metadata?.namespace ?? '';
+  const name = obj.metadata?.name ?? '';
+  const all = (kind: Kind, list: readonly KubernetesObject[]) => list.map((o) => `${kind}/${o.metadata?.namespace}/${o.metadata?.name}`);
+  switch (source) {
+    case 'mqttDeployments':
+      return [`MqttDeployment/${ns}/${name}`, ...all('AuthSource', informers.authSources.list(ns))];
+    case 'authSources':
+    case 'tlsCertificates':
+      return [`${source === 'authSources' ? 'AuthSource' : 'TlsCertificate'}/${ns}/${name}`, ...all('MqttDeployment', informers.mqttDeployments.list(ns))];
+    case 'secrets':
+      return [...all('AuthSource', informers.authSources.list(ns)), ...all('TlsCertificate', informers.tlsCertificates.list(ns)), ...all('MqttDeployment', informers.mqttDeployments.list(ns))];
+    case 'namespaces':
+    case 'deployments': {
+      const labels = obj.metadata?.labels ?? {};
+      const ownerNs = labels[LABEL_OWNER_NAMESPACE];
+      const ownerName = labels[LABEL_OWNER_NAME];
+      return ownerNs && ownerName ? [`MqttDeployment/${ownerNs}/${ownerName}`] : [];
+    }
+  }
+}
+
+export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
+  const config: OperatorConfig = { ...operatorConfigFromEnv(), ...opts.config };
+  const log = opts.logger ?? pino({ base: { component: 'enclave-operator' } });
+  const client = new KubeClient(opts.kubeConfig);
+  const informers = makeInformers(opts.kubeConfig);
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const deps: ControllerDeps = { client, informers, config, log, applied: new Map(), now: () => new Date() };
+
+  const depth = { get: (): number => 0 };
+  const m = metrics(registry, () => depth.get(), () => client.writes);
+  const queue = new KeyedQueue(async (key) => {
+    const [kind, ns, name] = key.split('/') as [Kind, string, string];
+    const end = m.duration.startTimer({ kind });
+    try {
+      const result = await controllers[kind](deps, ns, name);
+      m.reconciles.inc({ kind, result: 'success' });
+      return result;
+    } catch (err) {
+      m.reconciles.inc({ kind, result: 'error' });
+      m.errors.inc({ kind });
+      throw err;
+    } finally {
+      end();
+    }
+  }, {
+    workers: opts.workers ?? 8,
+    onError: (key, err) => log.warn({ key, err: (err as Error).message }, 'Reconcile failed, retrying with backoff'),
+  });
+
+  depth.get = () => queue.depth;
+  let ready = false;
+  const server: Server = createServer((req, res) => {
+    if (req.url === '/healthz') res.writeHead(200).end('ok');
+    else if (req.url === '/readyz') res.writeHead(ready ? 200 : 503).end(ready ? 'ok' : 'not ready');
+    else if (req.url === '/metrics') void registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body));
+    else res.writeHead(404).end();
+  });
+  await new Promise<void>((resolve) => server.listen(config.metricsPort, config.metricsHost, resolve));
+
+  const elector = opts.leaderElection === false ? undefined
+    : new LeaderElector(opts.kubeConfig, { namespace: config.operatorNamespace, name: config.leaseName, identity: config.identity });
+  let stopped = false;
+  let resync: NodeJS.Timeout | undefined;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (resync) clearInterval(resync);
+    queue.stop();
+    await stopInformers(informers);
+    await elector?.stop();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+
+  const enqueueAll = () => {
+    for (const [kind, cache] of [['MqttDeployment', informers.mqttDeployments], ['AuthSource', informers.authSources], ['TlsCertificate', informers.tlsCertificates]] as const) {
+      for (const o of cache.list()) queue.add(`${kind}/${o.metadata.namespace}/${o.metadata.name}`);
+    }
+  };
+
+  const start = async () => {
+    if (elector) {
+      log.info({ lease: `${config.operatorNamespace}/${config.leaseName}`, identity: config.identity }, 'Waiting for leadership');
+      await elector.acquire(() => {
+        log.error('Lost leadership, stopping');
+        void stop();
+      });
+      if (stopped) return;
+      log.info({ identity: config.identity }, 'Became leader');
+    }
+    for (const source of Object.keys(informers) as (keyof Informers)[]) {
+      const informer = informers[source] as Informers['secrets'];
+      const handler = (obj: KubernetesObject) => {
+        for (const key of keysFor(informers, source, obj)) queue.add(key);
+      };
+      informer.on('add', handler);
+      informer.on('update', handler);
+      informer.on('delete', handler);
+    }
+    await startInformers(informers, (what, err) => log.warn({ informer: what, err: (err as Error)?.message }, 'Watch failed, relisting'));
+    ready = true;
+    enqueueAll();
+    resync = setInterval(enqueueAll, config.resyncSeconds * 1000).unref();
+  };
+  if (elector) {
+    ready = true; // A standby is healthy and ready: it is doing its job by waiting.
+    start().catch((err: unknown) => {
+      log.error({ err: (err as Error).message }, 'Operator failed to start');
+      void stop();
+    });
+  } else {
+    await start();
+  }
+
+  return {
+    stop,
+    idle: () => queue.idle(),
+    writes: () => client.writes,
+    metricsPort: (server.address() as AddressInfo).port,
+    registry,
+  };
+}
+
+if (import.meta.main) {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromDefault();
+  const running = await runOperator({ kubeConfig });
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => void running.stop().then(() => process.exit(0)));
+  }
+}

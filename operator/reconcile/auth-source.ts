@@ -1,0 +1,42 @@
+// Reconcile of one AuthSource: Ready when every Secret it references exists with the keys it needs;
+// usedBy lists the MqttDeployments whose chains name it. Dependents are re-queued by main.ts when
+// the AuthSource or any Secret in its namespace changes.
+import { GROUP, VERSION, type AuthSource, type MqttDeployment } from '../api/types.ts';
+import { referencedSources } from '../resources/listeners.ts';
+import { authSourceStatus } from '../status/simple.ts';
+import { sameStatus } from '../status/mqtt-deployment.ts';
+import type { ControllerDeps, Result } from './mqtt-deployment.ts';
+
+/** (Secret name, key) pairs an AuthSource needs, key undefined = any key. */
+export function secretRefsOf(source: AuthSource): { name: string; key?: string }[] {
+  const s = source.spec;
+  const refs: { name: string; key?: string }[] = [];
+  if (s.builtin) refs.push({ name: s.builtin.secretRef.name, key: s.builtin.secretRef.key ?? 'users.yaml' });
+  for (const q of [s.postgres, s.mysql, s.redis]) {
+    if (q?.credentialsSecretRef) refs.push({ name: q.credentialsSecretRef.name, key: 'password' });
+    if (q?.tls?.secretRef) refs.push({ name: q.tls.secretRef.name, key: 'ca.crt' });
+  }
+  if (s.http?.bearerTokenSecretRef) refs.push({ name: s.http.bearerTokenSecretRef.name, key: s.http.bearerTokenSecretRef.key ?? 'token' });
+  if (s.http?.tls?.secretRef) refs.push({ name: s.http.tls.secretRef.name, key: 'ca.crt' });
+  if (s.jwt?.secretRef) refs.push({ name: s.jwt.secretRef.name, key: s.jwt.secretRef.key ?? 'secret' });
+  if (s.jwt?.publicKeySecretRef) refs.push({ name: s.jwt.publicKeySecretRef.name, key: s.jwt.publicKeySecretRef.key ?? 'public.pem' });
+  if (s.jwt?.jwksSecretRef) refs.push({ name: s.jwt.jwksSecretRef.name, key: s.jwt.jwksSecretRef.key ?? 'jwks.json' });
+  return refs;
+}
+
+export function usersOf(source: AuthSource, deployments: readonly MqttDeployment[]): string[] {
+  return deployments.filter((md) => referencedSources(md).includes(source.metadata.name)).map((md) => md.metadata.name);
+}
+
+export async function reconcileAuthSource(deps: ControllerDeps, namespace: string, name: string): Promise<Result> {
+  const source = deps.informers.authSources.get(name, namespace);
+  if (!source) return;
+  const missing = secretRefsOf(source)
+    .filter((r) => deps.informers.secrets.get(r.name, namespace)?.data?.[r.key ?? ''] === undefined)
+    .map((r) => `Secret ${r.name} key ${r.key ?? ''}`);
+  const usedBy = usersOf(source, deps.informers.mqttDeployments.list(namespace));
+  const status = authSourceStatus(source, missing, usedBy, deps.now().toISOString());
+  if (!sameStatus(status, source.status)) {
+    await deps.client.applyStatus(GROUP, VERSION, 'authsources', 'AuthSource', namespace, name, status);
+  }
+}

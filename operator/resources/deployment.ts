@@ -1,0 +1,64 @@
+// The broker Deployment: a restricted pod (non-root, read-only root filesystem, no capabilities,
+// seccomp RuntimeDefault), probes on the admin port, and the config hash as a pod-template
+// annotation, the only thing that varies between reconciles: a config change rolls the pods,
+// nothing else does (no timestamps). The config Secret is mounted as a whole volume so rotated
+// credentials and certificates reach the running broker without a restart.
+import type { V1Deployment } from '@kubernetes/client-node';
+import { ADMIN_PORT, ANNOTATION_CONFIG_HASH, BROKER_CONFIG_SECRET, BROKER_NAME, brokerSelector, ownerLabels } from '../api/names.ts';
+import { CONFIG_DIR } from './broker-config.ts';
+import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
+import { effectiveListeners } from './listeners.ts';
+
+const DEFAULT_RESOURCES = { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } };
+
+export function deployment(ctx: BuildContext, configHash: string): V1Deployment {
+  const md = ctx.md;
+  const labels = ownerLabels(ownerOf(md));
+  const probe = (path: string) => ({ httpGet: { path, port: 'admin' }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 });
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: { name: BROKER_NAME, namespace: targetNamespace(md), labels },
+    spec: {
+      replicas: md.spec.replicas ?? 1,
+      selector: { matchLabels: brokerSelector() },
+      template: {
+        metadata: { labels: { ...brokerSelector(), ...labels }, annotations: { [ANNOTATION_CONFIG_HASH]: configHash } },
+        spec: {
+          serviceAccountName: BROKER_NAME,
+          automountServiceAccountToken: false,
+          enableServiceLinks: false,
+          securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
+          ...(md.spec.nodeSelector ? { nodeSelector: md.spec.nodeSelector } : {}),
+          ...(md.spec.tolerations ? { tolerations: md.spec.tolerations } : {}),
+          ...(md.spec.affinity ? { affinity: md.spec.affinity } : {}),
+          terminationGracePeriodSeconds: 30,
+          containers: [{
+            name: 'broker',
+            image: md.spec.image ?? ctx.config.defaultImage,
+            args: ['--config', `${CONFIG_DIR}/config.yaml`],
+            ports: [
+              ...effectiveListeners(md).map((l) => ({ name: l.name.slice(0, 15), containerPort: l.port, protocol: 'TCP' })),
+              { name: 'admin', containerPort: ADMIN_PORT, protocol: 'TCP' },
+            ],
+            livenessProbe: probe('/healthz'),
+            readinessProbe: probe('/readyz'),
+            resources: md.spec.resources ?? DEFAULT_RESOURCES,
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              runAsNonRoot: true,
+              capabilities: { drop: ['ALL'] },
+              seccompProfile: { type: 'RuntimeDefault' },
+            },
+            volumeMounts: [{ name: 'config', mountPath: CONFIG_DIR, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],
+          }],
+          volumes: [
+            { name: 'config', secret: { secretName: BROKER_CONFIG_SECRET, defaultMode: 0o440 } },
+            { name: 'tmp', emptyDir: { sizeLimit: '64Mi' } },
+          ],
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,52 @@
+// The desired object set of one MqttDeployment, in apply order. The order is the order of
+// dependence: the namespace must exist before anything in it; network policies come before any pod
+// can start so no pod ever runs unfenced; the ServiceAccount and config Secret before the
+// Deployment that mounts them (else its pods fail to start); the Service and PDB last, they only
+// select pods. `null` means "must not exist" and is deleted.
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { BROKER_NAME } from '../api/names.ts';
+import type { BuildContext } from './context.ts';
+import { targetNamespace } from './context.ts';
+import { namespace } from './namespace.ts';
+import { NETWORK_POLICY_NAMES, networkPolicies } from './network-policies.ts';
+import { serviceAccount } from './service-account.ts';
+import { renderBrokerConfig } from './broker-config.ts';
+import { deployment } from './deployment.ts';
+import { service } from './service.ts';
+import { podDisruptionBudget } from './pdb.ts';
+
+export interface DesiredEntry {
+  /** What to delete when `object` is null. */
+  ref: { apiVersion: string; kind: string; namespace?: string; name: string };
+  object: KubernetesObject | null;
+}
+
+export interface DesiredState {
+  entries: DesiredEntry[];
+  configHash: string;
+  missing: string[];
+}
+
+export function desiredState(ctx: BuildContext): DesiredState {
+  const ns = targetNamespace(ctx.md);
+  const rendered = renderBrokerConfig(ctx);
+  const policies = networkPolicies(ctx);
+  const entry = (object: KubernetesObject): DesiredEntry => ({
+    ref: { apiVersion: object.apiVersion!, kind: object.kind!, name: object.metadata!.name!, ...(object.metadata?.namespace ? { namespace: object.metadata.namespace } : {}) },
+    object,
+  });
+  const entries: DesiredEntry[] = [
+    entry(namespace(ctx)),
+    ...NETWORK_POLICY_NAMES.map((name): DesiredEntry => {
+      const p = policies.find((x) => x.metadata?.name === name);
+      return p ? entry(p) : { ref: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace: ns, name }, object: null };
+    }),
+    entry(serviceAccount(ctx)),
+    entry(rendered.secret),
+    entry(deployment(ctx, rendered.configHash)),
+    entry(service(ctx)),
+  ];
+  const pdb = podDisruptionBudget(ctx);
+  entries.push(pdb ? entry(pdb) : { ref: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: ns, name: BROKER_NAME }, object: null });
+  return { entries, configHash: rendered.configHash, missing: rendered.missing };
+}

@@ -1,0 +1,55 @@
+// NetworkPolicies of the runtime namespace: deny everything in and out, then allow exactly
+// (1) listener ports from spec.network.allowFrom, (2) the admin port from the operator's namespace,
+// (3) DNS, and (4) egress to each referenced AuthSource's declared backends.
+import type { V1NetworkPolicy, V1NetworkPolicyPeer } from '@kubernetes/client-node';
+import { ADMIN_PORT, brokerSelector, ownerLabels } from '../api/names.ts';
+import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
+import { effectiveListeners, referencedSources } from './listeners.ts';
+
+export function networkPolicies(ctx: BuildContext): V1NetworkPolicy[] {
+  const ns = targetNamespace(ctx.md);
+  const labels = ownerLabels(ownerOf(ctx.md));
+  const meta = (name: string) => ({ name, namespace: ns, labels });
+  const pods = { matchLabels: brokerSelector() };
+  const policies: V1NetworkPolicy[] = [
+    { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('default-deny'), spec: { podSelector: {}, policyTypes: ['Ingress', 'Egress'] } },
+    {
+      apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('allow-admin-from-operator'),
+      spec: {
+        podSelector: pods, policyTypes: ['Ingress'],
+        ingress: [{ _from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ctx.config.operatorNamespace } } }], ports: [{ protocol: 'TCP', port: ADMIN_PORT }] }],
+      },
+    },
+    {
+      apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('allow-dns'),
+      spec: {
+        podSelector: pods, policyTypes: ['Egress'],
+        egress: [{
+          to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+          ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
+        }],
+      },
+    },
+  ];
+  const allowFrom = (ctx.md.spec.network?.allowFrom ?? []) as V1NetworkPolicyPeer[];
+  // Empty allowFrom means nobody outside the namespace: no listener policy at all (default deny holds).
+  if (allowFrom.length > 0) {
+    policies.push({
+      apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('allow-listeners'),
+      spec: {
+        podSelector: pods, policyTypes: ['Ingress'],
+        ingress: [{ _from: allowFrom, ports: effectiveListeners(ctx.md).map((l) => ({ protocol: 'TCP', port: l.port })) }],
+      },
+    });
+  }
+  const egress = referencedSources(ctx.md)
+    .flatMap((name) => ctx.sources.get(name)?.spec.egress ?? [])
+    .map((e) => ({ to: [{ ipBlock: { cidr: e.cidr } }], ports: [{ protocol: e.protocol ?? 'TCP', port: e.port }] }));
+  if (egress.length > 0) {
+    policies.push({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('allow-auth-backends'), spec: { podSelector: pods, policyTypes: ['Egress'], egress } });
+  }
+  return policies;
+}
+
+/** Names of every policy networkPolicies() can produce: the ones it did not produce this time are deleted. */
+export const NETWORK_POLICY_NAMES = ['default-deny', 'allow-admin-from-operator', 'allow-dns', 'allow-listeners', 'allow-auth-backends'];

@@ -1,0 +1,81 @@
+// The MqttDeployment status from what reconcile observed (pure): conditions Ready / Progressing /
+// Degraded with an actionable message, the runtime namespace, endpoints and replica counts.
+import { mergeConditions, type ConditionInput } from '../api/conditions.ts';
+import { BROKER_NAME } from '../api/names.ts';
+import type { Endpoint, MqttDeployment, MqttDeploymentStatus } from '../api/types.ts';
+import { effectiveListeners } from '../resources/listeners.ts';
+
+export interface Observed {
+  namespace: string;
+  configHash?: string;
+  /** Unresolved references (AuthSource x, Secret y key z, TlsCertificate t). */
+  missing: string[];
+  /** An object in the way that is not ours (owner-UID label differs). */
+  conflict?: string;
+  /** The apply step failed with this message. */
+  applyError?: string;
+  replicas: number;
+  readyReplicas: number;
+  updatedReplicas: number;
+}
+
+export function endpoints(md: MqttDeployment, namespace: string): Endpoint[] {
+  return effectiveListeners(md).map((l) => ({ listener: l.name, protocol: l.protocol, address: `${BROKER_NAME}.${namespace}.svc:${l.port}` }));
+}
+
+export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: string): MqttDeploymentStatus {
+  const generation = md.metadata.generation ?? 0;
+  const desired = md.spec.replicas ?? 1;
+  const c = (type: ConditionInput['type'], status: ConditionInput['status'], reason: string, message: string): ConditionInput =>
+    ({ type, status, reason, message, observedGeneration: generation });
+  let conditions: ConditionInput[];
+  if (o.conflict !== undefined) {
+    conditions = [
+      c('Ready', 'False', 'OwnershipConflict', `${o.conflict} exists and is not owned by this MqttDeployment; it was left untouched. Rename the MqttDeployment or remove that object.`),
+      c('Progressing', 'False', 'OwnershipConflict', 'Waiting for the conflicting object to go away.'),
+      c('Degraded', 'True', 'OwnershipConflict', `${o.conflict} belongs to someone else.`),
+    ];
+  } else if (o.missing.length > 0) {
+    conditions = [
+      c('Ready', 'False', 'InvalidReference', `Not found: ${o.missing.join(', ')}. Create them in namespace ${md.metadata.namespace} or fix the references.`),
+      c('Progressing', 'False', 'InvalidReference', 'Waiting for the referenced objects.'),
+      c('Degraded', 'True', 'InvalidReference', `${o.missing.length} unresolved reference(s).`),
+    ];
+  } else if (o.applyError !== undefined) {
+    conditions = [
+      c('Ready', 'False', 'ApplyFailed', o.applyError),
+      c('Progressing', 'True', 'Retrying', 'The operator retries with backoff.'),
+      c('Degraded', 'True', 'ApplyFailed', o.applyError),
+    ];
+  } else {
+    const rolledOut = o.readyReplicas >= desired && o.updatedReplicas >= desired;
+    conditions = [
+      rolledOut
+        ? c('Ready', 'True', 'Available', `${o.readyReplicas}/${desired} replicas ready.`)
+        : c('Ready', 'False', 'RollingOut', `${o.readyReplicas}/${desired} replicas ready; pods are starting.`),
+      rolledOut ? c('Progressing', 'False', 'Complete', 'Rollout complete.') : c('Progressing', 'True', 'RollingOut', 'Waiting for broker pods to become ready.'),
+      c('Degraded', 'False', 'AsExpected', 'All objects applied.'),
+    ];
+  }
+  const eps = o.conflict === undefined ? endpoints(md, o.namespace) : [];
+  return {
+    observedGeneration: generation,
+    conditions: mergeConditions(md.status?.conditions, conditions, now),
+    namespace: o.namespace,
+    endpoints: eps,
+    ...(eps[0] ? { endpoint: eps[0].address } : {}),
+    replicas: o.replicas,
+    readyReplicas: o.readyReplicas,
+    ...(o.configHash !== undefined ? { configHash: o.configHash } : {}),
+  };
+}
+
+/** Status equality ignoring key order, so an unchanged status is never written. */
+export function sameStatus(a: unknown, b: unknown): boolean {
+  return stable(a) === stable(b);
+}
+
+function stable(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === 'object' && !Array.isArray(x) ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([p], [q]) => p.localeCompare(q))) : x);
+}

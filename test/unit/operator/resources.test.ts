@@ -1,0 +1,123 @@
+// Table tests of the pure builders: the desired object set for a given MqttDeployment and what
+// it references. The rendered config is checked with the broker's own validator (the contract).
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { validateBrokerConfig } from '../../../broker/config.ts';
+import { desiredState } from '../../../operator/resources/index.ts';
+import { renderBrokerConfig, durationMs } from '../../../operator/resources/broker-config.ts';
+import { deployment } from '../../../operator/resources/deployment.ts';
+import { networkPolicies } from '../../../operator/resources/network-policies.ts';
+import { podDisruptionBudget } from '../../../operator/resources/pdb.ts';
+import { service } from '../../../operator/resources/service.ts';
+import { b64, ctx, md, source } from './fixtures.ts';
+
+const pg = source('pg', { type: 'postgres', postgres: { host: '10.0.0.5', database: 'mqtt', credentialsSecretRef: { name: 'pg-creds' } }, egress: [{ cidr: '10.0.0.5/32', port: 5432 }] });
+const pgSecrets = { 'pg-creds': { username: b64('u'), password: b64('p') } };
+
+function configOf(c: ReturnType<typeof ctx>) {
+  const r = renderBrokerConfig(c);
+  return { ...r, config: parse(Buffer.from(r.secret.data!['config.yaml']!, 'base64').toString()) as unknown };
+}
+
+describe('desiredState', () => {
+  it('lists objects in dependency order, all labelled with the owner UID', () => {
+    const d = desiredState(ctx(md()));
+    expect(d.entries.map((e) => `${e.ref.kind}/${e.ref.name}${e.object ? '' : ' (delete)'}`)).toEqual([
+      'Namespace/enclave-team-a-prod',
+      'NetworkPolicy/default-deny', 'NetworkPolicy/allow-admin-from-operator', 'NetworkPolicy/allow-dns',
+      'NetworkPolicy/allow-listeners (delete)', 'NetworkPolicy/allow-auth-backends (delete)',
+      'ServiceAccount/broker', 'Secret/broker-config', 'Deployment/broker', 'Service/broker',
+      'PodDisruptionBudget/broker (delete)',
+    ]);
+    for (const e of d.entries) if (e.object) expect(e.object.metadata?.labels?.['mqtt.enclave.dev/owner-uid']).toBe('uid-1');
+  });
+
+  it('is identical when computed twice (nothing time- or order-dependent)', () => {
+    const c = ctx(md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg], secrets: pgSecrets });
+    expect(JSON.stringify(desiredState(c))).toBe(JSON.stringify(desiredState(c)));
+  });
+});
+
+describe('renderBrokerConfig', () => {
+  it.each([
+    ['defaults: one mqtt listener on 1883, deny by default', md(), {}, { listeners: [{ name: 'mqtt', protocol: 'mqtt', port: 1883 }], noMatch: 'deny', sources: [] }],
+    ['postgres source with copied credentials', md({ authentication: { chain: [{ name: 'pg' }] }, authorization: { chain: [{ name: 'pg' }] } }), { sources: [pg], secrets: pgSecrets },
+      { listeners: [{ name: 'mqtt', protocol: 'mqtt', port: 1883 }], noMatch: 'deny', sources: ['pg'] }],
+    ['ws listener gets /mqtt path', md({ listeners: [{ name: 'web', protocol: 'ws' }] }), {}, { listeners: [{ name: 'web', protocol: 'ws', port: 8083, path: '/mqtt' }], noMatch: 'deny', sources: [] }],
+  ])('%s', (_name, m, extra, expected) => {
+    const { config, missing } = configOf(ctx(m, extra));
+    expect(missing).toEqual([]);
+    const valid = validateBrokerConfig(config);
+    expect(valid.listeners.map((l) => ({ name: l.name, protocol: l.protocol, port: l.port, ...(l.path ? { path: l.path } : {}) }))).toEqual(expected.listeners);
+    expect(valid.authorization.noMatch).toBe(expected.noMatch);
+    expect(Object.keys(valid.sources)).toEqual(expected.sources);
+  });
+
+  it('copies credentials into the bundle and points the config at the mounted files', () => {
+    const r = configOf(ctx(md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg], secrets: pgSecrets }));
+    expect(r.secret.data!['source-pg-password']).toBe(b64('p'));
+    expect((r.config as { sources: { pg: { passwordFile: string } } }).sources.pg.passwordFile).toBe('/etc/enclave/source-pg-password');
+    expect(Buffer.from(r.secret.data!['config.yaml']!, 'base64').toString()).not.toContain('p\n');
+  });
+
+  it.each([
+    ['missing AuthSource', md({ authentication: { chain: [{ name: 'nope' }] } }), {}, ['AuthSource nope']],
+    ['missing Secret key', md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg] }, ['Secret pg-creds key username', 'Secret pg-creds key password']],
+    ['missing TLS material', md({ listeners: [{ name: 's', protocol: 'mqtts', tlsCertificateRef: { name: 'srv' } }] }), {}, ['TlsCertificate srv']],
+  ])('reports %s', (_n, m, extra, expected) => {
+    expect(renderBrokerConfig(ctx(m, extra)).missing).toEqual(expected);
+  });
+
+  it('config hash changes with config, not with a rotated credential', () => {
+    const base = ctx(md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg], secrets: pgSecrets });
+    const rotated = ctx(base.md, { sources: [pg], secrets: { 'pg-creds': { username: b64('u'), password: b64('new') } } });
+    const changed = ctx(md({ authentication: { chain: [{ name: 'pg' }], allowAnonymous: true } }), { sources: [pg], secrets: pgSecrets });
+    expect(renderBrokerConfig(rotated).configHash).toBe(renderBrokerConfig(base).configHash);
+    expect(renderBrokerConfig(changed).configHash).not.toBe(renderBrokerConfig(base).configHash);
+  });
+
+  it.each([['5s', 5000], ['1m30s', 90_000], ['250ms', 250], ['2h', 7_200_000]])('durationMs(%s) = %d', (text, ms) => {
+    expect(durationMs(text)).toBe(ms);
+  });
+});
+
+describe('deployment', () => {
+  it('runs a restricted pod with the config hash, whole-volume secret mount and probes', () => {
+    const d = deployment(ctx(md({ replicas: 2 })), 'abc123');
+    const pod = d.spec!.template.spec!;
+    const c = pod.containers[0]!;
+    expect(d.spec!.replicas).toBe(2);
+    expect(d.spec!.template.metadata!.annotations).toEqual({ 'mqtt.enclave.dev/config-hash': 'abc123' });
+    expect(c.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' } });
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(c.volumeMounts!.find((v) => v.name === 'config')).toEqual({ name: 'config', mountPath: '/etc/enclave', readOnly: true });
+    expect(c.livenessProbe!.httpGet!.path).toBe('/healthz');
+    expect(c.readinessProbe!.httpGet!.path).toBe('/readyz');
+    expect(c.image).toBe('enclave/broker:test');
+  });
+});
+
+describe('networkPolicies', () => {
+  it.each([
+    ['nobody outside: no listener policy', md(), [], ['default-deny', 'allow-admin-from-operator', 'allow-dns']],
+    ['allowFrom opens listener ports', md({ network: { allowFrom: [{ namespaceSelector: { matchLabels: { team: 'a' } } }] } }), [], ['default-deny', 'allow-admin-from-operator', 'allow-dns', 'allow-listeners']],
+    ['auth backend egress', md({ authentication: { chain: [{ name: 'pg' }] } }), [pg], ['default-deny', 'allow-admin-from-operator', 'allow-dns', 'allow-auth-backends']],
+  ])('%s', (_n, m, sources, names) => {
+    expect(networkPolicies(ctx(m, { sources })).map((p) => p.metadata!.name)).toEqual(names);
+  });
+
+  it('allows exactly the declared backend CIDR and port', () => {
+    const p = networkPolicies(ctx(md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg] })).find((x) => x.metadata!.name === 'allow-auth-backends')!;
+    expect(p.spec!.egress).toEqual([{ to: [{ ipBlock: { cidr: '10.0.0.5/32' } }], ports: [{ protocol: 'TCP', port: 5432 }] }]);
+  });
+});
+
+describe('service and PDB', () => {
+  it.each([[undefined, false], [1, false], [3, true]])('replicas %s → PDB %s', (replicas, present) => {
+    expect(podDisruptionBudget(ctx(md(replicas === undefined ? {} : { replicas }))) !== null).toBe(present);
+  });
+  it('exposes one port per listener', () => {
+    const s = service(ctx(md({ listeners: [{ name: 'a', protocol: 'mqtt' }, { name: 'b', protocol: 'wss', tlsCertificateRef: { name: 't' } }] })));
+    expect(s.spec!.ports!.map((p) => [p.name, p.port])).toEqual([['a', 1883], ['b', 8084]]);
+  });
+});

@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest';
+import { mqttDeploymentStatus, type Observed } from '../../../operator/status/mqtt-deployment.ts';
+import { mergeConditions } from '../../../operator/api/conditions.ts';
+import { md } from './fixtures.ts';
+
+const base: Observed = { namespace: 'enclave-team-a-prod', configHash: 'h', missing: [], replicas: 1, readyReplicas: 1, updatedReplicas: 1 };
+const T = '2026-01-01T00:00:00.000Z';
+
+describe('mqttDeploymentStatus', () => {
+  it.each([
+    ['all ready', base, ['True', 'Available'], ['False', 'AsExpected']],
+    ['pods starting', { ...base, readyReplicas: 0 }, ['False', 'RollingOut'], ['False', 'AsExpected']],
+    ['missing reference', { ...base, missing: ['AuthSource pg'] }, ['False', 'InvalidReference'], ['True', 'InvalidReference']],
+    ['ownership conflict', { ...base, conflict: 'Namespace enclave-team-a-prod' }, ['False', 'OwnershipConflict'], ['True', 'OwnershipConflict']],
+    ['apply failed', { ...base, applyError: 'boom' }, ['False', 'ApplyFailed'], ['True', 'ApplyFailed']],
+  ] as [string, Observed, [string, string], [string, string]][])('%s', (_n, observed, [ready, readyReason], [degraded, degradedReason]) => {
+    const s = mqttDeploymentStatus(md(), observed, T);
+    const get = (t: string) => s.conditions!.find((c) => c.type === t)!;
+    expect([get('Ready').status, get('Ready').reason]).toEqual([ready, readyReason]);
+    expect([get('Degraded').status, get('Degraded').reason]).toEqual([degraded, degradedReason]);
+    expect(s.conditions!.every((c) => c.observedGeneration === 3)).toBe(true);
+    expect(s.observedGeneration).toBe(3);
+  });
+
+  it('reports endpoints per listener, none on conflict', () => {
+    expect(mqttDeploymentStatus(md(), base, T).endpoint).toBe('broker.enclave-team-a-prod.svc:1883');
+    expect(mqttDeploymentStatus(md(), { ...base, conflict: 'Namespace x' }, T).endpoints).toEqual([]);
+  });
+
+  it('keeps lastTransitionTime when a condition keeps its status', () => {
+    const first = mqttDeploymentStatus(md(), base, T);
+    const again = mqttDeploymentStatus({ ...md(), status: first }, base, '2030-01-01T00:00:00.000Z');
+    expect(again).toEqual(first);
+  });
+});
+
+describe('mergeConditions', () => {
+  it('moves lastTransitionTime only on a status change', () => {
+    const prev = mergeConditions(undefined, [{ type: 'Ready', status: 'False', reason: 'a', message: 'm', observedGeneration: 1 }], T);
+    const same = mergeConditions(prev, [{ type: 'Ready', status: 'False', reason: 'b', message: 'm2', observedGeneration: 2 }], 'later');
+    const flip = mergeConditions(prev, [{ type: 'Ready', status: 'True', reason: 'c', message: 'm3', observedGeneration: 2 }], 'later');
+    expect(same[0]!.lastTransitionTime).toBe(T);
+    expect(flip[0]!.lastTransitionTime).toBe('later');
+  });
+});
