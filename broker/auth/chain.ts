@@ -31,6 +31,11 @@ export const defaultTimeoutMs = 5000;
 const backoffBaseMs = 100;
 const backoffMaxMs = 10_000;
 
+/** A JWT carried in the username (jwt source `from: username`) is a credential: never logged. */
+export function loggable(username: string | undefined): string | undefined {
+  return username !== undefined && /^eyJ[\w-]*\.[\w-]*\.[\w-]*$/.test(username) ? '<jwt>' : username;
+}
+
 interface SourceState {
   source: AuthSource;
   config: AuthSourceConfig;
@@ -129,7 +134,7 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
   const seconds = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
 
   async function authenticate(attempt: ConnectAttempt): Promise<AuthenticationResult> {
-    const who = { clientId: attempt.clientId, username: attempt.username, peer: attempt.peerHost, action: 'connect' };
+    const who = { clientId: attempt.clientId, username: loggable(attempt.username), peer: attempt.peerHost, action: 'connect' };
     for (const name of config.authentication.chain) {
       const state = states.get(name)!;
       const started = process.hrtime.bigint();
@@ -192,7 +197,7 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     metrics.cacheHit();
     if (logging()) {
       const a = client.attempt;
-      accessLog({ clientId: a.clientId, username: a.username, peer: a.peerHost, action: request.action, topic: request.topic, source: 'cache', result: cached ? 'allow' : 'deny' });
+      accessLog({ clientId: a.clientId, username: loggable(a.username), peer: a.peerHost, action: request.action, topic: request.topic, source: 'cache', result: cached ? 'allow' : 'deny' });
     }
     return cached;
   }
@@ -200,7 +205,7 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
   async function authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean> {
     const known = authorizeSync(client, request);
     if (known !== undefined) return known;
-    const who = { clientId: client.attempt.clientId, username: client.attempt.username, peer: client.attempt.peerHost, action: request.action, topic: request.topic };
+    const who = { clientId: client.attempt.clientId, username: loggable(client.attempt.username), peer: client.attempt.peerHost, action: request.action, topic: request.topic };
     let d;
     try {
       d = await decide(client, request);

@@ -84,9 +84,26 @@ describe('jwt: HMAC secret', () => {
     await hook.close();
   });
 
-  it('token in the username field', async () => {
-    const { hook } = await chainOf({ jwt: hmacSource({ from: 'username' }) }, { authz: [] });
-    expect((await hook.authenticate(attempt({ username: await hmac({}) }))).outcome).toBe('allow');
+  it('tokens never reach the log, accepted or not', async () => {
+    const { hook, logs } = await chainOf({ jwt: hmacSource({ verifyClaims: { clientid: '${clientid}' } }) }, { authz: [] });
+    const good = await hmac({ clientid: 'c1' });
+    const expired = await hmac({ clientid: 'c1' }, { exp: Math.floor(Date.now() / 1000) - 60 });
+    await hook.authenticate(attempt({ clientId: 'c1', password: good }));
+    await hook.authenticate(attempt({ clientId: 'c2', password: good }));
+    await hook.authenticate(attempt({ clientId: 'c1', password: expired }));
+    expect(logs.length).toBeGreaterThanOrEqual(3);
+    for (const t of [good, expired]) {
+      for (const part of t.split('.')) expect(logs.join('\n')).not.toContain(part);
+    }
+    await hook.close();
+  });
+
+  it('token in the username field (and then not logged as the username)', async () => {
+    const { hook, logs } = await chainOf({ jwt: hmacSource({ from: 'username' }) }, { authz: [] });
+    const token = await hmac({});
+    expect((await hook.authenticate(attempt({ username: token }))).outcome).toBe('allow');
+    expect(logs.join('')).toContain('"username":"<jwt>"');
+    expect(logs.join('')).not.toContain(token.split('.')[1]);
     await hook.close();
   });
 
