@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { pino } from 'pino';
+import { createAuthChain } from '../../broker/auth/chain.ts';
 import { embeddedDefaultConfig, type BrokerConfig } from '../../broker/config.ts';
 import { startMariadb, startPostgres, startRedis, type RunningDatabase } from '../../test/support/databases.ts';
 import { builtinFixture, httpFixture, jwtFixture, redisFixture, sqlFixture, type ConformanceFixture, type UserName } from '../../test/integration/auth/fixtures.ts';
@@ -117,6 +119,39 @@ async function main(): Promise<void> {
       return [name, { ok: median(ss.map((x) => x.ok)), refused: Math.max(...ss.map((x) => x.refused)), perSecond: median(ss.map((x) => x.perSecond)), p50Ms: median(ss.map((x) => x.p50Ms)), p99Ms: median(ss.map((x) => x.p99Ms)) }];
     });
 
+    // The chain alone, in this process (no sockets, no broker): authenticate() calls per second and
+    // latency per backend, 32 in flight, to separate the sources' cost from the broker's.
+    const chainRows: [string, { perSecond: number; p50Ms: number; p99Ms: number; denied: number }][] = [];
+    for (const { name, f } of prepared) {
+      if (!f) continue;
+      const c = configFor(f);
+      const hook = await createAuthChain(c, { logger: pino({ level: 'warn' }) });
+      const attempts = clientIds.map((id) => {
+        const g = f.good('alice', id);
+        return {
+          clientId: id, username: g.username, password: typeof g.password === 'string' ? Buffer.from(g.password) : g.password,
+          peerHost: '127.0.0.1', listener: 'default', protocolVersion: 4 as const, certificate: g.certificate,
+        };
+      });
+      const lat: number[] = [];
+      let denied = 0;
+      let next = 0;
+      const started = process.hrtime.bigint();
+      await Promise.all(Array.from({ length: concurrency }, async () => {
+        while (next < attempts.length) {
+          const a = attempts[next++]!;
+          const t = process.hrtime.bigint();
+          const r = await hook.authenticate(a);
+          lat.push(Number(process.hrtime.bigint() - t) / 1e6);
+          if (r.outcome !== 'allow') denied++;
+        }
+      }));
+      const secs = Number(process.hrtime.bigint() - started) / 1e9;
+      lat.sort((x, y) => x - y);
+      chainRows.push([name, { perSecond: attempts.length / secs, p50Ms: lat[Math.floor(lat.length * 0.5)]!, p99Ms: lat[Math.floor(lat.length * 0.99)]!, denied }]);
+      await hook.close();
+    }
+
     // Publish throughput: allow-all vs ACL decisions from the cache (first publish asks the source).
     const pubRows: [string, number][] = [];
     const topic = 'topic/publisher/status';
@@ -148,6 +183,10 @@ async function main(): Promise<void> {
     for (const [name, s] of connectRows) {
       console.log(`| ${name} | ${fmt(s.perSecond)} | ${fmt(s.perSecond / base, 2)} | ${fmt(s.p50Ms, 2)} | ${fmt(s.p99Ms, 2)} | ${s.refused} |`);
     }
+    console.log(`\nCHAIN ONLY (createAuthChain in the load process, ${connects} authenticate() calls, ${concurrency} in flight)`);
+    console.log('| backend | authenticate/s | p50 ms | p99 ms | denied |');
+    console.log('| --- | ---: | ---: | ---: | ---: |');
+    for (const [name, r] of chainRows) console.log(`| ${name} | ${fmt(r.perSecond)} | ${fmt(r.p50Ms, 2)} | ${fmt(r.p99Ms, 2)} | ${r.denied} |`);
     const pubBase = pubRows[0]![1];
     console.log(`\nPUBLISH (median of ${rounds} rounds; 1 client, QoS 1, window 100, ${publishes} messages, 64 B payload)`);
     console.log('| mode | msg/s | vs allow-all | loss |');
