@@ -12,6 +12,7 @@ export interface OperatorConfig {
   resyncSeconds: number;
   clusterDomain: string;
   identity: string;
+  logLevel: string;
 }
 
 export function operatorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
@@ -24,5 +25,6 @@ export function operatorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ope
     resyncSeconds: Number(env.ENCLAVE_RESYNC_SECONDS ?? 300),
     clusterDomain: env.ENCLAVE_CLUSTER_DOMAIN ?? 'cluster.local',
     identity: env.POD_NAME ?? `${env.HOSTNAME ?? 'local'}-${process.pid}`,
+    logLevel: env.ENCLAVE_LOG_LEVEL ?? 'info',
   };
 }

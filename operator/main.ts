@@ -77,7 +77,7 @@ function keysFor(informers: Informers, source: keyof Informers, obj: KubernetesO
 
 export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
   const config: OperatorConfig = { ...operatorConfigFromEnv(), ...opts.config };
-  const log = opts.logger ?? pino({ base: { component: 'enclave-operator' } });
+  const log = opts.logger ?? pino({ level: config.logLevel, base: { component: 'enclave-operator' } });
   const client = new KubeClient(opts.kubeConfig);
   const informers = makeInformers(opts.kubeConfig);
   const registry = new Registry();
@@ -145,6 +145,10 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
       if (stopped) return;
       log.info({ identity: config.identity }, 'Became leader');
     }
+    await startInformers(informers, (what, err) => log.warn({ informer: what, err: (err as Error)?.message }, 'Watch failed, relisting'));
+    // Handlers go on after every cache is warm: a reconcile woken by the first list of one kind
+    // would otherwise see another kind's cache still empty and report a false missing reference.
+    // enqueueAll() right after covers anything that changed in between (level-triggered).
     for (const source of Object.keys(informers) as (keyof Informers)[]) {
       const informer = informers[source] as Informers['secrets'];
       const handler = (obj: KubernetesObject) => {
@@ -154,7 +158,6 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
       informer.on('update', handler);
       informer.on('delete', handler);
     }
-    await startInformers(informers, (what, err) => log.warn({ informer: what, err: (err as Error)?.message }, 'Watch failed, relisting'));
     ready = true;
     enqueueAll();
     resync = setInterval(enqueueAll, config.resyncSeconds * 1000).unref();

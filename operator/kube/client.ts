@@ -80,6 +80,30 @@ export class KubeClient {
     );
   }
 
+  /**
+   * Records a core/v1 Event on a custom resource (what `kubectl describe` shows). Best effort: an
+   * Event that cannot be written must not fail the reconcile that reports it.
+   */
+  async event(involved: { apiVersion: string; kind: string; metadata: { name: string; namespace: string; uid?: string } }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+    this.writes++;
+    const now = new Date();
+    try {
+      await this.core.createNamespacedEvent({
+        namespace: involved.metadata.namespace,
+        body: {
+          metadata: { generateName: `${involved.metadata.name}.`, namespace: involved.metadata.namespace },
+          involvedObject: { apiVersion: involved.apiVersion, kind: involved.kind, name: involved.metadata.name, namespace: involved.metadata.namespace, ...(involved.metadata.uid ? { uid: involved.metadata.uid } : {}) },
+          type, reason, message: message.slice(0, 1024),
+          firstTimestamp: now, lastTimestamp: now, count: 1,
+          source: { component: FIELD_MANAGER },
+          reportingComponent: FIELD_MANAGER,
+        },
+      });
+    } catch {
+      // Events are advisory.
+    }
+  }
+
   /** Removes one label from an object (detach on deletionPolicy Retain). */
   async removeLabels(ref: ObjectRef, keys: string[]): Promise<void> {
     this.writes++;

@@ -78,10 +78,14 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     if (existing && !ownedBy(existing.metadata?.labels, owner)) {
       observed.conflict = `Namespace ${runtimeNs}`;
       log.info({ conflict: observed.conflict }, 'Ownership conflict');
+      if (md.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'OwnershipConflict') {
+        await deps.client.event(md, 'Warning', 'OwnershipConflict', `${observed.conflict} exists and is not owned by this MqttDeployment; left untouched.`);
+      }
     } else if (existing?.metadata?.deletionTimestamp) {
       observed.applyError = `Namespace ${runtimeNs} is still terminating from an earlier deployment of the same name.`;
     } else {
       try {
+        if (!existing) await deps.client.event(md, 'Normal', 'NamespaceCreated', `Creating runtime namespace ${runtimeNs}.`);
         for (const entry of desired.entries) {
           if (entry.object) {
             await deps.client.apply(entry.object);
@@ -99,6 +103,9 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     }
   }
 
+  if (desired.missing.length > 0 && md.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'InvalidReference') {
+    await deps.client.event(md, 'Warning', 'InvalidReference', `Not found: ${desired.missing.join(', ')}.`);
+  }
   const dep = deps.informers.deployments.get(BROKER_NAME, runtimeNs);
   if (dep && ownedBy(dep.metadata?.labels, owner)) {
     observed.replicas = dep.status?.replicas ?? 0;
@@ -128,6 +135,7 @@ async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Pro
     } else {
       if (!ns.metadata?.deletionTimestamp) {
         log.info({ runtimeNamespace: runtimeNs }, 'Purging runtime namespace');
+        await deps.client.event(md, 'Normal', 'PurgeStarted', `Deleting runtime namespace ${runtimeNs} and everything in it.`);
         await deps.client.delete(ref);
       }
       // Verified gone before the finalizer goes: poll until the namespace controller has emptied it.
@@ -137,5 +145,6 @@ async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Pro
   deps.applied.delete(owner.uid);
   const finalizers = (md.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
   await deps.client.setFinalizers(GROUP, VERSION, 'mqttdeployments', namespace, name, finalizers, md.metadata.resourceVersion!);
+  await deps.client.event(md, 'Normal', 'PurgeFinished', md.spec.deletionPolicy === 'Retain' ? `Runtime namespace ${runtimeNs} detached and kept (deletionPolicy Retain).` : `Runtime namespace ${runtimeNs} is gone; removing the finalizer.`);
   log.info({ runtimeNamespace: runtimeNs }, 'Purged MqttDeployment');
 }
