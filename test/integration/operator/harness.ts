@@ -75,9 +75,11 @@ export function operatorLog(op: TestOperator): string {
   return readFileSync(op.logFile, 'utf8');
 }
 
-/** Count of `Reconciled MqttDeployment` log lines for namespace/name. */
+/** Count of `Reconciled MqttDeployment` log lines for namespace/name since the operator's last start. */
 export function reconcileCount(op: TestOperator, namespace: string, name: string): number {
-  return operatorLog(op)
+  const log = operatorLog(op);
+  return log
+    .slice(log.lastIndexOf('---- start'))
     .split('\n')
     .filter((l) => l.includes('Reconciled MqttDeployment') && l.includes(`"namespace":"${namespace}"`) && l.includes(`"name":"${name}"`)).length;
 }
@@ -105,7 +107,7 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
     }
     await sleep(250);
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`);
 }
 
 export interface Obj {
