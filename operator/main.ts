@@ -63,8 +63,12 @@ function keysFor(informers: Informers, source: keyof Informers, obj: KubernetesO
     case 'authSources':
     case 'tlsCertificates':
       return [`${source === 'authSources' ? 'AuthSource' : 'TlsCertificate'}/${ns}/${name}`, ...all('MqttDeployment', informers.mqttDeployments.list(ns))];
-    case 'secrets':
+    case 'secrets': {
+      // A tenant CA (operator namespace) changed or went away: that tenant's certificates re-check their issuer.
+      const tenant = obj.metadata?.labels?.['mqtt.enclave.dev/tenant-namespace'];
+      if (tenant) return all('TlsCertificate', informers.tlsCertificates.list(tenant));
       return [...all('AuthSource', informers.authSources.list(ns)), ...all('TlsCertificate', informers.tlsCertificates.list(ns)), ...all('MqttDeployment', informers.mqttDeployments.list(ns))];
+    }
     case 'namespaces':
     case 'deployments': {
       const labels = obj.metadata?.labels ?? {};
@@ -82,7 +86,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
   const informers = makeInformers(opts.kubeConfig);
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
-  const deps: ControllerDeps = { client, informers, config, log, applied: new Map(), now: () => new Date() };
+  const deps: ControllerDeps = { client, informers, config, log, applied: new Map(), now: () => new Date(), enqueue: () => undefined };
 
   const depth = { get: (): number => 0 };
   const m = metrics(registry, () => depth.get(), () => client.writes);
@@ -106,6 +110,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
   });
 
   depth.get = () => queue.depth;
+  deps.enqueue = (key) => queue.add(key);
   let ready = false;
   const server: Server = createServer((req, res) => {
     if (req.url === '/healthz') res.writeHead(200).end('ok');

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { FINALIZER, LABEL_MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, ownedBy } from '../api/names.ts';
+import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, ownedBy } from '../api/names.ts';
 import { GROUP, VERSION, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
 import type { OperatorConfig } from '../config.ts';
 import { ownerOf, targetNamespace, type BuildContext, type SecretData, type TlsMaterial } from '../resources/context.ts';
@@ -15,6 +15,7 @@ import { referencedCertificates, referencedSources } from '../resources/listener
 import { mqttDeploymentStatus, sameStatus, type Observed } from '../status/mqtt-deployment.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { Informers } from '../kube/informers.ts';
+import { caSecretName } from './ca.ts';
 
 export interface ControllerDeps {
   client: KubeClient;
@@ -24,6 +25,8 @@ export interface ControllerDeps {
   /** Last desired-state hash applied per MqttDeployment UID: an unchanged world sends no writes. */
   applied: Map<string, string>;
   now: () => Date;
+  /** Queues another reconcile key (`Kind/namespace/name`). */
+  enqueue: (key: string) => void;
 }
 
 export type Result = { requeueAfterMs?: number } | void;
@@ -143,8 +146,25 @@ async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Pro
     }
   }
   deps.applied.delete(owner.uid);
+  if (md.spec.deletionPolicy !== 'Retain') await retireTenantCa(deps, namespace, name);
   const finalizers = (md.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
   await deps.client.setFinalizers(GROUP, VERSION, 'mqttdeployments', namespace, name, finalizers, md.metadata.resourceVersion!);
   await deps.client.event(md, 'Normal', 'PurgeFinished', md.spec.deletionPolicy === 'Retain' ? `Runtime namespace ${runtimeNs} detached and kept (deletionPolicy Retain).` : `Runtime namespace ${runtimeNs} is gone; removing the finalizer.`);
   log.info({ runtimeNamespace: runtimeNs }, 'Purged MqttDeployment');
+}
+
+/**
+ * When the last MqttDeployment of a tenant namespace is purged, its CA goes too: a deployment
+ * re-created later gets a fresh CA, and nothing signed by the old one is trusted again. The
+ * namespace's TlsCertificates are re-queued and re-issue from the new CA.
+ */
+async function retireTenantCa(deps: ControllerDeps, namespace: string, name: string): Promise<void> {
+  const others = deps.informers.mqttDeployments.list(namespace).filter((o) => o.metadata.name !== name);
+  if (others.length > 0) return;
+  const caName = caSecretName(namespace);
+  const ca = deps.informers.secrets.get(caName, deps.config.operatorNamespace);
+  if (ca && ca.metadata?.labels?.[LABEL_MANAGED_BY] === MANAGED_BY) {
+    await deps.client.delete({ apiVersion: 'v1', kind: 'Secret', namespace: deps.config.operatorNamespace, name: caName });
+  }
+  for (const cert of deps.informers.tlsCertificates.list(namespace)) deps.enqueue(`TlsCertificate/${namespace}/${cert.metadata.name}`);
 }

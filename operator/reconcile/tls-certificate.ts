@@ -10,6 +10,7 @@ import { GROUP, VERSION } from '../api/types.ts';
 import { createCa, describeCertificate, issueLeaf, issuedBy, needsRenewal, parseDuration, DEFAULT_RENEW_BEFORE, type CertificateFacts, type KeyPairPem } from '../pki.ts';
 import { sameStatus } from '../status/mqtt-deployment.ts';
 import { tlsCertificateStatus } from '../status/simple.ts';
+import { caSecretName } from './ca.ts';
 import { tlsSecretName, type ControllerDeps, type Result } from './mqtt-deployment.ts';
 
 const ANNOTATION_ISSUE_HASH = 'mqtt.enclave.dev/issue-hash';
@@ -18,9 +19,6 @@ const MAX_WAIT_MS = 3_600_000;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8'));
 
-export function caSecretName(tenantNamespace: string): string {
-  return `enclave-ca-${tenantNamespace}`.slice(0, 253);
-}
 
 async function tenantCa(deps: ControllerDeps, tenantNamespace: string): Promise<KeyPairPem> {
   const name = caSecretName(tenantNamespace);
