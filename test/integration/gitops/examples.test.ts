@@ -1,10 +1,12 @@
 // Every example in examples/ is valid against the CRDs the API server enforces (server-side
 // dry-run: schema, defaults and CEL rules all run), and together they cover one tenant per
 // AuthSource type plus TLS with client certificates.
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from '../../support/world.ts';
 import { repoRoot, waitForCrds } from '../helm/helm.ts';
 import { exampleDirs, exampleFiles, exampleObjects } from './examples.ts';
+
+const created: string[] = [];
 
 beforeAll(async () => {
   await kubectl(['apply', '--server-side', '-f', `${repoRoot}/charts/enclave/crds`]);
@@ -12,7 +14,15 @@ beforeAll(async () => {
   // Dry-run does not create namespaces, so objects inside a namespace declared by the same
   // example would fail with NotFound: create the namespaces for real first.
   const namespaces = new Set(exampleDirs().flatMap((d) => exampleObjects(d).flatMap((o) => (o.kind === 'Namespace' ? [o.name] : o.namespace ? [o.namespace] : []))));
-  for (const ns of namespaces) await kubectl(['create', 'namespace', ns], { allowFailure: true });
+  for (const ns of namespaces) {
+    // A namespace another file of this run is still deleting cannot take new objects: wait it out.
+    await kubectl(['wait', '--for=delete', `namespace/${ns}`, '--timeout=90s'], { allowFailure: true });
+    if ((await kubectl(['create', 'namespace', ns], { allowFailure: true })).code === 0) created.push(ns);
+  }
+});
+
+afterAll(async () => {
+  for (const ns of created) await kubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=60s']);
 });
 
 describe('examples/', () => {

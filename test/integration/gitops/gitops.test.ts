@@ -29,8 +29,17 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // Leave the world as found: with the operator still running, delete everything the examples
+  // created (the operator purges each MqttDeployment and removes its finalizer), then stop it.
+  const namespaces = [...new Set(objects.flatMap((o) => (o.kind === 'Namespace' ? [o.name] : [])))];
+  for (const ns of namespaces) {
+    const r = await kubectl(['-n', ns, 'delete', 'mqttdeployments,authsources,tlscertificates', '--all', '--wait=true', '--timeout=90s'], { allowFailure: true });
+    if (r.code !== 0) console.warn(`[gitops] purge of ${ns} did not finish: ${r.stderr}`);
+  }
   await operator?.stop();
-});
+  for (const ns of namespaces) await kubectl(['delete', 'namespace', ns, '--ignore-not-found', '--wait=true', '--timeout=60s'], { allowFailure: true });
+  await kubectl(['delete', 'namespace', 'enclave-gitops', '--ignore-not-found', '--wait=false']);
+}, 120_000);
 
 describe('server-side apply of the examples', () => {
   it('has examples to apply', () => {
@@ -49,8 +58,8 @@ describe('server-side apply of the examples', () => {
   });
 
   it('after the operator reconciled, kubectl diff --server-side is empty and another apply is still a no-op', async () => {
-    await kubectl(['create', 'namespace', 'enclave-gitops'], { allowFailure: true });
     operator = await startOperator();
+    await operator.idle();
     const deployments = objects.filter((o) => o.kind === 'MqttDeployment');
     // Reconciled = the operator has written status for the current generation (Ready may be
     // False here: there is no kubelet, so broker pods never become ready).

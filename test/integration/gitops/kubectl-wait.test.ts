@@ -3,7 +3,7 @@
 // condition's observedGeneration (when present) equal metadata.generation. The status is written
 // here by hand, standing in for the operator, so each case is exact.
 import { readFileSync } from 'node:fs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { kubectl } from '../../support/world.ts';
 import { repoRoot, waitForCrds } from '../helm/helm.ts';
@@ -47,6 +47,10 @@ beforeAll(async () => {
   await kubectl(['-n', ns, 'patch', `mqttdeployment/${name}`, '--type=json', '-p', '[{"op":"add","path":"/spec/replicas","value":3}]']);
   const gen = await kubectl(['-n', ns, 'get', `mqttdeployment/${name}`, '-o', 'jsonpath={.metadata.generation}']);
   expect(gen.stdout).toBe('2');
+});
+
+afterAll(async () => {
+  await kubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=60s']);
 });
 
 describe('kubectl wait --for=condition=Ready', () => {

@@ -14,6 +14,8 @@ const operatorGroups = ['system:serviceaccounts', `system:serviceaccounts:${ns}`
 const runtimeNs = 'enclave-team-a-prod';
 const G = 'mqtt.enclave.dev';
 
+const createdNamespaces: string[] = [];
+
 type Check = [verb: string, group: string, resource: string, namespace: string, allowed: boolean, name?: string];
 
 async function allowed(user: string, groups: string[], [verb, group, resource, namespace, , name]: Check): Promise<boolean> {
@@ -32,7 +34,10 @@ async function expectTable(user: string, groups: string[], table: Check[]): Prom
 beforeAll(async () => {
   await helm(['install', release, chartDir, '-n', ns, '--create-namespace']);
   await waitForCrds();
-  for (const n of ['team-a', 'team-b', runtimeNs]) await kubectl(['create', 'namespace', n]);
+  // Other files of the same run may have made team-a already (the world is shared).
+  for (const n of ['team-a', 'team-b', runtimeNs]) {
+    if ((await kubectl(['create', 'namespace', n], { allowFailure: true })).code === 0) createdNamespaces.push(n);
+  }
   await kubectl(['-n', 'team-a', 'create', 'rolebinding', 'team-a-edit', '--clusterrole=enclave-edit', '--group=team-a']);
   await kubectl(['-n', 'team-a', 'create', 'rolebinding', 'team-a-view', '--clusterrole=enclave-view', '--user=viewer']);
   await kubectl(['-n', runtimeNs, 'create', 'secret', 'generic', 'broker-config', '--from-literal=k=v']);
@@ -40,7 +45,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await helm(['uninstall', release, '-n', ns, '--no-hooks'], { allowFailure: true });
-  for (const n of ['team-a', 'team-b', runtimeNs, ns]) await kubectl(['delete', 'namespace', n, '--ignore-not-found', '--wait=false']);
+  await kubectl(['-n', 'team-a', 'delete', 'rolebinding', 'team-a-edit', 'team-a-view', '--ignore-not-found']);
+  for (const n of [...createdNamespaces, ns]) await kubectl(['delete', 'namespace', n, '--ignore-not-found', '--wait=false']);
 });
 
 describe('operator ServiceAccount', () => {
