@@ -55,6 +55,8 @@ export class Connection implements SessionLink {
   private outBytes = 0;
   private backlog: Buffer[] | undefined = undefined;
   private busy = false;
+  /** The peer closed while an async step ran: finish what it sent first, then end. */
+  private peerGone = false;
   private rateWindowStart = 0;
   private rateCount = 0;
   private ratePaused = false;
@@ -73,7 +75,7 @@ export class Connection implements SessionLink {
       this.splitter.push(chunk);
     });
     socket.on('error', () => this.destroy('socket-error'));
-    socket.on('close', () => this.destroy('socket-closed'));
+    socket.on('close', () => this.peerClosed());
     socket.on('drain', () => this.session?.drain());
     // [MQTT-3.1.4] a connection that does not send CONNECT in time is closed
     this.timer = setTimeout(() => this.destroy('connect-timeout'), limits.connectTimeoutMs);
@@ -124,10 +126,27 @@ export class Connection implements SessionLink {
     }
   }
 
+  /**
+   * A client that sends PUBLISH, DISCONNECT and closes at once must not lose the message nor get
+   * its will published because authorization of that PUBLISH was still running: frames that
+   * arrived before the close are processed in order first. [MQTT-4.6.0-6, MQTT-3.14.4-3]
+   */
+  private peerClosed(): void {
+    if (this.busy && this.state !== 'closed') {
+      this.peerGone = true;
+      return;
+    }
+    this.destroy('socket-closed');
+  }
+
   private resumeAfterAsync(): void {
     this.busy = false;
     while (this.backlog !== undefined && this.backlog.length > 0 && !this.busy && this.state !== 'closed') {
       this.run(this.backlog.shift()!);
+    }
+    if (this.peerGone && !this.busy) {
+      this.destroy('socket-closed');
+      return;
     }
     if (!this.busy && !this.ratePaused && this.state !== 'closed') this.socket.resume();
   }
