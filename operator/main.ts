@@ -23,6 +23,8 @@ export interface RunOptions {
   leaderElection?: boolean;
   logger?: Logger;
   workers?: number;
+  /** Called when the operator stops on its own (lost leadership, failed start); a process should exit non-zero. */
+  onFatal?: (reason: string) => void;
 }
 
 export interface RunningOperator {
@@ -145,7 +147,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
       log.info({ lease: `${config.operatorNamespace}/${config.leaseName}`, identity: config.identity }, 'Waiting for leadership');
       await elector.acquire(() => {
         log.error('Lost leadership, stopping');
-        void stop();
+        void stop().then(() => opts.onFatal?.('lost leadership'));
       });
       if (stopped) return;
       log.info({ identity: config.identity }, 'Became leader');
@@ -171,7 +173,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
     ready = true; // A standby is healthy and ready: it is doing its job by waiting.
     start().catch((err: unknown) => {
       log.error({ err: (err as Error).message }, 'Operator failed to start');
-      void stop();
+      void stop().then(() => opts.onFatal?.('failed to start'));
     });
   } else {
     await start();
@@ -189,7 +191,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
 if (import.meta.main) {
   const kubeConfig = new KubeConfig();
   kubeConfig.loadFromDefault();
-  const running = await runOperator({ kubeConfig });
+  const running = await runOperator({ kubeConfig, onFatal: () => process.exit(1) });
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => void running.stop().then(() => process.exit(0)));
   }
