@@ -19,7 +19,6 @@ interface CertObj extends Obj {
 }
 
 const cert = (ns: string, name: string): Promise<CertObj | undefined> => get<CertObj>('tlscertificates.mqtt.enclave.dev', name, ns);
-const md = (ns: string, name: string): Promise<MqttDeploymentObj | undefined> => get<MqttDeploymentObj>('mqttdeployments.mqtt.enclave.dev', name, ns);
 
 /** Every certificate PEM found in the runtime namespace's Secrets, as fingerprints. */
 async function runtimeFingerprints(runtimeNs: string): Promise<string[]> {
@@ -59,16 +58,16 @@ describe('TlsCertificate issue mode', () => {
     ]);
     const first = await eventually('first certificate', async () => (await cert(ns, 'short'))?.status?.sha256Fingerprint ? cert(ns, 'short') : undefined);
     const runtimeNs = `enclave-${ns}-m`;
-    await eventually('first certificate in the runtime namespace', async () => (await runtimeFingerprints(runtimeNs)).includes(first!.status!.sha256Fingerprint!));
+    await eventually('first certificate in the runtime namespace', async () => (await runtimeFingerprints(runtimeNs)).includes(first.status!.sha256Fingerprint!));
     const hash = await podTemplateHash(runtimeNs);
     expect(hash).toBeTruthy();
 
     // Renewal is due 10 s after issuance.
     const renewed = await eventually('renewed certificate', async () => {
       const c = await cert(ns, 'short');
-      return c?.status?.serialNumber && c.status.serialNumber !== first!.status!.serialNumber ? c : undefined;
+      return c?.status?.serialNumber && c.status.serialNumber !== first.status!.serialNumber ? c : undefined;
     }, 60_000);
-    expect(Date.parse(renewed.status!.notAfter!)).toBeGreaterThan(Date.parse(first!.status!.notAfter!));
+    expect(Date.parse(renewed.status!.notAfter!)).toBeGreaterThan(Date.parse(first.status!.notAfter!));
     await eventually('renewed certificate in the runtime namespace', async () => (await runtimeFingerprints(runtimeNs)).includes(renewed.status!.sha256Fingerprint!));
     expect(await podTemplateHash(runtimeNs)).toBe(hash);
     await kubectl(['delete', 'mqttdeployment', 'm', '-n', ns, '--wait=false']);
