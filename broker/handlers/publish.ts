@@ -90,16 +90,28 @@ export function handlePublish(
     accept(conn, topic, payload, qos, retain, messageId, props);
     return undefined;
   }
+  const known = broker.authorizeKnown(conn, 'publish', topic, qos, retain);
+  if (known !== undefined) {
+    decided(conn, known, topic, payload, qos, retain, messageId, props);
+    return undefined;
+  }
   return broker.authorize(conn, 'publish', topic, qos, retain).then((allowed) => {
     if (conn.state === 'closed') return;
-    if (allowed) {
-      accept(conn, topic, payload, qos, retain, messageId, props);
-    } else if (broker.config.authorization.denyAction === 'disconnect') {
-      conn.close(RC.NOT_AUTHORIZED, 'publish-not-authorized');
-    } else {
-      refusePublish(conn, qos, messageId, 'not authorized');
-    }
+    decided(conn, allowed, topic, payload, qos, retain, messageId, props);
   });
+}
+
+function decided(
+  conn: Connection, allowed: boolean, topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean,
+  messageId: number, props: PublishProperties | undefined,
+): void {
+  if (allowed) {
+    accept(conn, topic, payload, qos, retain, messageId, props);
+  } else if (conn.broker.config.authorization.denyAction === 'disconnect') {
+    conn.close(RC.NOT_AUTHORIZED, 'publish-not-authorized');
+  } else {
+    refusePublish(conn, qos, messageId, 'not authorized');
+  }
 }
 
 /** QoS 0 dropped; QoS 1/2 answered with 0x87 (v5) or a plain ack (v3, which has no refusal). */
