@@ -24,14 +24,12 @@ const step = (text: string): void => console.log(`enclave: ${text}`);
 
 const program = new Command()
   .name('npm start --')
-  .description(
-    'Run Enclave locally.\n\n' +
-    'Cluster mode (--kubeconfig or $KUBECONFIG set): install or upgrade the CRDs, then run the operator\n' +
-    'against that cluster until Ctrl-C.\n\n' +
-    'Local mode (no kubeconfig): start an embedded Kubernetes control plane on 127.0.0.1, install the\n' +
-    'CRDs, run the operator, apply examples/quickstart/ (two tenants) and run each tenant\'s broker as a\n' +
-    'local process from the config Secret the operator rendered. Prints endpoints and mosquitto lines.\n' +
-    'Ctrl-C stops everything and leaves nothing running.')
+  .description([
+    'Run Enclave locally.',
+    'Cluster mode (--kubeconfig or $KUBECONFIG set): install or upgrade the CRDs, then run the operator against that cluster until Ctrl-C.',
+    "Local mode (no kubeconfig): start an embedded Kubernetes control plane on 127.0.0.1, install the CRDs, run the operator, apply examples/quickstart/ (two tenants) and run each tenant's broker as a local process from the config Secret the operator rendered; print endpoints and mosquitto_sub/mosquitto_pub lines.",
+    'Ctrl-C stops everything and leaves nothing running.',
+  ].join('\n\n'))
   .option('--kubeconfig <file>', 'cluster mode: kubeconfig of the target cluster (default $KUBECONFIG)', (v) => {
     if (!existsSync(v)) throw new InvalidArgumentError(`kubeconfig file ${v} does not exist`);
     return v;
@@ -39,7 +37,7 @@ const program = new Command()
   .option('--examples <dir>', 'local mode: manifests to apply after the operator starts', join(REPO, 'examples/quickstart'))
   .option('--no-examples', 'local mode: apply nothing, just the control plane + operator + local runtime')
   .option('--operator-namespace <ns>', 'namespace of the operator (leader Lease)', 'enclave-system')
-  .showHelpAfterError()
+  .showHelpAfterError('(npm start -- --help for usage)')
   .parse();
 const opts = program.opts<{ kubeconfig?: string; examples: string | false; operatorNamespace: string }>();
 
@@ -154,5 +152,5 @@ try {
   setInterval(() => {}, 1 << 30);
 } catch (err) {
   console.error(`enclave: error: ${(err as Error).message}`);
-  await shutdown('error', 1);
+  await shutdown('failed', 1);
 }

@@ -46,6 +46,8 @@ export interface LocalKubeletOptions {
   log?: (line: string) => void;
   /** Poll period of the Deployment/Secret sync (ms). */
   intervalMs?: number;
+  /** Only Deployments whose owner MqttDeployment lives in one of these namespaces (default: all). */
+  ownerNamespaces?: readonly string[];
 }
 
 interface Running {
@@ -144,6 +146,8 @@ export async function startLocalKubelet(opts: LocalKubeletOptions): Promise<Loca
     for (const dep of list.items) {
       const ns = dep.metadata?.namespace ?? '';
       if ((dep.spec?.replicas ?? 1) === 0 || dep.metadata?.deletionTimestamp) continue;
+      const ownerNs = dep.metadata?.labels?.['mqtt.enclave.dev/owner-namespace'] ?? '';
+      if (opts.ownerNamespaces && !opts.ownerNamespaces.includes(ownerNs)) continue;
       seen.add(ns);
       let r = running.get(ns);
       if (!r) {

@@ -1,0 +1,147 @@
+// The e2e harness: one `enclave()` per scenario file runs the operator in-process against the shared
+// control plane and the local runtime (scripts/local-runtime) that turns each rendered broker
+// Deployment into a local broker process; plus helpers to apply CRs, wait on the world, and talk
+// MQTT with real clients (MQTT.js and Debian's mosquitto_pub/sub). Scenario files stay short.
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { runOperator, type RunningOperator } from '../../../operator/main.ts';
+import { startLocalKubelet, type LocalBroker, type LocalKubelet } from '../../../scripts/local-runtime/kubelet.ts';
+import { adminKubeConfig, kubectl, world } from '../../support/world.ts';
+
+export const REPO = resolve(fileURLToPath(import.meta.url), '../../../..');
+export const API = 'mqtt.enclave.dev/v1alpha1';
+export const OPERATOR_NS = 'enclave-system';
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+export interface Enclave {
+  operator: RunningOperator;
+  kubelet: LocalKubelet;
+  operatorLog: string;
+  stop(): Promise<void>;
+}
+
+/** CRDs installed, operator running in-process, local runtime for MqttDeployments in `tenants`. */
+export async function startEnclave(name: string, tenants: readonly string[]): Promise<Enclave> {
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(REPO, 'crds')]);
+  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mqttdeployments.mqtt.enclave.dev', 'crd/authsources.mqtt.enclave.dev', 'crd/tlscertificates.mqtt.enclave.dev']);
+  const dir = join(world().runDir, `e2e-${name}`);
+  await mkdir(dir, { recursive: true });
+  const operatorLog = join(dir, 'operator.log');
+  const logger = pino({ level: 'debug', base: { component: 'enclave-operator' } }, pino.destination({ dest: operatorLog, sync: true }));
+  const kubeConfig = adminKubeConfig();
+  const operator = await runOperator({ kubeConfig, logger, leaderElection: false, config: { metricsPort: 0, metricsHost: '127.0.0.1', operatorNamespace: OPERATOR_NS, resyncSeconds: 30 } });
+  const kubelet = await startLocalKubelet({ kubeConfig, root: join(dir, 'brokers'), ownerNamespaces: tenants, intervalMs: 300 });
+  return {
+    operator, kubelet, operatorLog,
+    async stop() {
+      await kubelet.stop();
+      await operator.stop();
+    },
+  };
+}
+
+export interface Obj {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; uid: string; labels?: Record<string, string>; resourceVersion: string; deletionTimestamp?: string };
+  spec?: Record<string, unknown>;
+  data?: Record<string, string>;
+  status?: { namespace?: string; configHash?: string; observedGeneration?: number; conditions?: { type: string; status: string; reason: string; message: string }[]; [k: string]: unknown };
+}
+
+export async function apply(objects: unknown[]): Promise<void> {
+  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
+}
+
+export async function get(kind: string, name: string, namespace?: string): Promise<Obj | undefined> {
+  const r = await kubectl(['get', kind, name, ...(namespace ? ['-n', namespace] : []), '-o', 'json'], { allowFailure: true });
+  if (r.code !== 0) {
+    if (/NotFound|not found/.test(r.stderr)) return undefined;
+    throw new Error(r.stderr);
+  }
+  return JSON.parse(r.stdout) as Obj;
+}
+
+export async function list(kind: string, namespace?: string, selector?: string): Promise<Obj[]> {
+  const r = await kubectl(['get', kind, ...(namespace ? ['-n', namespace] : ['-A']), ...(selector ? ['-l', selector] : []), '-o', 'json']);
+  return (JSON.parse(r.stdout) as { items: Obj[] }).items;
+}
+
+export async function eventually<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      last = err;
+    }
+    await sleep(250);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`);
+}
+
+/** Waits until MqttDeployment ns/name is reconciled and its broker runs locally; returns both. */
+export async function brokerOf(e: Enclave, ns: string, name: string, accept?: (b: LocalBroker) => boolean): Promise<{ md: Obj; broker: LocalBroker; port: (listener?: string) => number }> {
+  const md = await eventually(`MqttDeployment ${ns}/${name} has a runtime namespace and config hash`, async () => {
+    const m = await get('mqttdeployments.mqtt.enclave.dev', name, ns);
+    return m?.status?.namespace && m.status.configHash ? m : undefined;
+  });
+  const runtime = md.status!.namespace!;
+  const broker = await e.kubelet.waitFor(runtime, (b) => b.configHash === md.status!.configHash && (accept?.(b) ?? true), 60_000);
+  const port = (listener?: string) => {
+    const ep = listener ? broker.endpoints.find((x) => x.name === listener) : broker.endpoints[0];
+    if (!ep) throw new Error(`broker ${runtime} has no listener ${listener ?? '(any)'}`);
+    return ep.port;
+  };
+  return { md, broker, port };
+}
+
+/** Deletes an object and waits until it is gone (the operator's purge finalizer runs in between). */
+export async function deleteAndWait(kind: string, name: string, namespace?: string, timeoutMs = 90_000): Promise<void> {
+  await kubectl(['delete', kind, name, ...(namespace ? ['-n', namespace] : []), '--wait=false', '--ignore-not-found']);
+  await eventually(`${kind} ${namespace ?? ''}/${name} deleted`, async () => (await get(kind, name, namespace)) === undefined, timeoutMs);
+}
+
+// ---- MQTT clients ------------------------------------------------------------------------------
+
+/** MQTT.js connect; resolves with the client, or rejects with the broker's refusal. */
+export async function connect(url: string, opts: IClientOptions = {}): Promise<MqttClient> {
+  return mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...opts });
+}
+
+/** The CONNACK error of a refused MQTT.js connection ('' when it connected). */
+export async function refusal(url: string, opts: IClientOptions = {}): Promise<string> {
+  try {
+    const c = await connect(url, opts);
+    await c.endAsync();
+    return '';
+  } catch (err) {
+    return (err as Error).message || 'refused';
+  }
+}
+
+export interface ToolResult { code: number; stdout: string; stderr: string }
+
+/** Runs a Debian mosquitto client (mosquitto_pub / mosquitto_sub) with a hard timeout. */
+export function mosquitto(bin: 'mosquitto_pub' | 'mosquitto_sub', args: string[], timeoutMs = 10_000): Promise<ToolResult> {
+  return new Promise((res) => {
+    execFile(bin, args, { timeout: timeoutMs }, (err, stdout, stderr) => {
+      res({ code: err ? (typeof err.code === 'number' ? err.code : -1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Subscribes, waits for SUBACK, and collects messages as `topic payload` lines. */
+export async function subscriber(client: MqttClient, topic: string, qos: 0 | 1 | 2 = 1): Promise<string[]> {
+  const got: string[] = [];
+  client.on('message', (t, p) => got.push(`${t} ${p.toString()}`));
+  const granted = await client.subscribeAsync(topic, { qos });
+  if (granted.some((g) => g.qos === 128)) throw new Error(`subscription to ${topic} refused`);
+  return got;
+}
