@@ -49,6 +49,9 @@ declare -A probe=(
   [mosquitto]=/usr/sbin/mosquitto
   [mosquitto-clients]=/usr/bin/mosquitto_pub
   [openssl]=/usr/bin/openssl
+  # the image test (test/integration/images) builds both Dockerfiles without a container engine
+  [buildah]=/usr/bin/buildah
+  [debootstrap]=/usr/sbin/debootstrap
 )
 apt_packages() {
   local missing=()
