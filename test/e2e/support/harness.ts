@@ -28,6 +28,7 @@ export interface Enclave {
 export async function startEnclave(name: string, tenants: readonly string[]): Promise<Enclave> {
   await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(REPO, 'crds')]);
   await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mqttdeployments.mqtt.enclave.dev', 'crd/authsources.mqtt.enclave.dev', 'crd/tlscertificates.mqtt.enclave.dev']);
+  await kubectl(['apply', '--server-side', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: OPERATOR_NS } }) });
   const dir = join(world().runDir, `e2e-${name}`);
   await mkdir(dir, { recursive: true });
   const operatorLog = join(dir, 'operator.log');
