@@ -175,9 +175,12 @@ async function main(): Promise<void> {
     }
     await sleep(5000);
     const rssMiB = rss();
-    log(`RSS with ${Math.max(N, RSS_N)} MqttDeployments reconciled: ${rssMiB.toFixed(0)} MiB (target ≤ 150 MiB)`);
+    const metricsText = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const heapUsedMiB = Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(metricsText)?.[1] ?? NaN) / 1024 / 1024;
+    const heapTotalMiB = Number(/^nodejs_heap_size_total_bytes (\S+)/m.exec(metricsText)?.[1] ?? NaN) / 1024 / 1024;
+    log(`RSS with ${Math.max(N, RSS_N)} MqttDeployments reconciled: ${rssMiB.toFixed(0)} MiB (target ≤ 150 MiB); V8 heap used ${heapUsedMiB.toFixed(0)} of ${heapTotalMiB.toFixed(0)} MiB`);
 
-    const result = { n: N, directSeconds: directMs / 1000, operatorSeconds: operatorMs / 1000, ratio: operatorMs / directMs, operatorCpuSeconds: operatorCpu, reconcileWrites, idleSeconds: IDLE_S, resyncSeconds: RESYNC_S, idleWrites, rssDeployments: Math.max(N, RSS_N), rssMiB, rssAtStartMiB: rssIdleStart };
+    const result = { n: N, directSeconds: directMs / 1000, operatorSeconds: operatorMs / 1000, ratio: operatorMs / directMs, operatorCpuSeconds: operatorCpu, reconcileWrites, idleSeconds: IDLE_S, resyncSeconds: RESYNC_S, idleWrites, rssDeployments: Math.max(N, RSS_N), rssMiB, heapUsedMiB, heapTotalMiB, rssAtStartMiB: rssIdleStart };
     console.log(JSON.stringify(result));
     appendFileSync(join(dir, 'result.json'), JSON.stringify(result) + '\n');
   } finally {
