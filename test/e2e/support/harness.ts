@@ -146,3 +146,14 @@ export async function subscriber(client: MqttClient, topic: string, qos: 0 | 1 |
   if (granted.some((g) => g.qos === 128)) throw new Error(`subscription to ${topic} refused`);
   return got;
 }
+
+/** The SUBACK return code for one topic (MQTT.js rejects a refused subscription: that is 0x80). */
+export async function suback(client: MqttClient, topic: string, qos: 0 | 1 | 2 = 1): Promise<number> {
+  try {
+    const granted = await client.subscribeAsync(topic, { qos });
+    return granted[0]?.qos ?? -1;
+  } catch (err) {
+    if (/Subscribe error/.test((err as Error).message)) return 128;
+    throw err;
+  }
+}
