@@ -107,7 +107,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
       end();
     }
   }, {
-    workers: opts.workers ?? 8,
+    workers: opts.workers ?? 16,
     onError: (key, err) => log.warn({ key, err: (err as Error).message }, 'Reconcile failed, retrying with backoff'),
   });
 

@@ -61,8 +61,8 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   if (md.metadata.deletionTimestamp) return purge(deps, md, log);
 
   if (!md.metadata.finalizers?.includes(FINALIZER)) {
+    // First: nothing may be created before the finalizer that guarantees its purge is in place.
     await deps.client.setFinalizers(GROUP, VERSION, 'mqttdeployments', namespace, name, [...(md.metadata.finalizers ?? []), FINALIZER], md.metadata.resourceVersion!);
-    return; // The update comes back through the informer and reconciles again with a fresh object.
   }
 
   const owner = ownerOf(md);
@@ -89,13 +89,16 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     } else {
       try {
         if (!existing) await deps.client.event(md, 'Normal', 'NamespaceCreated', `Creating runtime namespace ${runtimeNs}.`);
-        for (const entry of desired.entries) {
-          if (entry.object) {
-            await deps.client.apply(entry.object);
-          } else {
-            const current = await deps.client.get(entry.ref);
-            if (current && ownedBy(current.metadata?.labels, owner)) await deps.client.delete(entry.ref);
-          }
+        // Entries of one stage go out in parallel; stages keep the dependency order (resources/index.ts).
+        for (const stage of desired.stages) {
+          await Promise.all(stage.map(async (entry) => {
+            if (entry.object) {
+              await deps.client.apply(entry.object);
+            } else {
+              const current = await deps.client.get(entry.ref);
+              if (current && ownedBy(current.metadata?.labels, owner)) await deps.client.delete(entry.ref);
+            }
+          }));
         }
         deps.applied.set(owner.uid, hash);
         log.info({ configHash: desired.configHash }, 'Reconciled MqttDeployment');

@@ -23,6 +23,8 @@ export interface DesiredEntry {
 
 export interface DesiredState {
   entries: DesiredEntry[];
+  /** `entries` grouped into stages that can be applied in parallel, in order. */
+  stages: DesiredEntry[][];
   configHash: string;
   missing: string[];
 }
@@ -48,5 +50,7 @@ export function desiredState(ctx: BuildContext): DesiredState {
   ];
   const pdb = podDisruptionBudget(ctx);
   entries.push(pdb ? entry(pdb) : { ref: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: ns, name: BROKER_NAME }, object: null });
-  return { entries, configHash: rendered.configHash, missing: rendered.missing };
+  // Namespace | policies | SA + config | workload + service + PDB (policies first: no pod runs unfenced).
+  const stages = [entries.slice(0, 1), entries.slice(1, 1 + NETWORK_POLICY_NAMES.length), entries.slice(1 + NETWORK_POLICY_NAMES.length, 3 + NETWORK_POLICY_NAMES.length), entries.slice(3 + NETWORK_POLICY_NAMES.length)];
+  return { entries, stages, configHash: rendered.configHash, missing: rendered.missing };
 }

@@ -32,6 +32,17 @@ describe('desiredState', () => {
     for (const e of d.entries) if (e.object) expect(e.object.metadata?.labels?.['mqtt.enclave.dev/owner-uid']).toBe('uid-1');
   });
 
+  it('groups entries into ordered stages: namespace, policies, SA + config, workload', () => {
+    const d = desiredState(ctx(md()));
+    expect(d.stages.map((st) => st.map((e) => e.ref.kind))).toEqual([
+      ['Namespace'],
+      ['NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy'],
+      ['ServiceAccount', 'Secret'],
+      ['Deployment', 'Service', 'PodDisruptionBudget'],
+    ]);
+    expect(d.stages.flat()).toEqual(d.entries);
+  });
+
   it('is identical when computed twice (nothing time- or order-dependent)', () => {
     const c = ctx(md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg], secrets: pgSecrets });
     expect(JSON.stringify(desiredState(c))).toBe(JSON.stringify(desiredState(c)));
