@@ -94,13 +94,22 @@ export async function brokerOf(e: Enclave, ns: string, name: string, accept?: (b
     return m?.status?.namespace && m.status.configHash ? m : undefined;
   });
   const runtime = md.status!.namespace!;
-  const broker = await e.kubelet.waitFor(runtime, (b) => b.configHash === md.status!.configHash && (accept?.(b) ?? true), 60_000);
+  // The status hash is re-read on every poll: an early reconcile (a reference not yet in the
+  // operator's cache) may have published a hash that a later one replaced.
+  let latest = md;
+  const broker = await eventually(`local broker of ${ns}/${name} runs the current config`, async () => {
+    latest = (await get('mqttdeployments.mqtt.enclave.dev', name, ns)) ?? latest;
+    const b = e.kubelet.brokers().find((x) => x.namespace === runtime);
+    return b && b.starts > 0 && b.configHash === latest.status?.configHash && (accept?.(b) ?? true) ? b : undefined;
+  }, 90_000).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; MqttDeployment conditions: ${JSON.stringify(latest.status?.conditions ?? [])}`, { cause: err });
+  });
   const port = (listener?: string) => {
     const ep = listener ? broker.endpoints.find((x) => x.name === listener) : broker.endpoints[0];
     if (!ep) throw new Error(`broker ${runtime} has no listener ${listener ?? '(any)'}`);
     return ep.port;
   };
-  return { md, broker, port };
+  return { md: latest, broker, port };
 }
 
 /** Deletes an object and waits until it is gone (the operator's purge finalizer runs in between). */
