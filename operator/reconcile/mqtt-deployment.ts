@@ -12,7 +12,7 @@ import type { OperatorConfig } from '../config.ts';
 import { ownerOf, targetNamespace, type BuildContext, type SecretData, type TlsMaterial } from '../resources/context.ts';
 import { desiredState } from '../resources/index.ts';
 import { referencedCertificates, referencedSources } from '../resources/listeners.ts';
-import { mqttDeploymentStatus, sameStatus, type Observed } from '../status/mqtt-deployment.ts';
+import { disabledMessage, mqttDeploymentStatus, sameStatus, type Observed } from '../status/mqtt-deployment.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { Informers } from '../kube/informers.ts';
 import { caSecretName } from './ca.ts';
@@ -46,12 +46,14 @@ export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildCo
     if (source) sources.set(name, source);
   }
   const tls = new Map<string, TlsMaterial>();
+  const absentCertificates = new Set<string>();
   for (const name of referencedCertificates(md)) {
     const cert = deps.informers.tlsCertificates.get(name, ns);
+    if (!cert) absentCertificates.add(name);
     const data = cert ? secrets.get(tlsSecretName(cert)) : undefined;
     if (data?.['tls.crt'] && data['tls.key']) tls.set(name, { crt: data['tls.crt'], key: data['tls.key'], ...(data['ca.crt'] ? { ca: data['ca.crt'] } : {}) });
   }
-  return { md, config: deps.config, sources, secrets, tls };
+  return { md, config: deps.config, sources, secrets, tls, absentCertificates };
 }
 
 export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: string, name: string): Promise<Result> {
@@ -69,7 +71,7 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   const runtimeNs = targetNamespace(md);
   const ctx = gatherContext(deps, md);
   const desired = desiredState(ctx);
-  const observed: Observed = { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, replicas: 0, readyReplicas: 0, updatedReplicas: 0 };
+  const observed: Observed = { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, disabled: desired.disabled, replicas: 0, readyReplicas: 0, updatedReplicas: 0 };
 
   const cachedNs = deps.informers.namespaces.get(runtimeNs);
   const hash = createHash('sha256').update(JSON.stringify(desired.entries)).digest('hex');
@@ -109,8 +111,11 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     }
   }
 
-  if (desired.missing.length > 0 && md.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'InvalidReference') {
+  const readyReason = md.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+  if (desired.missing.length > 0 && readyReason !== 'InvalidReference') {
     await deps.client.event(md, 'Warning', 'InvalidReference', `Not found: ${desired.missing.join(', ')}.`);
+  } else if (desired.missing.length === 0 && desired.disabled.length > 0 && readyReason !== 'ListenerDisabled' && observed.applyError === undefined && observed.conflict === undefined) {
+    await deps.client.event(md, 'Warning', 'ListenerDisabled', disabledMessage(desired.disabled));
   }
   const dep = deps.informers.deployments.get(BROKER_NAME, runtimeNs);
   if (dep && ownedBy(dep.metadata?.labels, owner)) {

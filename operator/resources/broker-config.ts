@@ -10,7 +10,7 @@ import type { AuthSourceConfig, BackendTls, PasswordHashConfig } from '../../bro
 import type { AuthSource, BackendTlsSpec } from '../api/types.ts';
 import { ADMIN_PORT, BROKER_CONFIG_SECRET, ownerLabels } from '../api/names.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
-import { effectiveListeners, referencedSources } from './listeners.ts';
+import { referencedSources, servedListeners } from './listeners.ts';
 
 export const CONFIG_DIR = '/etc/enclave';
 
@@ -131,7 +131,8 @@ function sourceConfig(files: Files, source: AuthSource): AuthSourceConfig {
 export function renderBrokerConfig(ctx: BuildContext): RenderedConfig {
   const files = new Files(ctx);
   const md = ctx.md;
-  const listeners: ListenerConfig[] = effectiveListeners(md).map((l) => {
+  // Only served listeners: one whose TlsCertificate was deleted is left out with its files (status says so).
+  const listeners: ListenerConfig[] = servedListeners(ctx).map((l) => {
     const out: ListenerConfig = { name: l.name, protocol: l.protocol, host: '0.0.0.0', port: l.port, ...(l.path ? { path: l.path } : {}) };
     if (l.tlsCertificate !== undefined) {
       const material = ctx.tls.get(l.tlsCertificate);

@@ -24,6 +24,13 @@ export interface BuildContext {
   secrets: ReadonlyMap<string, SecretData>;
   /** TlsCertificates' material by TlsCertificate name. */
   tls: ReadonlyMap<string, TlsMaterial>;
+  /**
+   * Referenced TlsCertificates that do not exist (never created, or deleted). A listener that needs
+   * one is not served: keeping a deleted certificate (or trusting a deleted client CA) would leave the
+   * broker out of step with what the tenant declared. A certificate that exists but is not issued yet
+   * is not in here; it is a missing reference (wait, change nothing).
+   */
+  absentCertificates?: ReadonlySet<string>;
 }
 
 export function ownerOf(md: MqttDeployment): Owner {

@@ -7,20 +7,22 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { ADMIN_PORT, ANNOTATION_CONFIG_HASH, BROKER_CONFIG_SECRET, BROKER_NAME, brokerSelector, ownerLabels } from '../api/names.ts';
 import { CONFIG_DIR } from './broker-config.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
-import { effectiveListeners } from './listeners.ts';
+import { servedListeners } from './listeners.ts';
 
 const DEFAULT_RESOURCES = { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } };
 
 export function deployment(ctx: BuildContext, configHash: string): V1Deployment {
   const md = ctx.md;
   const labels = ownerLabels(ownerOf(md));
+  const listeners = servedListeners(ctx);
   const probe = (path: string) => ({ httpGet: { path, port: 'admin' }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 });
   return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: BROKER_NAME, namespace: targetNamespace(md), labels },
     spec: {
-      replicas: md.spec.replicas ?? 1,
+      // Nothing to serve (every listener's certificate is gone): no pods, rather than unready ones.
+      replicas: listeners.length === 0 ? 0 : md.spec.replicas ?? 1,
       selector: { matchLabels: brokerSelector() },
       template: {
         metadata: { labels: { ...brokerSelector(), ...labels }, annotations: { [ANNOTATION_CONFIG_HASH]: configHash } },
@@ -38,7 +40,7 @@ export function deployment(ctx: BuildContext, configHash: string): V1Deployment 
             image: md.spec.image ?? ctx.config.defaultImage,
             args: ['--config', `${CONFIG_DIR}/config.yaml`],
             ports: [
-              ...effectiveListeners(md).map((l) => ({ name: l.name.slice(0, 15), containerPort: l.port, protocol: 'TCP' })),
+              ...listeners.map((l) => ({ name: l.name.slice(0, 15), containerPort: l.port, protocol: 'TCP' })),
               { name: 'admin', containerPort: ADMIN_PORT, protocol: 'TCP' },
             ],
             livenessProbe: probe('/healthz'),

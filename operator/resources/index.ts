@@ -14,6 +14,7 @@ import { renderBrokerConfig } from './broker-config.ts';
 import { deployment } from './deployment.ts';
 import { service } from './service.ts';
 import { podDisruptionBudget } from './pdb.ts';
+import { disabledListeners, type DisabledListener } from './listeners.ts';
 
 export interface DesiredEntry {
   /** What to delete when `object` is null. */
@@ -27,6 +28,8 @@ export interface DesiredState {
   stages: DesiredEntry[][];
   configHash: string;
   missing: string[];
+  /** Declared listeners that are not served, and why. */
+  disabled: DisabledListener[];
 }
 
 export function desiredState(ctx: BuildContext): DesiredState {
@@ -37,6 +40,7 @@ export function desiredState(ctx: BuildContext): DesiredState {
     ref: { apiVersion: object.apiVersion!, kind: object.kind!, name: object.metadata!.name!, ...(object.metadata?.namespace ? { namespace: object.metadata.namespace } : {}) },
     object,
   });
+  const orDelete = (object: KubernetesObject | null, ref: DesiredEntry['ref']): DesiredEntry => (object ? entry(object) : { ref, object: null });
   const entries: DesiredEntry[] = [
     entry(namespace(ctx)),
     ...NETWORK_POLICY_NAMES.map((name): DesiredEntry => {
@@ -46,11 +50,11 @@ export function desiredState(ctx: BuildContext): DesiredState {
     entry(serviceAccount(ctx)),
     entry(rendered.secret),
     entry(deployment(ctx, rendered.configHash)),
-    entry(service(ctx)),
+    orDelete(service(ctx), { apiVersion: 'v1', kind: 'Service', namespace: ns, name: BROKER_NAME }),
   ];
   const pdb = podDisruptionBudget(ctx);
   entries.push(pdb ? entry(pdb) : { ref: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: ns, name: BROKER_NAME }, object: null });
   // Namespace | policies | SA + config | workload + service + PDB (policies first: no pod runs unfenced).
   const stages = [entries.slice(0, 1), entries.slice(1, 1 + NETWORK_POLICY_NAMES.length), entries.slice(1 + NETWORK_POLICY_NAMES.length, 3 + NETWORK_POLICY_NAMES.length), entries.slice(3 + NETWORK_POLICY_NAMES.length)];
-  return { entries, stages, configHash: rendered.configHash, missing: rendered.missing };
+  return { entries, stages, configHash: rendered.configHash, missing: rendered.missing, disabled: disabledListeners(ctx) };
 }

@@ -4,7 +4,7 @@
 import type { V1NetworkPolicy, V1NetworkPolicyPeer } from '@kubernetes/client-node';
 import { ADMIN_PORT, brokerSelector, ownerLabels } from '../api/names.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
-import { effectiveListeners, referencedSources } from './listeners.ts';
+import { referencedSources, servedListeners } from './listeners.ts';
 
 export function networkPolicies(ctx: BuildContext): V1NetworkPolicy[] {
   const ns = targetNamespace(ctx.md);
@@ -33,12 +33,14 @@ export function networkPolicies(ctx: BuildContext): V1NetworkPolicy[] {
   ];
   const allowFrom = (ctx.md.spec.network?.allowFrom ?? []) as V1NetworkPolicyPeer[];
   // Empty allowFrom means nobody outside the namespace: no listener policy at all (default deny holds).
-  if (allowFrom.length > 0) {
+  // No served listener means no policy either: a rule with an empty port list would allow EVERY port.
+  const ports = servedListeners(ctx).map((l) => ({ protocol: 'TCP', port: l.port }));
+  if (allowFrom.length > 0 && ports.length > 0) {
     policies.push({
       apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('allow-listeners'),
       spec: {
         podSelector: pods, policyTypes: ['Ingress'],
-        ingress: [{ _from: allowFrom, ports: effectiveListeners(ctx.md).map((l) => ({ protocol: 'TCP', port: l.port })) }],
+        ingress: [{ _from: allowFrom, ports }],
       },
     });
   }

@@ -3,13 +3,15 @@
 import { mergeConditions, type ConditionInput } from '../api/conditions.ts';
 import { BROKER_NAME } from '../api/names.ts';
 import type { Endpoint, MqttDeployment, MqttDeploymentStatus } from '../api/types.ts';
-import { effectiveListeners } from '../resources/listeners.ts';
+import { effectiveListeners, type DisabledListener } from '../resources/listeners.ts';
 
 export interface Observed {
   namespace: string;
   configHash?: string;
   /** Unresolved references (AuthSource x, Secret y key z, TlsCertificate t). */
   missing: string[];
+  /** Declared listeners not served because a TlsCertificate they need does not exist. */
+  disabled?: DisabledListener[];
   /** An object in the way that is not ours (owner-UID label differs). */
   conflict?: string;
   /** The apply step failed with this message. */
@@ -19,8 +21,9 @@ export interface Observed {
   updatedReplicas: number;
 }
 
-export function endpoints(md: MqttDeployment, namespace: string): Endpoint[] {
-  return effectiveListeners(md).map((l) => ({ listener: l.name, protocol: l.protocol, address: `${BROKER_NAME}.${namespace}.svc:${l.port}` }));
+export function endpoints(md: MqttDeployment, namespace: string, disabled: DisabledListener[] = []): Endpoint[] {
+  const off = new Set(disabled.map((d) => d.name));
+  return effectiveListeners(md).filter((l) => !off.has(l.name)).map((l) => ({ listener: l.name, protocol: l.protocol, address: `${BROKER_NAME}.${namespace}.svc:${l.port}` }));
 }
 
 export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: string): MqttDeploymentStatus {
@@ -41,6 +44,13 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
       c('Progressing', 'False', 'InvalidReference', 'Waiting for the referenced objects.'),
       c('Degraded', 'True', 'InvalidReference', `${o.missing.length} unresolved reference(s).`),
     ];
+  } else if (o.applyError === undefined && (o.disabled?.length ?? 0) > 0) {
+    const message = disabledMessage(o.disabled!);
+    conditions = [
+      c('Ready', 'False', 'ListenerDisabled', message),
+      c('Progressing', 'False', 'ListenerDisabled', 'Waiting for the TlsCertificate to be re-created or the listener to be removed.'),
+      c('Degraded', 'True', 'ListenerDisabled', `${o.disabled!.length} listener(s) not served.`),
+    ];
   } else if (o.applyError !== undefined) {
     conditions = [
       c('Ready', 'False', 'ApplyFailed', o.applyError),
@@ -57,7 +67,7 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
       c('Degraded', 'False', 'AsExpected', 'All objects applied.'),
     ];
   }
-  const eps = o.conflict === undefined ? endpoints(md, o.namespace) : [];
+  const eps = o.conflict === undefined ? endpoints(md, o.namespace, o.disabled) : [];
   return {
     observedGeneration: generation,
     conditions: mergeConditions(md.status?.conditions, conditions, now),
@@ -68,6 +78,12 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
     readyReplicas: o.readyReplicas,
     ...(o.configHash !== undefined ? { configHash: o.configHash } : {}),
   };
+}
+
+/** "Listener mqtts is not served (TlsCertificate server not found): ..." — what happened and what to do. */
+export function disabledMessage(disabled: DisabledListener[]): string {
+  const what = disabled.map((d) => `listener ${d.name} (${d.absent.map((n) => `TlsCertificate ${n} not found`).join(', ')})`).join(', ');
+  return `Not serving ${what}: its clients were disconnected. Re-create the TlsCertificate or remove the listener.`;
 }
 
 /** Status equality ignoring key order, so an unchanged status is never written. */

@@ -129,6 +129,54 @@ describe('service and PDB', () => {
   });
   it('exposes one port per listener', () => {
     const s = service(ctx(md({ listeners: [{ name: 'a', protocol: 'mqtt' }, { name: 'b', protocol: 'wss', tlsCertificateRef: { name: 't' } }] })));
-    expect(s.spec!.ports!.map((p) => [p.name, p.port])).toEqual([['a', 1883], ['b', 8084]]);
+    expect(s!.spec!.ports!.map((p) => [p.name, p.port])).toEqual([['a', 1883], ['b', 8084]]);
+  });
+});
+
+describe('listeners whose TlsCertificate does not exist', () => {
+  const listeners = [
+    { name: 'plain', protocol: 'mqtt' as const },
+    { name: 'tls', protocol: 'mqtts' as const, tlsCertificateRef: { name: 'server' } },
+    { name: 'mtls', protocol: 'mqtts' as const, port: 8884, tlsCertificateRef: { name: 'other' }, clientAuth: 'required' as const, clientCaRef: { name: 'devices' } },
+  ];
+  const tls = { server: { crt: b64('S'), key: b64('K') }, other: { crt: b64('O'), key: b64('K') }, devices: { crt: b64('CA'), key: b64('K') } };
+  const allowFrom = { network: { allowFrom: [{ podSelector: {} }] } };
+  // absent certificate(s) → listeners served, files in the Secret, Deployment replicas, Service present
+  it.each([
+    [[], ['plain', 'tls', 'mtls'], ['tls-other.crt', 'tls-other.key', 'tls-server.crt', 'tls-server.key', 'clientca-devices.crt'], 1, true],
+    [['server'], ['plain', 'mtls'], ['tls-other.crt', 'tls-other.key', 'clientca-devices.crt'], 1, true],
+    [['devices'], ['plain', 'tls'], ['tls-server.crt', 'tls-server.key'], 1, true], // a deleted client CA is never trusted again
+    [['server', 'other'], ['plain'], [], 1, true],
+  ] as [string[], string[], string[], number, boolean][])('absent %j → serves %j', (absent, served, files, replicas, hasService) => {
+    const c = ctx(md({ listeners, ...allowFrom }), { tls, absentCertificates: absent });
+    const desired = desiredState(c);
+    const secret = renderBrokerConfig(c).secret;
+    const config = validateBrokerConfig(parse(Buffer.from(secret.data!['config.yaml']!, 'base64').toString()));
+    expect(config.listeners.map((l) => l.name)).toEqual(served);
+    expect(Object.keys(secret.data!).filter((k) => k !== 'config.yaml').sort()).toEqual([...files].sort());
+    expect(deployment(c, 'h').spec!.replicas).toBe(replicas);
+    expect(deployment(c, 'h').spec!.template.spec!.containers[0]!.ports!.map((p) => p.name)).toEqual([...served, 'admin']);
+    expect(service(c)!.spec!.ports!.map((p) => p.name)).toEqual(served);
+    expect(service(c) !== null).toBe(hasService);
+    const ingress = networkPolicies(c).find((p) => p.metadata!.name === 'allow-listeners')!;
+    expect(ingress.spec!.ingress![0]!.ports!.map((p) => p.port)).toEqual(served.map((n) => ({ plain: 1883, tls: 8883, mtls: 8884 })[n]));
+    expect(desired.missing).toEqual([]);
+    expect(desired.disabled.map((d) => d.name)).toEqual(listeners.map((l) => l.name).filter((n) => !served.includes(n)));
+  });
+
+  it('no listener left: no pods, no Service, and no listener policy (an empty port list would allow every port)', () => {
+    const c = ctx(md({ listeners: listeners.slice(1), ...allowFrom }), { tls, absentCertificates: ['server', 'other'] });
+    expect(deployment(c, 'h').spec!.replicas).toBe(0);
+    expect(service(c)).toBeNull();
+    expect(networkPolicies(c).map((p) => p.metadata!.name)).not.toContain('allow-listeners');
+    const svc = desiredState(c).entries.find((e) => e.ref.kind === 'Service')!;
+    expect(svc.object).toBeNull();
+    expect(desiredState(c).disabled).toEqual([{ name: 'tls', absent: ['server'] }, { name: 'mtls', absent: ['other'] }]);
+  });
+
+  it('a certificate that exists but is not issued yet is a missing reference, not a disabled listener', () => {
+    const c = ctx(md({ listeners }), { tls: { other: tls.other, devices: tls.devices } }); // server: CR exists, no material yet
+    expect(desiredState(c).missing).toEqual(['TlsCertificate server']);
+    expect(desiredState(c).disabled).toEqual([]);
   });
 });

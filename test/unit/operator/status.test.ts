@@ -13,6 +13,8 @@ describe('mqttDeploymentStatus', () => {
     ['missing reference', { ...base, missing: ['AuthSource pg'] }, ['False', 'InvalidReference'], ['True', 'InvalidReference']],
     ['ownership conflict', { ...base, conflict: 'Namespace enclave-team-a-prod' }, ['False', 'OwnershipConflict'], ['True', 'OwnershipConflict']],
     ['apply failed', { ...base, applyError: 'boom' }, ['False', 'ApplyFailed'], ['True', 'ApplyFailed']],
+    ['listener disabled', { ...base, disabled: [{ name: 'mqtt', absent: ['server'] }] }, ['False', 'ListenerDisabled'], ['True', 'ListenerDisabled']],
+    ['missing wins over disabled', { ...base, missing: ['AuthSource pg'], disabled: [{ name: 'mqtt', absent: ['server'] }] }, ['False', 'InvalidReference'], ['True', 'InvalidReference']],
   ] as [string, Observed, [string, string], [string, string]][])('%s', (_n, observed, [ready, readyReason], [degraded, degradedReason]) => {
     const s = mqttDeploymentStatus(md(), observed, T);
     const get = (t: string) => s.conditions!.find((c) => c.type === t)!;
@@ -25,6 +27,14 @@ describe('mqttDeploymentStatus', () => {
   it('reports endpoints per listener, none on conflict', () => {
     expect(mqttDeploymentStatus(md(), base, T).endpoint).toBe('broker.enclave-team-a-prod.svc:1883');
     expect(mqttDeploymentStatus(md(), { ...base, conflict: 'Namespace x' }, T).endpoints).toEqual([]);
+  });
+
+  it('says which listener is off and why, and lists only served endpoints', () => {
+    const m = md({ listeners: [{ name: 'plain', protocol: 'mqtt' }, { name: 'secure', protocol: 'mqtts', tlsCertificateRef: { name: 'server' } }] });
+    const s = mqttDeploymentStatus(m, { ...base, disabled: [{ name: 'secure', absent: ['server'] }] }, T);
+    expect(s.conditions!.find((c) => c.type === 'Ready')!.message).toBe(
+      'Not serving listener secure (TlsCertificate server not found): its clients were disconnected. Re-create the TlsCertificate or remove the listener.');
+    expect(s.endpoints!.map((e) => e.listener)).toEqual(['plain']);
   });
 
   it('keeps lastTransitionTime when a condition keeps its status', () => {
