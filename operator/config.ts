@@ -13,11 +13,20 @@ export interface OperatorConfig {
   clusterDomain: string;
   identity: string;
   logLevel: string;
+  /**
+   * The only namespaces whose Secrets the operator may read (Helm rbac.tenantSecretAccess=namespaced,
+   * ENCLAVE_TENANT_NAMESPACES, comma-separated); undefined = every namespace. CRs elsewhere are
+   * reported NamespaceNotManaged instead of being half-reconciled.
+   */
+  tenantNamespaces?: string[];
 }
+
+/** The broker image the chart deploys by default (values.yaml broker.image + appVersion); a unit test keeps them equal. */
+export const DEFAULT_BROKER_IMAGE = 'ghcr.io/enclave-dev/enclave-broker:0.1.0';
 
 export function operatorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): OperatorConfig {
   return {
-    defaultImage: env.ENCLAVE_BROKER_IMAGE ?? 'ghcr.io/enclave/broker:0.1.0',
+    defaultImage: env.ENCLAVE_BROKER_IMAGE ?? DEFAULT_BROKER_IMAGE,
     operatorNamespace: env.ENCLAVE_OPERATOR_NAMESPACE ?? 'enclave-system',
     leaseName: env.ENCLAVE_LEASE_NAME ?? 'enclave-operator-leader',
     metricsPort: Number(env.ENCLAVE_METRICS_PORT ?? 8080),
@@ -26,5 +35,16 @@ export function operatorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ope
     clusterDomain: env.ENCLAVE_CLUSTER_DOMAIN ?? 'cluster.local',
     identity: env.POD_NAME ?? `${env.HOSTNAME ?? 'local'}-${process.pid}`,
     logLevel: env.ENCLAVE_LOG_LEVEL ?? 'info',
+    ...(env.ENCLAVE_TENANT_NAMESPACES?.trim() ? { tenantNamespaces: env.ENCLAVE_TENANT_NAMESPACES.split(',').map((n) => n.trim()).filter((n) => n.length > 0) } : {}),
   };
+}
+
+/** Whether the operator serves CRs in `namespace` (always, unless tenantNamespaces narrows it). */
+export function managesNamespace(config: Pick<OperatorConfig, 'tenantNamespaces'>, namespace: string): boolean {
+  return config.tenantNamespaces === undefined || config.tenantNamespaces.includes(namespace);
+}
+
+/** The status message of a CR in a namespace the operator does not serve. */
+export function notManagedMessage(namespace: string): string {
+  return `Namespace ${namespace} is not one of the operator's tenant namespaces (Helm value rbac.tenantNamespaces), so the operator may not read its Secrets. Add it to that list to serve it.`;
 }

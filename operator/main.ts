@@ -11,6 +11,7 @@ import { LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE } from './api/names.ts';
 import { operatorConfigFromEnv, type OperatorConfig } from './config.ts';
 import { KubeClient } from './kube/client.ts';
 import { makeInformers, startInformers, stopInformers, type Informers } from './kube/informers.ts';
+import { shareConnections } from './kube/connections.ts';
 import { KeyedQueue } from './kube/queue.ts';
 import { LeaderElector } from './kube/leader.ts';
 import { reconcileMqttDeployment, type ControllerDeps, type Result } from './reconcile/mqtt-deployment.ts';
@@ -72,7 +73,13 @@ function keysFor(informers: Informers, source: keyof Informers, obj: KubernetesO
       return [...all('AuthSource', informers.authSources.list(ns)), ...all('TlsCertificate', informers.tlsCertificates.list(ns)), ...all('MqttDeployment', informers.mqttDeployments.list(ns))];
     }
     case 'namespaces':
-    case 'deployments': {
+    case 'deployments':
+    case 'networkPolicies':
+    case 'services':
+    case 'serviceAccounts':
+    case 'podDisruptionBudgets':
+    case 'brokerConfigs': {
+      // An owned object changed (by us, by a controller, or by hand): its owner re-checks for drift.
       const labels = obj.metadata?.labels ?? {};
       const ownerNs = labels[LABEL_OWNER_NAMESPACE];
       const ownerName = labels[LABEL_OWNER_NAME];
@@ -84,8 +91,9 @@ function keysFor(informers: Informers, source: keyof Informers, obj: KubernetesO
 export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
   const config: OperatorConfig = { ...operatorConfigFromEnv(), ...opts.config };
   const log = opts.logger ?? pino({ level: config.logLevel, base: { component: 'enclave-operator' } });
+  shareConnections(opts.kubeConfig);
   const client = new KubeClient(opts.kubeConfig);
-  const informers = makeInformers(opts.kubeConfig);
+  const informers = makeInformers(opts.kubeConfig, { operatorNamespace: config.operatorNamespace, ...(config.tenantNamespaces ? { tenantNamespaces: config.tenantNamespaces } : {}) });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
   const deps: ControllerDeps = { client, informers, config, log, applied: new Map(), now: () => new Date(), enqueue: () => undefined };
@@ -157,7 +165,8 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
     // would otherwise see another kind's cache still empty and report a false missing reference.
     // enqueueAll() right after covers anything that changed in between (level-triggered).
     for (const source of Object.keys(informers) as (keyof Informers)[]) {
-      const informer = informers[source] as Informers['secrets'];
+      const informer = informers[source];
+      if (!informer) continue;
       const handler = (obj: KubernetesObject) => {
         for (const key of keysFor(informers, source, obj)) queue.add(key);
       };

@@ -11,6 +11,9 @@ export const MANAGED_BY = 'enclave-operator';
 export const LABEL_OWNER_NAMESPACE = 'mqtt.enclave.dev/owner-namespace';
 export const LABEL_OWNER_NAME = 'mqtt.enclave.dev/owner-name';
 export const LABEL_OWNER_UID = 'mqtt.enclave.dev/owner-uid';
+/** What an operator-made object is for; lets the tenant-Secret informer leave the broker-config copies out. */
+export const LABEL_ROLE = 'mqtt.enclave.dev/role';
+export const ROLE_BROKER_CONFIG = 'broker-config';
 export const ANNOTATION_CONFIG_HASH = 'mqtt.enclave.dev/config-hash';
 
 /** Names of objects inside a runtime namespace: fixed, since the namespace itself is per-deployment. */

@@ -19,6 +19,26 @@ export function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
 }
 
+/**
+ * A short, tenant-safe message for an API error: the Status `message` the API server returned (it
+ * names the field and the problem), never client-node's full text with response headers and body.
+ */
+export function apiErrorMessage(err: unknown): string {
+  if (err instanceof ApiException) {
+    let message: unknown;
+    try {
+      const body: unknown = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
+      message = (body as { message?: unknown } | undefined)?.message;
+    } catch {
+      message = undefined;
+    }
+    const text = typeof message === 'string' && message.length > 0 ? message : `HTTP ${err.code}`;
+    return text.length > 300 ? `${text.slice(0, 297)}...` : text;
+  }
+  const text = err instanceof Error ? err.message : String(err);
+  return text.split('\n')[0]!.slice(0, 300);
+}
+
 export function isConflict(err: unknown): boolean {
   return err instanceof ApiException && err.code === 409;
 }

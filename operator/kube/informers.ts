@@ -1,12 +1,19 @@
 // Informers (list + watch + cache) for everything the operator reacts to: the three kinds in every
-// namespace, Secrets (referenced ones are found in the cache by name), and the operator's own
-// Namespaces and Deployments, label-filtered so the cache holds only ours.
+// namespace; tenant Secrets (referenced ones are found in the cache by name); and the objects the
+// operator owns in runtime namespaces, label-filtered so the cache holds only ours. The owned-kind
+// caches let reconcile notice drift (an object deleted or edited by hand) without any API read.
+//
+// Secrets are the sensitive cache. The rendered broker-config copies are never in the tenant-Secret
+// cache (label selector), and with `tenantNamespaces` set (Helm rbac.tenantSecretAccess=namespaced)
+// Secrets are watched one namespace at a time, only in those namespaces plus the operator's own:
+// the operator then needs, and has, no right to read Secrets anywhere else.
 import {
-  AppsV1Api, CoreV1Api, CustomObjectsApi, makeInformer,
-  type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1Deployment, type V1Namespace, type V1Secret,
+  AppsV1Api, CoreV1Api, CustomObjectsApi, NetworkingV1Api, PolicyV1Api, makeInformer,
+  type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1Deployment, type V1Namespace,
+  type V1NetworkPolicy, type V1PodDisruptionBudget, type V1Secret, type V1Service, type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { GROUP, VERSION, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
-import { LABEL_MANAGED_BY, MANAGED_BY } from '../api/names.ts';
+import { LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY, ROLE_BROKER_CONFIG } from '../api/names.ts';
 
 export type Cache<T> = Informer<T & KubernetesObject> & ObjectCache<T & KubernetesObject>;
 
@@ -14,31 +21,102 @@ export interface Informers {
   mqttDeployments: Cache<MqttDeployment>;
   authSources: Cache<AuthSource>;
   tlsCertificates: Cache<TlsCertificate>;
+  /** Tenant Secrets and the operator's own (tenant CAs, issued certificates); never broker-config copies. */
   secrets: Cache<V1Secret>;
   namespaces: Cache<V1Namespace>;
   deployments: Cache<V1Deployment>;
+  networkPolicies: Cache<V1NetworkPolicy>;
+  services: Cache<V1Service>;
+  serviceAccounts: Cache<V1ServiceAccount>;
+  podDisruptionBudgets: Cache<V1PodDisruptionBudget>;
+  /** The broker-config Secrets (drift only). Absent when Secrets are namespaced: runtime namespaces are not readable then. */
+  brokerConfigs?: Cache<V1Secret>;
 }
 
-export function makeInformers(kc: KubeConfig): Informers {
+export interface InformerScope {
+  /** Watch Secrets only in these namespaces (plus `operatorNamespace`); undefined = cluster-wide. */
+  tenantNamespaces?: readonly string[];
+  operatorNamespace: string;
+}
+
+/**
+ * A read view over one informer per namespace (Secrets in namespaced mode). Each part is started,
+ * stopped and restarted on its own (`partsOf`); this view only answers reads and fans in events.
+ */
+class PerNamespace<T extends KubernetesObject> implements Informer<T>, ObjectCache<T> {
+  readonly parts: Map<string, Informer<T> & ObjectCache<T>>;
+  constructor(parts: Map<string, Informer<T> & ObjectCache<T>>) {
+    this.parts = parts;
+  }
+  get(name: string, namespace?: string): T | undefined {
+    if (namespace !== undefined) return this.parts.get(namespace)?.get(name, namespace);
+    for (const p of this.parts.values()) {
+      const hit = p.get(name);
+      if (hit) return hit;
+    }
+    return undefined;
+  }
+  list(namespace?: string): readonly T[] {
+    if (namespace !== undefined) return this.parts.get(namespace)?.list(namespace) ?? [];
+    return [...this.parts.values()].flatMap((p) => p.list());
+  }
+  on(verb: never, cb: never): void {
+    for (const p of this.parts.values()) p.on(verb, cb);
+  }
+  off(verb: never, cb: never): void {
+    for (const p of this.parts.values()) p.off(verb, cb);
+  }
+  async start(): Promise<void> {
+    await Promise.all([...this.parts.values()].map((p) => p.start()));
+  }
+  async stop(): Promise<void> {
+    await Promise.all([...this.parts.values()].map((p) => p.stop()));
+  }
+}
+
+/** The informers that really list and watch, named for logs: a per-namespace view is its parts. */
+export function partsOf(informers: Informers): [string, Cache<unknown>][] {
+  return Object.entries(informers).flatMap(([name, informer]: [string, Cache<unknown>]) =>
+    informer instanceof PerNamespace ? [...(informer.parts as Map<string, Cache<unknown>>)].map(([ns, part]): [string, Cache<unknown>] => [`${name}/${ns}`, part]) : [[name, informer]]);
+}
+
+export function makeInformers(kc: KubeConfig, scope: InformerScope): Informers {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const core = kc.makeApiClient(CoreV1Api);
   const apps = kc.makeApiClient(AppsV1Api);
+  const net = kc.makeApiClient(NetworkingV1Api);
+  const policy = kc.makeApiClient(PolicyV1Api);
   const ours = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+  const notConfig = `${LABEL_ROLE}!=${ROLE_BROKER_CONFIG}`; // also matches Secrets without the label
   const crd = <T extends KubernetesObject>(plural: string): Cache<T> =>
     makeInformer<T>(kc, `/apis/${GROUP}/${VERSION}/${plural}`, async () => (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as never);
+  let secrets: Cache<V1Secret>;
+  if (scope.tenantNamespaces) {
+    const namespaces = [...new Set([...scope.tenantNamespaces, scope.operatorNamespace])];
+    secrets = new PerNamespace(new Map(namespaces.map((ns) => [ns,
+      makeInformer(kc, `/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: notConfig }), notConfig)])));
+  } else {
+    secrets = makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: notConfig }), notConfig);
+  }
+  const configs = `${ours},${LABEL_ROLE}=${ROLE_BROKER_CONFIG}`;
   return {
     mqttDeployments: crd<MqttDeployment & KubernetesObject>('mqttdeployments'),
     authSources: crd<AuthSource & KubernetesObject>('authsources'),
     tlsCertificates: crd<TlsCertificate & KubernetesObject>('tlscertificates'),
-    secrets: makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces()),
+    secrets,
     namespaces: makeInformer(kc, '/api/v1/namespaces', () => core.listNamespace({ labelSelector: ours }), ours),
     deployments: makeInformer(kc, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces({ labelSelector: ours }), ours),
+    networkPolicies: makeInformer(kc, '/apis/networking.k8s.io/v1/networkpolicies', () => net.listNetworkPolicyForAllNamespaces({ labelSelector: ours }), ours),
+    services: makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces({ labelSelector: ours }), ours),
+    serviceAccounts: makeInformer(kc, '/api/v1/serviceaccounts', () => core.listServiceAccountForAllNamespaces({ labelSelector: ours }), ours),
+    podDisruptionBudgets: makeInformer(kc, '/apis/policy/v1/poddisruptionbudgets', () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: ours }), ours),
+    ...(scope.tenantNamespaces ? {} : { brokerConfigs: makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: configs }), configs) }),
   };
 }
 
 /** Starts every informer and resolves once each has listed (caches are warm). */
 export async function startInformers(informers: Informers, onError: (what: string, err: unknown) => void): Promise<void> {
-  await Promise.all(Object.entries(informers).map(async ([name, informer]: [string, Cache<unknown>]) => {
+  await Promise.all(partsOf(informers).map(async ([name, informer]) => {
     // A watch that drops is restarted with a relist; an error must not end the informer for good.
     informer.on('error', (err: unknown) => {
       onError(name, err);
@@ -49,5 +127,5 @@ export async function startInformers(informers: Informers, onError: (what: strin
 }
 
 export async function stopInformers(informers: Informers): Promise<void> {
-  await Promise.all(Object.values(informers).map((i: Cache<unknown>) => i.stop()));
+  await Promise.all(partsOf(informers).map(([, i]) => i.stop()));
 }

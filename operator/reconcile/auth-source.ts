@@ -2,6 +2,7 @@
 // usedBy lists the MqttDeployments whose chains name it. Dependents are re-queued by main.ts when
 // the AuthSource or any Secret in its namespace changes.
 import { GROUP, VERSION, type AuthSource, type MqttDeployment } from '../api/types.ts';
+import { managesNamespace, notManagedMessage } from '../config.ts';
 import { referencedSources } from '../resources/listeners.ts';
 import { authSourceStatus } from '../status/simple.ts';
 import { sameStatus } from '../status/mqtt-deployment.ts';
@@ -35,7 +36,8 @@ export async function reconcileAuthSource(deps: ControllerDeps, namespace: strin
     .filter((r) => deps.informers.secrets.get(r.name, namespace)?.data?.[r.key ?? ''] === undefined)
     .map((r) => `Secret ${r.name} key ${r.key ?? ''}`);
   const usedBy = usersOf(source, deps.informers.mqttDeployments.list(namespace));
-  const status = authSourceStatus(source, missing, usedBy, deps.now().toISOString());
+  const problem = managesNamespace(deps.config, namespace) ? undefined : { reason: 'NamespaceNotManaged', message: notManagedMessage(namespace) };
+  const status = authSourceStatus(source, missing, usedBy, deps.now().toISOString(), problem);
   if (!sameStatus(status, source.status)) {
     await deps.client.applyStatus(GROUP, VERSION, 'authsources', 'AuthSource', namespace, name, status);
   }

@@ -4,16 +4,16 @@
 // behind the finalizer: the runtime namespace (and with it every Secret, copy of credentials and
 // TLS material in it) is deleted and verified gone before the finalizer is removed.
 import { createHash } from 'node:crypto';
-import type { V1Namespace } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, ownedBy } from '../api/names.ts';
 import { GROUP, VERSION, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
-import type { OperatorConfig } from '../config.ts';
+import { managesNamespace, notManagedMessage, type OperatorConfig } from '../config.ts';
 import { ownerOf, targetNamespace, type BuildContext, type SecretData, type TlsMaterial } from '../resources/context.ts';
-import { desiredState } from '../resources/index.ts';
+import { desiredState, type DesiredEntry } from '../resources/index.ts';
 import { referencedCertificates, referencedSources } from '../resources/listeners.ts';
 import { disabledMessage, mqttDeploymentStatus, sameStatus, type Observed } from '../status/mqtt-deployment.ts';
-import type { KubeClient } from '../kube/client.ts';
+import { apiErrorMessage, type KubeClient } from '../kube/client.ts';
 import type { Informers } from '../kube/informers.ts';
 import { caSecretName } from './ca.ts';
 
@@ -22,14 +22,80 @@ export interface ControllerDeps {
   informers: Informers;
   config: OperatorConfig;
   log: Logger;
-  /** Last desired-state hash applied per MqttDeployment UID: an unchanged world sends no writes. */
-  applied: Map<string, string>;
+  /** What was last applied per MqttDeployment UID: an unchanged, undrifted world sends no writes. */
+  applied: Map<string, AppliedState>;
   now: () => Date;
   /** Queues another reconcile key (`Kind/namespace/name`). */
   enqueue: (key: string) => void;
 }
 
 export type Result = { requeueAfterMs?: number } | void;
+
+/** The desired-state hash last applied, and the version of each object as the apply returned it. */
+export interface AppliedState {
+  hash: string;
+  /** `Kind/namespace/name` → version token (see versionOf); ABSENT for objects that must not exist. */
+  versions: Map<string, string>;
+}
+
+const ABSENT = '-';
+
+const refKey = (ref: { kind: string; namespace?: string; name: string }): string => `${ref.kind}/${ref.namespace ?? ''}/${ref.name}`;
+
+/**
+ * The token that changes when someone changes the object: `generation` where the API server keeps
+ * one that status writes do not move (Deployment, PDB: their controllers write status constantly),
+ * else resourceVersion (these kinds have no status writer).
+ */
+function versionOf(o: KubernetesObject | undefined): string | undefined {
+  if (!o?.metadata) return undefined;
+  return o.kind === 'Deployment' || o.kind === 'PodDisruptionBudget' ? `g${o.metadata.generation ?? 0}` : `r${o.metadata.resourceVersion ?? ''}`;
+}
+
+/** Cached copy of an owned object, by kind; undefined cache = that kind cannot be watched (namespaced Secrets). */
+function cacheOf(informers: Informers, kind: string): { get(name: string, ns?: string): KubernetesObject | undefined } | undefined {
+  switch (kind) {
+    case 'Namespace': return informers.namespaces;
+    case 'NetworkPolicy': return informers.networkPolicies;
+    case 'ServiceAccount': return informers.serviceAccounts;
+    case 'Secret': return informers.brokerConfigs;
+    case 'Deployment': return informers.deployments;
+    case 'Service': return informers.services;
+    case 'PodDisruptionBudget': return informers.podDisruptionBudgets;
+    default: return undefined;
+  }
+}
+
+/** `a` newer than `b`? Versions are etcd revisions / generations: integers in practice; unparsable counts as newer. */
+function newer(a: string, b: string): boolean {
+  const x = Number(a.slice(1));
+  const y = Number(b.slice(1));
+  return !Number.isInteger(x) || !Number.isInteger(y) || x > y;
+}
+
+/**
+ * Whether anything owned changed since our apply: an object edited (version newer than ours), deleted
+ * (gone from the cache and, read directly, from the API server) or created where none must be. A
+ * cache that is merely behind our own write (older version) is not drift: its event re-queues us.
+ */
+async function drifted(deps: ControllerDeps, entries: DesiredEntry[], state: AppliedState): Promise<string | undefined> {
+  for (const entry of entries) {
+    const key = refKey(entry.ref);
+    const cache = cacheOf(deps.informers, entry.ref.kind);
+    const recorded = state.versions.get(key);
+    if (!cache || recorded === undefined) continue;
+    const cached = cache.get(entry.ref.name, entry.ref.namespace);
+    const now = versionOf(cached);
+    if (recorded === ABSENT) {
+      if (cached) return key;
+    } else if (now === undefined) {
+      if (!(await deps.client.get(entry.ref))) return key;
+    } else if (now !== recorded && newer(now, recorded)) {
+      return key;
+    }
+  }
+  return undefined;
+}
 
 /** Secret name holding a TlsCertificate's material: its secretRef, or the one the operator issues. */
 export function tlsSecretName(cert: TlsCertificate): string {
@@ -61,6 +127,13 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   if (!md) return; // Gone, and the finalizer (if any) was already removed.
   const log = deps.log.child({ kind: 'MqttDeployment', namespace, name, generation: md.metadata.generation });
   if (md.metadata.deletionTimestamp) return purge(deps, md, log);
+  if (!managesNamespace(deps.config, namespace)) {
+    // Its Secrets are unreadable to us (namespaced Secret access): say so rather than report every
+    // reference as missing. No finalizer, nothing created; onboarding the namespace re-queues it.
+    const status = mqttDeploymentStatus(md, { namespace: targetNamespace(md), missing: [], notManaged: notManagedMessage(namespace), replicas: 0, readyReplicas: 0, updatedReplicas: 0 }, deps.now().toISOString());
+    if (!sameStatus(status, md.status)) await deps.client.applyStatus(GROUP, VERSION, 'mqttdeployments', 'MqttDeployment', namespace, name, status);
+    return;
+  }
 
   if (!md.metadata.finalizers?.includes(FINALIZER)) {
     // First: nothing may be created before the finalizer that guarantees its purge is in place.
@@ -75,7 +148,17 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
 
   const cachedNs = deps.informers.namespaces.get(runtimeNs);
   const hash = createHash('sha256').update(JSON.stringify(desired.entries)).digest('hex');
-  const upToDate = deps.applied.get(owner.uid) === hash && cachedNs !== undefined && ownedBy(cachedNs.metadata?.labels, owner);
+  const memo = deps.applied.get(owner.uid);
+  let upToDate = memo?.hash === hash && cachedNs !== undefined && ownedBy(cachedNs.metadata?.labels, owner);
+  if (upToDate) {
+    const changed = await drifted(deps, desired.entries, memo!);
+    if (changed) {
+      // Level-triggered: whoever deleted a NetworkPolicy or edited the pod template, the desired
+      // state is simply applied again (force: the operator owns these fields).
+      log.info({ object: changed }, 'Owned object changed outside the operator; re-applying');
+      upToDate = false;
+    }
+  }
 
   if (!upToDate && desired.missing.length === 0) {
     // The informer holds only our namespaces; a foreign one is found with a direct read.
@@ -92,20 +175,26 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
       try {
         if (!existing) await deps.client.event(md, 'Normal', 'NamespaceCreated', `Creating runtime namespace ${runtimeNs}.`);
         // Entries of one stage go out in parallel; stages keep the dependency order (resources/index.ts).
+        const versions = new Map<string, string>();
         for (const stage of desired.stages) {
           await Promise.all(stage.map(async (entry) => {
             if (entry.object) {
-              await deps.client.apply(entry.object);
+              const applied = await deps.client.apply(entry.object);
+              versions.set(refKey(entry.ref), versionOf(applied) ?? ABSENT);
             } else {
-              const current = await deps.client.get(entry.ref);
+              // The label-filtered cache answers "is there one of ours?"; a read only where no cache is
+              // kept. A cache behind our own create shows up as drift later (ABSENT recorded) and is fixed then.
+              const cache = cacheOf(deps.informers, entry.ref.kind);
+              const current = cache ? cache.get(entry.ref.name, entry.ref.namespace) : await deps.client.get(entry.ref);
               if (current && ownedBy(current.metadata?.labels, owner)) await deps.client.delete(entry.ref);
+              versions.set(refKey(entry.ref), ABSENT);
             }
           }));
         }
-        deps.applied.set(owner.uid, hash);
+        deps.applied.set(owner.uid, { hash, versions });
         log.info({ configHash: desired.configHash }, 'Reconciled MqttDeployment');
       } catch (err) {
-        observed.applyError = `Applying the runtime objects failed: ${(err as Error).message}`;
+        observed.applyError = `Applying the runtime objects failed: ${apiErrorMessage(err)}`;
         deps.applied.delete(owner.uid);
       }
     }
@@ -167,7 +256,8 @@ async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Pro
  * namespace's TlsCertificates are re-queued and re-issue from the new CA.
  */
 async function retireTenantCa(deps: ControllerDeps, namespace: string, name: string): Promise<void> {
-  const others = deps.informers.mqttDeployments.list(namespace).filter((o) => o.metadata.name !== name);
+  // Siblings being purged too do not keep the CA alive (else two deleted together leave it behind).
+  const others = deps.informers.mqttDeployments.list(namespace).filter((o) => o.metadata.name !== name && !o.metadata.deletionTimestamp);
   if (others.length > 0) return;
   const caName = caSecretName(namespace);
   const ca = deps.informers.secrets.get(caName, deps.config.operatorNamespace);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import { LABEL_MANAGED_BY, MANAGED_BY, ownerLabels, ownedBy } from '../api/names.ts';
 import { GROUP, VERSION } from '../api/types.ts';
+import { managesNamespace, notManagedMessage } from '../config.ts';
 import { createCa, describeCertificate, issueLeaf, issuedBy, needsRenewal, parseDuration, DEFAULT_RENEW_BEFORE, type CertificateFacts, type KeyPairPem } from '../pki.ts';
 import { sameStatus } from '../status/mqtt-deployment.ts';
 import { tlsCertificateStatus } from '../status/simple.ts';
@@ -45,7 +46,9 @@ export async function reconcileTlsCertificate(deps: ControllerDeps, namespace: s
   let requeueAfterMs: number | undefined;
   const secretName = tlsSecretName(cert);
   const secret = deps.informers.secrets.get(secretName, namespace);
-  if (cert.spec.secretRef) {
+  if (!managesNamespace(deps.config, namespace)) {
+    problem = { reason: 'NamespaceNotManaged', message: notManagedMessage(namespace) };
+  } else if (cert.spec.secretRef) {
     const crt = unb64(secret?.data?.['tls.crt']);
     if (!crt || !secret?.data?.['tls.key']) problem = { reason: 'SecretNotFound', message: `Secret ${secretName} with keys tls.crt and tls.key not found in namespace ${namespace}.` };
     else {

@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import type { BrokerConfig, ListenerConfig } from '../../broker/config.ts';
 import type { AuthSourceConfig, BackendTls, PasswordHashConfig } from '../../broker/auth/config.ts';
 import type { AuthSource, BackendTlsSpec } from '../api/types.ts';
-import { ADMIN_PORT, BROKER_CONFIG_SECRET, ownerLabels } from '../api/names.ts';
+import { ADMIN_PORT, BROKER_CONFIG_SECRET, LABEL_ROLE, ROLE_BROKER_CONFIG, ownerLabels } from '../api/names.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
 import { referencedSources, servedListeners } from './listeners.ts';
 
@@ -181,7 +181,7 @@ export function renderBrokerConfig(ctx: BuildContext): RenderedConfig {
     apiVersion: 'v1',
     kind: 'Secret',
     type: 'Opaque',
-    metadata: { name: BROKER_CONFIG_SECRET, namespace: targetNamespace(md), labels: ownerLabels(ownerOf(md)) },
+    metadata: { name: BROKER_CONFIG_SECRET, namespace: targetNamespace(md), labels: { ...ownerLabels(ownerOf(md)), [LABEL_ROLE]: ROLE_BROKER_CONFIG } },
     data: { ...sortedObject(files.data), 'config.yaml': Buffer.from(configYaml).toString('base64') },
   };
   return { secret, configHash, missing: files.missing };

@@ -12,6 +12,8 @@ export interface Observed {
   missing: string[];
   /** Declared listeners not served because a TlsCertificate they need does not exist. */
   disabled?: DisabledListener[];
+  /** The namespace is outside the operator's tenant namespaces: this message says so. */
+  notManaged?: string;
   /** An object in the way that is not ours (owner-UID label differs). */
   conflict?: string;
   /** The apply step failed with this message. */
@@ -32,7 +34,13 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
   const c = (type: ConditionInput['type'], status: ConditionInput['status'], reason: string, message: string): ConditionInput =>
     ({ type, status, reason, message, observedGeneration: generation });
   let conditions: ConditionInput[];
-  if (o.conflict !== undefined) {
+  if (o.notManaged !== undefined) {
+    conditions = [
+      c('Ready', 'False', 'NamespaceNotManaged', o.notManaged),
+      c('Progressing', 'False', 'NamespaceNotManaged', 'Nothing is created for this MqttDeployment.'),
+      c('Degraded', 'True', 'NamespaceNotManaged', o.notManaged),
+    ];
+  } else if (o.conflict !== undefined) {
     conditions = [
       c('Ready', 'False', 'OwnershipConflict', `${o.conflict} exists and is not owned by this MqttDeployment; it was left untouched. Rename the MqttDeployment or remove that object.`),
       c('Progressing', 'False', 'OwnershipConflict', 'Waiting for the conflicting object to go away.'),
@@ -67,7 +75,7 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
       c('Degraded', 'False', 'AsExpected', 'All objects applied.'),
     ];
   }
-  const eps = o.conflict === undefined ? endpoints(md, o.namespace, o.disabled) : [];
+  const eps = o.conflict === undefined && o.notManaged === undefined ? endpoints(md, o.namespace, o.disabled) : [];
   return {
     observedGeneration: generation,
     conditions: mergeConditions(md.status?.conditions, conditions, now),

@@ -33,7 +33,7 @@ export async function ensureNamespace(name: string): Promise<void> {
  * Starts `node operator/main.ts` against the world's API server. `identity` is the leader-election
  * identity: a restarted operator with the same identity takes its own Lease back at once.
  */
-export async function startOperator(operatorNamespace: string, identity: string): Promise<TestOperator> {
+export async function startOperator(operatorNamespace: string, identity: string, opts: { kubeconfigPath?: string; env?: Record<string, string> } = {}): Promise<TestOperator> {
   const w = world();
   const metricsPort = await freePort();
   const logFile = join(w.runDir, `operator-${identity}.log`);
@@ -46,12 +46,13 @@ export async function startOperator(operatorNamespace: string, identity: string)
     cwd: repoRoot,
     env: {
       ...process.env,
-      KUBECONFIG: w.kube.kubeconfigPath,
+      KUBECONFIG: opts.kubeconfigPath ?? w.kube.kubeconfigPath,
       ENCLAVE_OPERATOR_NAMESPACE: operatorNamespace,
       ENCLAVE_METRICS_PORT: String(metricsPort),
       ENCLAVE_METRICS_HOST: '127.0.0.1',
       ENCLAVE_BROKER_IMAGE: 'enclave/broker:test',
       POD_NAME: identity,
+      ...opts.env,
     },
   });
   await waitUntilReady(service, async () => (await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).ok, 60_000);

@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { mqttDeploymentStatus, type Observed } from '../../../operator/status/mqtt-deployment.ts';
 import { mergeConditions } from '../../../operator/api/conditions.ts';
+import { ApiException } from '@kubernetes/client-node';
+import { managesNamespace, notManagedMessage, operatorConfigFromEnv } from '../../../operator/config.ts';
+import { apiErrorMessage } from '../../../operator/kube/client.ts';
 import { md } from './fixtures.ts';
 
 const base: Observed = { namespace: 'enclave-team-a-prod', configHash: 'h', missing: [], replicas: 1, readyReplicas: 1, updatedReplicas: 1 };
@@ -51,5 +54,32 @@ describe('mergeConditions', () => {
     const flip = mergeConditions(prev, [{ type: 'Ready', status: 'True', reason: 'c', message: 'm3', observedGeneration: 2 }], 'later');
     expect(same[0]!.lastTransitionTime).toBe(T);
     expect(flip[0]!.lastTransitionTime).toBe('later');
+  });
+});
+
+describe('namespaces outside the tenant list', () => {
+  it('is reported NamespaceNotManaged with the Helm value to change, and no endpoints', () => {
+    const s = mqttDeploymentStatus(md(), { ...base, notManaged: notManagedMessage('team-a') }, T);
+    const ready = s.conditions!.find((c) => c.type === 'Ready')!;
+    expect([ready.status, ready.reason]).toEqual(['False', 'NamespaceNotManaged']);
+    expect(ready.message).toContain('rbac.tenantNamespaces');
+    expect(s.endpoints).toEqual([]);
+  });
+  it.each([
+    [{}, 'team-a', true],
+    [{ ENCLAVE_TENANT_NAMESPACES: 'team-a, team-b' }, 'team-b', true],
+    [{ ENCLAVE_TENANT_NAMESPACES: 'team-a,team-b' }, 'team-c', false],
+    [{ ENCLAVE_TENANT_NAMESPACES: '' }, 'anything', true],
+  ] as [Record<string, string>, string, boolean][])('env %j serves %s: %s', (env, ns, served) => {
+    expect(managesNamespace(operatorConfigFromEnv(env), ns)).toBe(served);
+  });
+});
+
+describe('apiErrorMessage', () => {
+  it('keeps the API server message, drops headers and body', () => {
+    const err = new ApiException(422, 'Unprocessable Entity', JSON.stringify({ kind: 'Status', message: 'Deployment.apps "broker" is invalid: spec.replicas: Invalid value: -1' }), { authorization: 'Bearer secret-token' });
+    expect(apiErrorMessage(err)).toBe('Deployment.apps "broker" is invalid: spec.replicas: Invalid value: -1');
+    expect(apiErrorMessage(new ApiException(500, 'x', 'not json', {}))).toBe('HTTP 500');
+    expect(apiErrorMessage(new Error('first line\nsecond line'))).toBe('first line');
   });
 });
