@@ -10,7 +10,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE } from './api/names.ts';
 import { operatorConfigFromEnv, type OperatorConfig } from './config.ts';
 import { KubeClient } from './kube/client.ts';
-import { makeInformers, startInformers, stopInformers, type Informers } from './kube/informers.ts';
+import { makeInformers, startInformers, stopInformers, type Cache, type Informers } from './kube/informers.ts';
 import { shareConnections } from './kube/connections.ts';
 import { KeyedQueue } from './kube/queue.ts';
 import { LeaderElector } from './kube/leader.ts';
@@ -164,9 +164,8 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
     // Handlers go on after every cache is warm: a reconcile woken by the first list of one kind
     // would otherwise see another kind's cache still empty and report a false missing reference.
     // enqueueAll() right after covers anything that changed in between (level-triggered).
-    for (const source of Object.keys(informers) as (keyof Informers)[]) {
-      const informer = informers[source];
-      if (!informer) continue;
+    // Object.entries: only the informers this scope made (brokerConfigs is absent in namespaced mode).
+    for (const [source, informer] of Object.entries(informers) as [keyof Informers, Cache<KubernetesObject>][]) {
       const handler = (obj: KubernetesObject) => {
         for (const key of keysFor(informers, source, obj)) queue.add(key);
       };

@@ -38,7 +38,7 @@ afterAll(async () => {
 
 const tenantObjects = (name: string, namespace: string): unknown[] => [
   { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace }, stringData: { 'users.yaml': 'users: []\n' } },
-  { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users' } } } },
+  { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users' } }, passwordHash: { algorithm: 'bcrypt' } } },
   { apiVersion: API, kind: 'TlsCertificate', metadata: { name: 'server', namespace }, spec: { issue: { commonName: 'mqtt.example', dnsNames: ['mqtt.example'] } } },
   {
     apiVersion: API, kind: 'MqttDeployment', metadata: { name, namespace },
@@ -116,6 +116,6 @@ describe('the operator under the chart ServiceAccount', () => {
 
 /** The operator container's env as the chart renders it (name → value). */
 async function chartEnv(): Promise<Record<string, string>> {
-  const dep = (await get<Obj & { spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } } }>('deployment', `${release}-enclave`, ns))!;
+  const dep = (await get<Obj & { spec: { template: { spec: { containers: { env?: { name: string; value?: string }[] }[] } } } }>('deployment', `${release}-enclave-operator`, ns))!;
   return Object.fromEntries((dep.spec.template.spec.containers[0]!.env ?? []).filter((e) => e.value !== undefined).map((e) => [e.name, e.value!]));
 }

@@ -1,0 +1,123 @@
+// `npm start` as a user runs it (scripts/start.ts on Node 24): --help and bad input give a clear
+// message and the right exit code; local mode brings up the control plane, the operator and both
+// quickstart tenants, the printed mosquitto_sub / mosquitto_pub lines work when pasted into a shell,
+// and Ctrl-C stops everything and leaves no process and no temp directory behind.
+import { execFile, spawn } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../support/process.ts';
+import { REPO, eventually } from './support/harness.ts';
+
+const NODE = join(REPO, 'node_modules/.bin/node');
+const START = join(REPO, 'scripts/start.ts');
+
+interface Run { code: number | null; stdout: string; stderr: string }
+
+function start(args: string[], env: NodeJS.ProcessEnv = {}, timeoutMs = 30_000): Promise<Run> {
+  return new Promise((resolve) => {
+    const clean = { ...process.env, ...env };
+    if (!('KUBECONFIG' in env)) delete clean.KUBECONFIG;
+    execFile(NODE, [START, ...args], { cwd: REPO, env: clean, timeout: timeoutMs }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+    });
+  });
+}
+
+function sh(line: string, timeoutMs = 15_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile('bash', ['-c', line], { timeout: timeoutMs }, (err, stdout, stderr) => {
+      resolve({ code: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** Processes whose command line mentions `needle` (what "nothing left running" means here). */
+function processesMentioning(needle: string): string[] {
+  const found: string[] = [];
+  for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ');
+      if (cmd.includes(needle)) found.push(`${pid}: ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
+}
+
+describe('npm start: flags and errors', () => {
+  it('--help explains both modes and exits 0', async () => {
+    const r = await start(['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/Cluster mode \(--kubeconfig or \$KUBECONFIG set\)/);
+    expect(r.stdout).toMatch(/Local mode \(no kubeconfig\)/);
+  });
+
+  it('an unknown flag names the flag and exits non-zero', async () => {
+    const r = await start(['--frobnicate']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("unknown option '--frobnicate'");
+  });
+
+  it('a missing kubeconfig file is refused with its path', async () => {
+    const r = await start(['--kubeconfig', '/nonexistent/kubeconfig']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('kubeconfig file /nonexistent/kubeconfig does not exist');
+  });
+
+  it('an unreachable cluster is reported as unreachable, exit 1', async () => {
+    const port = await freePort();
+    const path = join(tmpdir(), `enclave-unreachable-${process.pid}.kubeconfig`);
+    writeFileSync(path, [
+      'apiVersion: v1', 'kind: Config', 'current-context: c',
+      'clusters: [{name: c, cluster: {server: "https://127.0.0.1:' + port + '", insecure-skip-tls-verify: true}}]',
+      'users: [{name: u, user: {token: t}}]', 'contexts: [{name: c, context: {cluster: c, user: u}}]', '',
+    ].join('\n'));
+    const r = await start([], { KUBECONFIG: path });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`enclave: error: the cluster at https://127.0.0.1:${port} is unreachable`);
+  });
+});
+
+describe('npm start: local mode', () => {
+  it('runs two tenants whose printed mosquitto lines work, and Ctrl-C leaves nothing running', async () => {
+    const env = { ...process.env };
+    delete env.KUBECONFIG;
+    const child = spawn(NODE, [START], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
+    try {
+      await eventually('npm start is ready', async () => out.includes('Press Ctrl-C to stop everything.') || (child.exitCode !== null && Promise.reject(new Error(`exited: ${err}`))), 150_000);
+      // Step-by-step progress, then per tenant its endpoints and the lines to paste.
+      for (const n of [1, 2, 3, 4, 5]) expect(out).toContain(`enclave: [${n}/5]`);
+      const runDir = /export KUBECONFIG=(\S+)\/kube\/admin\.kubeconfig/.exec(out)?.[1]; // <run dir>/kube/admin.kubeconfig
+      expect(runDir, out).toBeDefined();
+      for (const tenant of ['team-a', 'team-b']) {
+        const sub = new RegExp(`^  (mosquitto_sub .*'${tenant}/#' -v)$`, 'm').exec(out)?.[1];
+        const pub = new RegExp(`^  (mosquitto_pub .*'${tenant}/hello'.*)$`, 'm').exec(out)?.[1];
+        expect(sub, `${tenant} lines in:\n${out}`).toBeDefined();
+        expect(pub).toBeDefined();
+        const received = sh(`${sub!} -C 1 -W 10`);
+        await new Promise((r) => setTimeout(r, 700)); // the subscriber's SUBACK
+        expect((await sh(pub!)).code).toBe(0);
+        const got = await received;
+        expect(got.code, got.stderr).toBe(0);
+        expect(got.stdout.trim()).toBe(`${tenant}/hello hi from ${tenant}`);
+      }
+      // Ctrl-C
+      child.kill('SIGINT');
+      const code = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 60_000))]);
+      expect(code).toBe(0);
+      expect(out).toContain('enclave: stopped, nothing left running');
+      expect(existsSync(runDir!)).toBe(false);
+      expect(processesMentioning(runDir!)).toEqual([]);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  }, 240_000);
+});
