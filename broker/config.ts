@@ -45,6 +45,12 @@ export interface LimitsConfig {
   maxSessionExpirySeconds: number;
   maxKeepaliveSeconds: number;
   topicAliasMaximum: number;
+  /** Persistent sessions (expiry > 0) kept, online or offline; a new one beyond it is refused. */
+  maxSessions: number;
+  /** Subscriptions one session may hold; extra filters are refused in SUBACK. */
+  maxSubscriptionsPerClient: number;
+  /** Total payload bytes of retained messages; a retained message beyond it is delivered but not kept. */
+  maxRetainedBytes: number;
 }
 
 export interface BrokerConfig {
@@ -77,6 +83,9 @@ export const defaultLimits: LimitsConfig = {
   maxSessionExpirySeconds: 7 * 24 * 3600,
   maxKeepaliveSeconds: 3600,
   topicAliasMaximum: 64,
+  maxSessions: 100_000,
+  maxSubscriptionsPerClient: 1000,
+  maxRetainedBytes: 128 * 1024 * 1024,
 };
 
 /**
@@ -160,6 +169,9 @@ export const brokerConfigSchema = {
         maxSessionExpirySeconds: int(0, 4_294_967_295, defaultLimits.maxSessionExpirySeconds),
         maxKeepaliveSeconds: int(0, 65535, defaultLimits.maxKeepaliveSeconds),
         topicAliasMaximum: int(0, 65535, defaultLimits.topicAliasMaximum),
+        maxSessions: int(0, 10_000_000, defaultLimits.maxSessions),
+        maxSubscriptionsPerClient: int(1, 10_000_000, defaultLimits.maxSubscriptionsPerClient),
+        maxRetainedBytes: int(1, Number.MAX_SAFE_INTEGER, defaultLimits.maxRetainedBytes),
       },
     },
     authentication: {

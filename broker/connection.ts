@@ -111,8 +111,9 @@ export class Connection implements SessionLink {
     try {
       pending = dispatchFrame(this, frame);
     } catch (err) {
-      // A bug or an input nobody foresaw ends this connection, never the process.
-      this.broker.log.error({ err, clientId: this.clientId, packet: frame.subarray(0, 64).toString('hex') }, 'packet handler threw');
+      // A bug or an input nobody foresaw ends this connection, never the process. Only the packet
+      // type and length are logged: the bytes may be a user's payload or a CONNECT password.
+      this.broker.log.error({ err, clientId: this.clientId, packetType: frame[0]! >> 4, packetLength: frame.length }, 'packet handler threw');
       this.close(RC.IMPLEMENTATION_SPECIFIC_ERROR, 'handler-threw');
       return;
     }

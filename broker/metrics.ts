@@ -9,6 +9,8 @@ export class BrokerMetrics {
   messagesOut = 0;
   bytesIn = 0;
   bytesOut = 0;
+  /** Retained PUBLISHes delivered but not kept (retained store full or over `maxRetainedBytes`). */
+  retainedNotStored = 0;
   readonly drops = new Map<string, number>();
   readonly latency: Histogram;
   readonly connectionsTotal: Counter<'listener'>;
@@ -16,7 +18,7 @@ export class BrokerMetrics {
   readonly disconnects: Counter<'reason'>;
   private latencySample = 0;
 
-  constructor(registry: Registry | undefined, gauges: { connections: () => number; sessions: () => number; subscriptions: () => number; retained: () => number }) {
+  constructor(registry: Registry | undefined, gauges: { connections: () => number; sessions: () => number; subscriptions: () => number; retained: () => number; retainedBytes: () => number }) {
     this.registry = registry ??= new Registry();
     collectDefaultMetrics({ register: registry, prefix: 'enclave_broker_process_' });
     const counter = (name: string, help: string, read: () => number): void => {
@@ -29,6 +31,7 @@ export class BrokerMetrics {
     counter('enclave_broker_messages_sent_total', 'PUBLISH packets sent to clients', () => this.messagesOut);
     counter('enclave_broker_bytes_received_total', 'Bytes read from client sockets', () => this.bytesIn);
     counter('enclave_broker_bytes_sent_total', 'Bytes written to client sockets', () => this.bytesOut);
+    counter('enclave_broker_retained_not_stored_total', 'Retained messages delivered but not kept: retained store full or over maxRetainedBytes', () => this.retainedNotStored);
     const drops = new Counter({ name: 'enclave_broker_messages_dropped_total', help: 'Messages dropped, by reason', labelNames: ['reason'], registers: [registry], collect: () => {
       drops.reset();
       for (const [reason, n] of this.drops) drops.inc({ reason }, n);
@@ -42,6 +45,7 @@ export class BrokerMetrics {
     gauge('enclave_broker_sessions', 'Sessions (online and offline)', gauges.sessions);
     gauge('enclave_broker_subscriptions', 'Subscriptions', gauges.subscriptions);
     gauge('enclave_broker_retained_messages', 'Retained messages', gauges.retained);
+    gauge('enclave_broker_retained_payload_bytes', 'Payload bytes of the retained messages (bounded by maxRetainedBytes)', gauges.retainedBytes);
     this.connectionsTotal = new Counter({ name: 'enclave_broker_connections_total', help: 'Accepted connections', labelNames: ['listener'], registers: [registry] });
     this.authDecisions = new Counter({ name: 'enclave_broker_auth_decisions_total', help: 'Authentication and authorization decisions', labelNames: ['action', 'result'], registers: [registry] });
     this.disconnects = new Counter({ name: 'enclave_broker_disconnects_total', help: 'Connections closed, by reason', labelNames: ['reason'], registers: [registry] });

@@ -19,6 +19,7 @@ import type { Message } from './router/message.ts';
 import { RetainedStore } from './router/retained.ts';
 import { SubscriptionTrie } from './router/trie.ts';
 import type { SubscriptionOptions } from './router/trie.ts';
+import { SubscriptionRecheck } from './session/reauthorize.ts';
 import { Session } from './session/session.ts';
 import type { SessionEnv, WillMessage } from './session/session.ts';
 import { startAdmin } from './admin.ts';
@@ -55,7 +56,9 @@ export class Broker {
   /** The hook allows everything, so per-message authorization is skipped. */
   readonly authorizesEverything: boolean;
   readonly sessions = new Map<string, Session>();
-  readonly retained = new RetainedStore(MAX_RETAINED);
+  readonly retained: RetainedStore;
+  /** Sessions that outlive their connection (expiry > 0), counted against `limits.maxSessions`. */
+  private readonly persistent = new Set<Session>();
   private readonly online = new Map<string, Connection>();
   private readonly connections = new Set<Connection>();
   private readonly trie = new SubscriptionTrie<Session>();
@@ -78,13 +81,15 @@ export class Broker {
     this.authorizesEverything = this.authHook === allowAllHook || (authz.chain.length === 0 && authz.noMatch === 'allow');
     this.log = options.logger ?? pino({ level: this.config.logging.level, base: { broker: this.config.name } });
     this.sysIntervalMs = options.sysIntervalMs ?? 10_000;
+    const limits = this.config.limits;
+    this.retained = new RetainedStore(MAX_RETAINED, limits.maxRetainedBytes);
     this.metrics = new BrokerMetrics(options.registry, {
       connections: () => this.connections.size,
       sessions: () => this.sessions.size,
       subscriptions: () => this.trie.size,
       retained: () => this.retained.size,
+      retainedBytes: () => this.retained.bytes,
     });
-    const limits = this.config.limits;
     const metrics = this.metrics;
     this.sessionEnv = {
       maxInflight: limits.maxInflight,
@@ -101,6 +106,9 @@ export class Broker {
       if (options.noLocal && session.clientId === msg.senderId) return; // [MQTT-3.8.3-3]
       session.deliver(msg, options, false);
     };
+    // An auth source reloaded its data: connected clients' subscriptions are checked again.
+    const recheck = new SubscriptionRecheck(() => this.online.values(), this.log);
+    this.authHook.onDataChanged?.(() => recheck.request());
   }
 
   get connectedCount(): number {
@@ -113,6 +121,22 @@ export class Broker {
 
   get subscriptionCount(): number {
     return this.trie.size;
+  }
+
+  get persistentSessionCount(): number {
+    return this.persistent.size;
+  }
+
+  hasPersistentSession(clientId: string): boolean {
+    const s = this.sessions.get(clientId);
+    return s !== undefined && this.persistent.has(s);
+  }
+
+  /** The one place a session's expiry changes, so the persistent-session count stays exact. */
+  setSessionExpiry(session: Session, seconds: number): void {
+    session.expirySeconds = seconds;
+    if (seconds > 0 && this.sessions.get(session.clientId) === session) this.persistent.add(session);
+    else this.persistent.delete(session);
   }
 
   get ready(): boolean {
@@ -290,6 +314,7 @@ export class Broker {
     for (const sub of session.subscriptions.values()) this.trie.remove(sub.filter, sub.group, session);
     session.subscriptions.clear();
     session.clearMessages();
+    this.persistent.delete(session);
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 
@@ -313,7 +338,8 @@ export class Broker {
 
   /** Delivers a message to every matching subscription and keeps it if retained. */
   route(msg: Message): void {
-    if (msg.retain) this.retained.store(msg);
+    // Over the retained budget the message is still delivered live, just not kept.
+    if (msg.retain && !this.retained.store(msg)) this.metrics.retainedNotStored++;
     const outer = this.routing;
     this.routing = msg;
     try {

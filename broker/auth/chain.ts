@@ -78,6 +78,11 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
   const logging = (): boolean => config.logging.accessLog || log.isLevelEnabled('debug');
   const cacheConfig = config.authorization.cache;
   const cache = new DecisionCache({ maxSize: cacheConfig.enabled ? cacheConfig.maxSize : 0, ttlMs: cacheConfig.ttlSeconds * 1000, now });
+  const changeListeners: (() => void)[] = [];
+  const dataChanged = (): void => {
+    cache.clear();
+    for (const listener of changeListeners) listener();
+  };
 
   // Build every source named by either chain, once, in a stable order.
   const states = new Map<string, SourceState>();
@@ -91,7 +96,7 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
       const source = await createSource(name, sc, {
         name,
         logger: log.child({ source: name }),
-        dataChanged: () => cache.clear(),
+        dataChanged,
         watchIntervalMs: deps.fileWatchIntervalMs ?? 1000,
       });
       states.set(name, { source, config: sc, failures: 0, retryAt: 0 });
@@ -225,6 +230,9 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     authorize,
     authorizeSync,
     clearCache: () => cache.clear(),
+    onDataChanged: (listener) => {
+      changeListeners.push(listener);
+    },
     async close() {
       await Promise.allSettled([...states.values()].map((s) => s.source.close()));
     },

@@ -1,6 +1,6 @@
-// The contract between the broker and its auth chain. The broker calls only these three methods;
-// `broker/auth/chain.ts` implements them over the configured sources (builtin, postgres, mysql,
-// redis, http, jwt, x509), and tests may pass the small hooks at the bottom of this file.
+// The contract between the broker and its auth chain. The broker calls these three methods and the
+// optional ones; `broker/auth/chain.ts` implements them over the configured sources (builtin,
+// postgres, mysql, redis, http, jwt, x509), and tests may pass the small hooks at the bottom of this file.
 
 /** What the broker knows about a connecting client when it asks who they are. */
 export interface ConnectAttempt {
@@ -85,6 +85,11 @@ export interface AuthHook {
   authorizeSync?(client: AuthenticatedClient, request: AuthorizationRequest): boolean | undefined;
   /** Drop cached decisions (called when a source's data is reloaded). */
   clearCache?(): void;
+  /**
+   * Registers a listener called after a source reloaded its data (cached decisions are already
+   * dropped then): the broker re-checks the subscriptions of connected clients against it.
+   */
+  onDataChanged?(listener: () => void): void;
   close(): Promise<void>;
 }
 

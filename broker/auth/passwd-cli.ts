@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 // `enclave-passwd [options] USERNAME` (run: node broker/auth/passwd-cli.ts): reads the password
 // from stdin (first line) so it never appears in argv or shell history, prints the stored hash, the
 // salt and an INSERT for the users table. Options mirror a source's `passwordHash` config.

@@ -1,15 +1,18 @@
 // CONNECT → CONNACK, as an ordered list of steps: protocol, client id, properties, will,
-// keepalive, authentication, takeover, session, CONNACK, redelivery.
+// keepalive, the connection limit, authentication, re-authorization of a resumed session's
+// subscriptions, the session limit, takeover, session, CONNACK, redelivery. (UTF-8 and property
+// rules are checked before this handler runs: protocol/wire-rules.ts via dispatch.ts.)
 import { randomBytes } from 'node:crypto';
-import { isUtf8 } from 'node:buffer';
 import { allowAllHook } from '../auth/hook.ts';
 import type { ConnectAttempt } from '../auth/hook.ts';
 import type { Connection } from '../connection.ts';
 import { encodePacket } from '../protocol/codec.ts';
-import type { Packet } from '../protocol/codec.ts';
+import type { Packet, ProtocolVersion } from '../protocol/codec.ts';
 import { RC, v3ConnackCode } from '../protocol/reason-codes.ts';
+import type { WireViolation } from '../protocol/wire-rules.ts';
 import { publishTopicProblem } from '../router/topics.ts';
-import type { WillMessage } from '../session/session.ts';
+import { authorizeStoredSubscriptions, dropDeniedSubscriptions, uncheckedSubscriptions } from '../session/reauthorize.ts';
+import type { StoredSubscription, WillMessage } from '../session/session.ts';
 
 type ConnectPacket = Extract<Packet, { cmd: 'connect' }>;
 type ConnackProperties = NonNullable<Extract<Packet, { cmd: 'connack' }>['properties']>;
@@ -25,8 +28,20 @@ function refuse(conn: Connection, reasonCode: number, why: string): void {
   conn.close(RC.SUCCESS, `connack-refused:${why}`); // [MQTT-3.2.2-5] close after a refusing CONNACK
 }
 
-function validString(s: string | undefined): boolean {
-  return s === undefined || (!s.includes('\u0000') && isUtf8(Buffer.from(s)) && !s.includes('\ufffd'));
+/**
+ * A CONNECT that breaks a wire rule (ill-formed UTF-8, a repeated or misplaced v5 property):
+ * v5 gets CONNACK 0x81/0x82 first [MQTT-4.13.1-1]; 3.1.1 has no return code for it, the
+ * connection is just closed. [MQTT-1.5.4-1]
+ */
+export function refuseMalformedConnect(conn: Connection, version: ProtocolVersion, violation: WireViolation): void {
+  conn.version = version;
+  conn.v5 = version === 5;
+  if (conn.v5) {
+    refuse(conn, violation.reasonCode, violation.message);
+    return;
+  }
+  conn.broker.log.info({ peer: conn.peerHost, listener: conn.listener.name, why: violation.message }, 'connection refused');
+  conn.close(RC.SUCCESS, 'malformed-connect');
 }
 
 export async function handleConnect(conn: Connection, packet: ConnectPacket): Promise<void> {
@@ -46,10 +61,6 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
   // 2. Client identifier: assign one when empty. [MQTT-3.1.3-6, 3.1.3-7, 3.1.3-8]
   let clientId = packet.clientId;
   let assigned: string | undefined;
-  if (!validString(clientId) || !validString(packet.username)) {
-    refuse(conn, conn.v5 ? RC.MALFORMED_PACKET : RC.CLIENT_IDENTIFIER_NOT_VALID, 'invalid UTF-8 in client id or username');
-    return;
-  }
   if (clientId.length === 0) {
     if (version === 3 || (version === 4 && !packet.clean)) {
       refuse(conn, RC.CLIENT_IDENTIFIER_NOT_VALID, 'empty client id without clean session');
@@ -80,8 +91,8 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
   if (packet.will !== undefined) {
     const w = packet.will;
     const problem = publishTopicProblem(w.topic, limits) ?? (w.topic.startsWith('$') ? 'will topic starts with $' : undefined);
-    if (problem !== undefined || !validString(w.topic)) {
-      refuse(conn, RC.TOPIC_NAME_INVALID, `will: ${problem ?? 'invalid topic'}`);
+    if (problem !== undefined) {
+      refuse(conn, RC.TOPIC_NAME_INVALID, `will: ${problem}`);
       return;
     }
     const wp = w.properties;
@@ -118,7 +129,14 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
     }
   }
 
-  // 6. Authentication: anonymous on a listener that allows it, otherwise the hook.
+  // 6. The connection limit, before authentication: once it is reached, a client must not be able
+  // to make the broker spend CPU on a password hash. A takeover does not add a connection.
+  if (broker.connectedCount >= limits.maxConnections && !broker.isConnected(clientId)) {
+    refuse(conn, RC.SERVER_BUSY, 'max connections reached');
+    return;
+  }
+
+  // 7. Authentication: anonymous on a listener that allows it, otherwise the hook.
   const attempt: ConnectAttempt = {
     clientId, username: packet.username, password: packet.password, peerHost: conn.peerHost,
     listener: conn.listener.name, protocolVersion: version, certificate: conn.certificate,
@@ -148,23 +166,39 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
     if (result.expiresAt !== undefined) conn.expireAt(result.expiresAt);
   }
 
-  // 7. Limits that apply to connected clients.
+  // 8. A resumed session keeps only the subscriptions the current ACL still allows, and nothing is
+  // delivered before they are checked (broker-anchors §6 #32: the ACL may have changed, or another
+  // user may own this client id now). The loop ends on a synchronous look that finds nothing
+  // unchecked, so no subscription can be added between the last check and openSession() below.
+  const cleanStart = packet.clean ?? true;
+  const verdicts = cleanStart || conn.authorizeAll ? undefined : new Map<StoredSubscription, boolean>();
+  for (let todo = uncheckedSubscriptions(conn, verdicts); todo.length > 0; todo = uncheckedSubscriptions(conn, verdicts)) {
+    await authorizeStoredSubscriptions(conn, todo, verdicts!);
+    if (conn.isClosed()) return;
+  }
+
+  // 9. Limits, checked synchronously right before the session is opened so concurrent CONNECTs
+  // cannot overshoot them. A new persistent session needs room; resuming or replacing one does not.
   if (broker.connectedCount >= limits.maxConnections && !broker.isConnected(clientId)) {
     refuse(conn, RC.SERVER_BUSY, 'max connections reached');
     return;
   }
-
-  // 8. Takeover of an existing connection and the session. [MQTT-3.1.4-3, 3.1.2-4, 3.1.2-5]
-  const cleanStart = packet.clean ?? true;
   let sessionExpiry = conn.v5 ? (props?.sessionExpiryInterval ?? 0) : cleanStart ? 0 : NEVER_EXPIRES;
   const capped = Math.min(sessionExpiry, limits.maxSessionExpirySeconds);
   const expiryCapped = conn.v5 && capped !== sessionExpiry;
   sessionExpiry = capped;
+  if (sessionExpiry > 0 && !broker.hasPersistentSession(clientId) && broker.persistentSessionCount >= limits.maxSessions) {
+    refuse(conn, RC.QUOTA_EXCEEDED, `max sessions (${limits.maxSessions}) reached`); // v3.1.1: 3 server unavailable
+    return;
+  }
+
+  // 10. Takeover of an existing connection and the session. [MQTT-3.1.4-3, 3.1.2-4, 3.1.2-5]
   const { session, present } = broker.openSession(conn, cleanStart);
-  session.expirySeconds = sessionExpiry;
+  if (present && verdicts !== undefined) dropDeniedSubscriptions(conn, session, verdicts);
+  broker.setSessionExpiry(session, sessionExpiry);
   session.will = will;
 
-  // 9. CONNACK.
+  // 11. CONNACK.
   let connack: Packet;
   if (conn.v5) {
     const properties: ConnackProperties = {
@@ -188,7 +222,7 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
   conn.startKeepalive(keepalive);
   broker.log.debug({ clientId, peer: conn.peerHost, listener: conn.listener.name, version, sessionPresent: present }, 'client connected');
 
-  // 10. Resume: in-flight messages again with DUP, then the queue. [MQTT-4.4.0-1]
+  // 12. Resume: in-flight messages again with DUP, then the queue. [MQTT-4.4.0-1]
   session.attach(conn, (id) => encodePacket({ cmd: 'pubrel', messageId: id }, conn.version));
 }
 

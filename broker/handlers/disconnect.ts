@@ -12,7 +12,7 @@ export function handleDisconnect(conn: Connection, packet: Extract<Packet, { cmd
       conn.close(RC.PROTOCOL_ERROR, 'session-expiry-after-zero');
       return undefined;
     }
-    session.expirySeconds = Math.min(expiry, conn.broker.config.limits.maxSessionExpirySeconds);
+    conn.broker.setSessionExpiry(session, Math.min(expiry, conn.broker.config.limits.maxSessionExpirySeconds));
   }
   conn.cleanDisconnect = !(conn.v5 && packet.reasonCode === RC.DISCONNECT_WITH_WILL);
   conn.close(RC.SUCCESS, 'client-disconnect');

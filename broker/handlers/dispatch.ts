@@ -1,11 +1,13 @@
 // Frame → handler. The order rules of the protocol live here: CONNECT first and only once,
-// client-to-server packet types only. [MQTT-3.1.0-1, 3.1.0-2]
+// client-to-server packet types only [MQTT-3.1.0-1, 3.1.0-2]; and every frame the general parser
+// decoded passes protocol/wire-rules.ts (UTF-8, v5 properties) before any handler sees it.
 import type { Connection } from '../connection.ts';
 import { decodePublishFast, parseFrame } from '../protocol/codec.ts';
 import type { Packet } from '../protocol/codec.ts';
 import { RC } from '../protocol/reason-codes.ts';
+import { wireViolation } from '../protocol/wire-rules.ts';
 import { handleAuth } from './auth.ts';
-import { handleConnect } from './connect.ts';
+import { handleConnect, refuseMalformedConnect } from './connect.ts';
 import { handleDisconnect } from './disconnect.ts';
 import { handlePingreq } from './pingreq.ts';
 import { handlePuback, handlePubcomp, handlePubrec, handlePubrel } from './pubacks.ts';
@@ -32,6 +34,11 @@ export function dispatchFrame(conn: Connection, frame: Buffer): Promise<void> | 
       if (packet instanceof Error || packet.cmd !== 'connect') {
         conn.broker.log.debug({ peer: conn.peerHost, err: packet instanceof Error ? packet.message : undefined }, 'malformed CONNECT');
         conn.destroy('malformed-connect');
+        return undefined;
+      }
+      const violation = wireViolation(frame, packet.protocolVersion ?? 4);
+      if (violation !== undefined) {
+        refuseMalformedConnect(conn, packet.protocolVersion ?? 4, violation);
         return undefined;
       }
       return handleConnect(conn, packet);
@@ -66,6 +73,12 @@ export function dispatchFrame(conn: Connection, frame: Buffer): Promise<void> | 
   const packet = parseFrame(frame, conn.version);
   if (packet instanceof Error) {
     conn.close(RC.MALFORMED_PACKET, 'malformed-packet', packet.message);
+    return undefined;
+  }
+  const violation = wireViolation(frame, conn.version);
+  if (violation !== undefined) {
+    // v3.1.1 has no DISCONNECT from the server: close() just closes. [MQTT-1.5.4-1]
+    conn.close(violation.reasonCode, violation.reasonCode === RC.MALFORMED_PACKET ? 'malformed-packet' : 'protocol-error', violation.message);
     return undefined;
   }
   return dispatchPacket(conn, packet);

@@ -1,4 +1,5 @@
-// SUBSCRIBE → SUBACK, then retained messages per Retain Handling. [MQTT-3.8, 3.9]
+// SUBSCRIBE → SUBACK, then retained messages per Retain Handling. [MQTT-3.8, 3.9] Filters beyond
+// `limits.maxSubscriptionsPerClient` are refused one by one (0x97 Quota exceeded; 0x80 on 3.1.1).
 import type { Connection } from '../connection.ts';
 import { encodePacket } from '../protocol/codec.ts';
 import type { Packet } from '../protocol/codec.ts';
@@ -21,7 +22,8 @@ export function handleSubscribe(conn: Connection, packet: SubscribePacket): Prom
   const broker = conn.broker;
   const limits = broker.config.limits;
   const identifier = packet.properties?.subscriptionIdentifier;
-  if (identifier === 0 || Array.isArray(identifier)) {
+  // A repeated Subscription Identifier never gets here (protocol/wire-rules.ts).
+  if (identifier === 0) {
     conn.close(RC.PROTOCOL_ERROR, 'subscription-identifier-invalid'); // [MQTT-3.8.2.1.2]
     return undefined;
   }
@@ -84,7 +86,11 @@ function finish(conn: Connection, packet: SubscribePacket, planned: Planned[]): 
   const broker = conn.broker;
   const session = conn.session!;
   const existed: boolean[] = [];
+  // Counted here, synchronously, not when the packet arrived: an earlier SUBSCRIBE may have
+  // finished its authorization in between. Replacing a subscription does not add one.
+  const quota = broker.config.limits.maxSubscriptionsPerClient;
   for (const p of planned) {
+    if (p.code < 0x80 && !session.subscriptions.has(p.key) && session.subscriptions.size >= quota) p.code = RC.QUOTA_EXCEEDED;
     if (p.code >= 0x80) {
       existed.push(false);
       continue;

@@ -1,4 +1,7 @@
-// MQTT over WebSocket (ws) and secure WebSocket (wss), subprotocol `mqtt`. [MQTT-6.0.0]
+// MQTT over WebSocket (ws) and secure WebSocket (wss), subprotocol `mqtt` (or `mqttv3.1`, what
+// older clients offer). An upgrade that offers neither is refused with HTTP 400 before any MQTT
+// byte is read: every MQTT client must offer it [MQTT-6.0.0-3], and a page that did not ask for
+// MQTT must not be handed a socket into the broker.
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Server as HttpsServer } from 'node:https';
@@ -12,6 +15,13 @@ import type { RunningListener } from './index.ts';
 import { acceptTlsPeer, tlsServerOptions } from './tls.ts';
 import { readTlsMaterial, watchTlsMaterial } from './tls-material.ts';
 
+/** The subprotocol to answer for a Sec-WebSocket-Protocol request header, undefined when MQTT is not offered. */
+export function mqttSubprotocol(header: string | undefined): 'mqtt' | 'mqttv3.1' | undefined {
+  if (header === undefined) return undefined;
+  const offered = header.split(',').map((p) => p.trim());
+  return offered.includes('mqtt') ? 'mqtt' : offered.includes('mqttv3.1') ? 'mqttv3.1' : undefined;
+}
+
 export async function startWsListener(broker: Broker, config: ListenerConfig): Promise<RunningListener> {
   const tls = config.tls;
   const info = { name: config.name, allowAnonymous: config.allowAnonymous === true };
@@ -23,7 +33,11 @@ export async function startWsListener(broker: Broker, config: ListenerConfig): P
     path: config.path ?? '/mqtt',
     maxPayload: broker.config.limits.maxPacketSize + 8,
     perMessageDeflate: false,
-    handleProtocols: (protocols) => (protocols.has('mqtt') ? 'mqtt' : protocols.has('mqttv3.1') ? 'mqttv3.1' : false),
+    verifyClient: (info, done) => {
+      if (mqttSubprotocol(info.req.headers['sec-websocket-protocol']) !== undefined) done(true);
+      else done(false, 400, 'MQTT over WebSocket needs the subprotocol "mqtt" (Sec-WebSocket-Protocol)');
+    },
+    handleProtocols: (protocols) => mqttSubprotocol([...protocols].join(',')) ?? false,
   });
   wss.on('connection', (ws, req) => {
     const socket = req.socket as TLSSocket;

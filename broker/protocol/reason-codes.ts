@@ -52,6 +52,7 @@ export function v3ConnackCode(reasonCode: number): number {
       return 2;
     case RC.SERVER_UNAVAILABLE:
     case RC.SERVER_BUSY:
+    case RC.QUOTA_EXCEEDED:
     case RC.SERVER_SHUTTING_DOWN:
       return 3;
     case RC.BAD_USERNAME_OR_PASSWORD:

@@ -1,27 +1,48 @@
-// Retained messages: one per topic; an empty payload deletes. [MQTT-3.3.1-5..-11]
+// Retained messages: one per topic; an empty payload deletes [MQTT-3.3.1-5..-11]. Bounded by a
+// message count and a budget of payload bytes (`limits.maxRetainedBytes`).
 import type { Message } from './message.ts';
 import { topicMatches } from './topics.ts';
 
 export class RetainedStore {
   private readonly byTopic = new Map<string, Message>();
   private readonly maxMessages: number;
+  private readonly maxBytes: number;
+  private payloadBytes = 0;
 
-  constructor(maxMessages: number) {
+  constructor(maxMessages: number, maxBytes: number) {
     this.maxMessages = maxMessages;
+    this.maxBytes = maxBytes;
   }
 
   get size(): number {
     return this.byTopic.size;
   }
 
-  /** Stores, replaces or (empty payload) deletes. Returns false when the store is full. */
+  /** Payload bytes held, the quantity `maxBytes` bounds. */
+  get bytes(): number {
+    return this.payloadBytes;
+  }
+
+  /**
+   * Stores, replaces or (empty payload) deletes. Returns false when the message was not kept (the
+   * store is full or the byte budget would be exceeded). A replacement that does not fit still
+   * removes the topic's previous message: a new subscriber must not be handed a value the
+   * publisher has since replaced as if it were current.
+   */
   store(msg: Message): boolean {
+    const old = this.byTopic.get(msg.topic);
     if (msg.payload.length === 0) {
-      this.byTopic.delete(msg.topic);
+      if (old !== undefined) this.delete(old);
       return true;
     }
-    if (!this.byTopic.has(msg.topic) && this.byTopic.size >= this.maxMessages) return false;
+    const freed = old === undefined ? 0 : old.payload.length;
+    if (this.payloadBytes - freed + msg.payload.length > this.maxBytes) {
+      if (old !== undefined) this.delete(old);
+      return false;
+    }
+    if (old === undefined && this.byTopic.size >= this.maxMessages) return false;
     this.byTopic.set(msg.topic, msg);
+    this.payloadBytes += msg.payload.length - freed;
     return true;
   }
 
@@ -42,9 +63,14 @@ export class RetainedStore {
 
   private keepIfLive(m: Message, now: number, out: Message[]): void {
     if (m.expiresAt !== 0 && m.expiresAt <= now) {
-      this.byTopic.delete(m.topic);
+      this.delete(m);
       return;
     }
     out.push(m);
+  }
+
+  private delete(m: Message): void {
+    this.byTopic.delete(m.topic);
+    this.payloadBytes -= m.payload.length;
   }
 }

@@ -30,7 +30,7 @@ export interface SessionEnv {
   maxInflight: number;
   maxQueued: number;
   queueOverflow: 'drop-oldest' | 'drop-newest';
-  onDrop(reason: 'queue-full' | 'offline-qos0' | 'slow-consumer' | 'expired' | 'too-large'): void;
+  onDrop(reason: 'queue-full' | 'offline-qos0' | 'slow-consumer' | 'expired' | 'too-large' | 'not-authorized'): void;
   onDeliver(msg: Message): void;
 }
 
@@ -255,6 +255,27 @@ export class Session implements Subscriber {
 
   detach(): void {
     this.link = undefined;
+  }
+
+  /**
+   * Drops queued and unacknowledged messages whose topic no remaining subscription matches (one
+   * was revoked). Messages at the PUBREL stage stay: their payload was already delivered.
+   */
+  dropUnmatched(matches: (topic: string) => boolean): void {
+    for (const [id, out] of this.inflightMap ?? []) {
+      if (out.stage === 'publish' && !matches(out.msg.topic)) {
+        this.inflightMap!.delete(id);
+        this.env.onDrop('not-authorized');
+      }
+    }
+    const kept = this.queue.slice(this.queueHead).filter((out) => {
+      if (matches(out.msg.topic)) return true;
+      this.env.onDrop('not-authorized');
+      return false;
+    });
+    this.queue = kept;
+    this.queueHead = 0;
+    this.drain(); // room freed in flight goes to what is still queued (online only)
   }
 
   /** Drops all message state (clean start). */

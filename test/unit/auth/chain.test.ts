@@ -2,7 +2,7 @@
 // source with real certificates, and an HTTP auth service on 127.0.0.1. Asserts decisions, what
 // the access log says (and never says), metrics, the cache and reload.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -192,6 +192,22 @@ describe('authorization', () => {
     await writeFile(usersFile, await usersYaml('other/${clientid}'));
     await expect.poll(() => hook.authorize(alice, pub('topic/c9/status')), { timeout: 5000, interval: 50 }).toBe(false);
     expect(await hook.authorize(alice, pub('other/c9'))).toBe(true);
+    await writeFile(usersFile, await usersYaml());
+    await hook.close();
+  });
+
+  it('a data file reload tells onDataChanged listeners, after the cache is cleared', async () => {
+    const { hook } = await chainOf({ file: builtin() });
+    const a = attempt({ username: 'alice', password: 'alice-pw', clientId: 'c10' });
+    const alice = clientOf(a, await hook.authenticate(a));
+    expect(await hook.authorize(alice, pub('topic/c10/status'))).toBe(true); // now cached
+    const seen: (boolean | undefined)[] = [];
+    hook.onDataChanged!(() => seen.push(hook.authorizeSync!(alice, pub('topic/c10/status'))));
+    await writeFile(`${usersFile}.new`, await usersYaml('other/${clientid}'));
+    await rename(`${usersFile}.new`, usersFile); // one change, never a half-written file
+    await expect.poll(() => seen.length, { timeout: 5000, interval: 20 }).toBe(1);
+    expect(seen).toEqual([undefined]); // the listener never sees the decision made on the old data
+    expect(await hook.authorize(alice, pub('topic/c10/status'))).toBe(false);
     await writeFile(usersFile, await usersYaml());
     await hook.close();
   });

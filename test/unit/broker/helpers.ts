@@ -3,6 +3,7 @@
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { pino } from 'pino';
+import type { Logger } from 'pino';
 import type { AuthHook } from '../../../broker/auth/hook.ts';
 import { embeddedDefaultConfig, validateBrokerConfig } from '../../../broker/config.ts';
 import type { BrokerConfig } from '../../../broker/config.ts';
@@ -16,12 +17,12 @@ export interface TestBroker {
 }
 
 export async function startTestBroker(
-  patch: (c: BrokerConfig) => void = () => undefined, authHook?: AuthHook,
+  patch: (c: BrokerConfig) => void = () => undefined, authHook?: AuthHook, logger: Logger = pino({ level: 'silent' }),
 ): Promise<TestBroker> {
   const config = embeddedDefaultConfig('127.0.0.1', 0);
   config.admin.port = 0;
   patch(config);
-  const broker = createBroker({ config: validateBrokerConfig(config), authHook, logger: pino({ level: 'silent' }), sysIntervalMs: 0 });
+  const broker = createBroker({ config: validateBrokerConfig(config), authHook, logger, sysIntervalMs: 0 });
   await broker.start();
   return { broker, port: broker.addresses()[0]!.port, stop: () => broker.stop(200) };
 }
@@ -167,3 +168,53 @@ export function subscribe(id: number, filter: string, options: number, v5 = fals
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---- building arbitrary (also invalid) packets byte by byte ------------------------------------
+
+/** A whole packet: first header byte, Remaining Length, then the parts (hex strings or bytes). */
+export function frame(first: number, ...parts: (Buffer | string)[]): Buffer {
+  const body = Buffer.concat(parts.map((p) => (typeof p === 'string' ? hex(p) : p)));
+  return Buffer.concat([Buffer.from([first]), varint(body.length), body]);
+}
+
+/** A length-prefixed string: text as UTF-8, or raw bytes (to send ill-formed UTF-8). */
+export function str(s: string | Buffer): Buffer {
+  const b = typeof s === 'string' ? Buffer.from(s) : s;
+  return Buffer.concat([Buffer.from([b.length >> 8, b.length & 0xff]), b]);
+}
+
+/** A v5 property list from the hex of its properties. */
+export function props(propertiesHex = ''): Buffer {
+  const b = hex(propertiesHex);
+  return Buffer.concat([varint(b.length), b]);
+}
+
+export interface ConnectParts {
+  level?: 4 | 5;
+  clientId?: string | Buffer;
+  /** v5 CONNECT properties (hex). */
+  properties?: string;
+  will?: { properties?: string; topic: string | Buffer; payload?: string };
+  username?: string | Buffer;
+  password?: string;
+  flags?: number;
+}
+
+/** A CONNECT with any field replaceable by raw bytes; clean start, keepalive 60. */
+export function connectPacket(p: ConnectParts): Buffer {
+  const level = p.level ?? 5;
+  let flags = p.flags ?? 0x02;
+  if (p.will !== undefined) flags |= 0x04;
+  if (p.username !== undefined) flags |= 0x80;
+  if (p.password !== undefined) flags |= 0x40;
+  const parts: Buffer[] = [str('MQTT'), Buffer.from([level, flags, 0, 60])];
+  if (level === 5) parts.push(props(p.properties));
+  parts.push(str(p.clientId ?? 'c'));
+  if (p.will !== undefined) {
+    if (level === 5) parts.push(props(p.will.properties));
+    parts.push(str(p.will.topic), str(p.will.payload ?? ''));
+  }
+  if (p.username !== undefined) parts.push(str(p.username));
+  if (p.password !== undefined) parts.push(str(p.password));
+  return frame(0x10, ...parts);
+}

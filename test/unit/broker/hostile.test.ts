@@ -1,7 +1,7 @@
 // Hostile inputs (research/broker-anchors.md §6): each closes that connection (or answers with the
 // right reason code), the broker keeps serving everyone else, and nothing is buffered unboundedly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RawClient, connect311, connect5, hex, publish, startTestBroker, subscribe } from './helpers.ts';
+import { RawClient, connect311, connect5, connectPacket, frame, hex, props, publish, startTestBroker, str, subscribe } from './helpers.ts';
 import type { TestBroker } from './helpers.ts';
 
 let tb: TestBroker;
@@ -23,11 +23,11 @@ async function stillServing(): Promise<void> {
   c.end();
 }
 
-function v5Publish(topic: string, props: Buffer, payload = 'x', qos = 0, id = 1): Buffer {
-  const t = Buffer.from(topic);
+function v5Publish(topic: string | Buffer, properties: Buffer, payload = 'x', qos = 0, id = 1): Buffer {
+  const t = Buffer.isBuffer(topic) ? topic : Buffer.from(topic);
   const body = Buffer.concat([
     Buffer.from([t.length >> 8, t.length & 0xff]), t, qos > 0 ? Buffer.from([id >> 8, id & 0xff]) : Buffer.alloc(0),
-    encodeVarint(props.length), props, Buffer.from(payload),
+    encodeVarint(properties.length), properties, Buffer.from(payload),
   ]);
   return Buffer.concat([Buffer.from([0x30 | (qos << 1)]), encodeVarint(body.length), body]);
 }
@@ -53,12 +53,16 @@ interface Case {
   expect?: (string | RegExp)[];
 }
 
+const BAD_UTF8 = Buffer.from([0x61, 0xc3, 0x28]);
+const DISCONNECT_0x81 = /^e0[0-9a-f]{2}81/;
+const DISCONNECT_0x82 = /^e0[0-9a-f]{2}82/;
+
 const cases: Case[] = [
   { name: '#1 huge Remaining Length as the first packet', bytes: hex('10ffffff7f') },
   { name: '#2 first packet not CONNECT with a 100 MB Remaining Length', bytes: hex('308080807400'), expect: [] },
   { name: 'first packet not CONNECT (PINGREQ)', bytes: hex('c000'), expect: [] },
   { name: '#4 5-byte varint in the Remaining Length', bytes: hex('1080808080010000'), expect: [] },
-  { name: '#4 5-byte varint in CONNECT properties length', bytes: hex('101400044d515454050200' + '3c' + '8080808001' + '000161'), expect: [] },
+  { name: '#4 5-byte varint in CONNECT properties length', bytes: hex('101200044d515454050200' + '3c' + '8080808001' + '000161'), expect: [] },
   { name: '#16 reserved packet type 0', connectFirst: true, bytes: hex('0000'), expect: [] },
   { name: '#16 packet type 15 (AUTH) on v3.1.1', connectFirst: true, bytes: hex('f000'), expect: [] },
   { name: '#9 client sends CONNACK', connectFirst: true, bytes: hex('20020000'), expect: [] },
@@ -90,6 +94,33 @@ const cases: Case[] = [
   { name: 'v5 PUBLISH to a wildcard topic → 0x90', v5: true, connectFirst: true, bytes: v5Publish('a/#', Buffer.alloc(0)), expect: [/^e0[0-9a-f]{2}90/] },
   { name: '#18 v5 SUBSCRIBE with no-local on a shared subscription', v5: true, connectFirst: true, bytes: hex('8210' + '0001' + '00' + '000a' + Buffer.from('$share/g/t').toString('hex') + '04'), expect: [/^e0[0-9a-f]{2}82/] },
   { name: 'v5 AUTH without a prior method', v5: true, connectFirst: true, bytes: hex('f00100'), expect: undefined },
+  // v5: a repeated single-value property is a protocol error, never forwarded (mqtt-packet makes it an array, or keeps the last)
+  { name: 'v5 PUBLISH with Payload Format Indicator 0 then 1', v5: true, connectFirst: true, bytes: v5Publish('a/b', hex('0100 0101')), expect: [DISCONNECT_0x82] },
+  { name: 'v5 PUBLISH with Message Expiry Interval twice', v5: true, connectFirst: true, bytes: v5Publish('a/b', hex('02 0000003c 02 00000001')), expect: [DISCONNECT_0x82] },
+  { name: 'v5 PUBLISH with Content Type twice', v5: true, connectFirst: true, bytes: v5Publish('a/b', hex('03 0001 61 03 0001 62')), expect: [DISCONNECT_0x82] },
+  { name: 'v5 PUBLISH with Response Topic twice', v5: true, connectFirst: true, bytes: v5Publish('a/b', hex('08 0001 61 08 0001 62')), expect: [DISCONNECT_0x82] },
+  { name: 'v5 PUBLISH with Correlation Data twice', v5: true, connectFirst: true, bytes: v5Publish('a/b', hex('09 0001 01 09 0001 02')), expect: [DISCONNECT_0x82] },
+  { name: 'v5 PUBLISH with Topic Alias twice', v5: true, connectFirst: true, bytes: v5Publish('a/b', hex('23 0001 23 0002')), expect: [DISCONNECT_0x82] },
+  { name: 'v5 SUBSCRIBE with Subscription Identifier twice', v5: true, connectFirst: true, bytes: frame(0x82, '0001', props('0b 01 0b 02'), str('a/#'), '01'), expect: [DISCONNECT_0x82] },
+  { name: 'v5 CONNECT with Session Expiry Interval twice', v5: true, bytes: connectPacket({ properties: '11 00000000 11 0000003c' }), expect: ['2003008200'] },
+  { name: 'v5 CONNECT with Receive Maximum twice', v5: true, bytes: connectPacket({ properties: '21 0010 21 0010' }), expect: ['2003008200'] },
+  { name: 'v5 CONNECT with Maximum Packet Size twice', v5: true, bytes: connectPacket({ properties: '27 00001000 27 00001000' }), expect: ['2003008200'] },
+  { name: 'v5 CONNECT with Topic Alias Maximum twice', v5: true, bytes: connectPacket({ properties: '22 0000 22 0004' }), expect: ['2003008200'] },
+  { name: 'v5 CONNECT with Request Problem Information twice', v5: true, bytes: connectPacket({ properties: '17 01 17 00' }), expect: ['2003008200'] },
+  { name: 'v5 CONNECT with Request Response Information twice', v5: true, bytes: connectPacket({ properties: '19 00 19 01' }), expect: ['2003008200'] },
+  { name: 'v5 CONNECT with Authentication Method twice (0x82, not 0x8C)', v5: true, bytes: connectPacket({ properties: '15 0001 61 15 0001 62' }), expect: ['2003008200'] },
+  { name: 'v5 CONNECT with Authentication Data twice', v5: true, bytes: connectPacket({ properties: '16 0001 01 16 0001 02' }), expect: ['2003008200'] },
+  { name: 'v5 CONNECT with Will Delay Interval twice', v5: true, bytes: connectPacket({ will: { properties: '18 00000000 18 00000005', topic: 'w' } }), expect: ['2003008200'] },
+  // ill-formed UTF-8: v5 0x81, v3.1.1 just closed [MQTT-1.5.4-1]
+  { name: 'v5 CONNECT client id with ill-formed UTF-8', v5: true, bytes: connectPacket({ clientId: BAD_UTF8 }), expect: ['2003008100'] },
+  { name: 'v5 CONNECT user name with ill-formed UTF-8', v5: true, bytes: connectPacket({ username: BAD_UTF8 }), expect: ['2003008100'] },
+  { name: 'v3.1.1 CONNECT client id with ill-formed UTF-8', bytes: connectPacket({ level: 4, clientId: BAD_UTF8 }), expect: [] },
+  { name: 'v3.1.1 CONNECT user name with ill-formed UTF-8', bytes: connectPacket({ level: 4, username: BAD_UTF8 }), expect: [] },
+  { name: 'v3.1.1 CONNECT will topic with ill-formed UTF-8', bytes: connectPacket({ level: 4, will: { topic: BAD_UTF8 } }), expect: [] },
+  { name: 'v5 PUBLISH (with properties) topic with ill-formed UTF-8', v5: true, connectFirst: true, bytes: v5Publish(BAD_UTF8, hex('02 0000003c')), expect: [DISCONNECT_0x81] },
+  { name: 'v5 SUBSCRIBE filter with ill-formed UTF-8', v5: true, connectFirst: true, bytes: frame(0x82, '0001', props(), str(BAD_UTF8), '00'), expect: [DISCONNECT_0x81] },
+  { name: 'v3.1.1 SUBSCRIBE filter with ill-formed UTF-8: no SUBACK', connectFirst: true, bytes: frame(0x82, '0001', str(BAD_UTF8), '00'), expect: [] },
+  { name: 'v3.1.1 UNSUBSCRIBE filter with ill-formed UTF-8: no UNSUBACK', connectFirst: true, bytes: frame(0xa2, '0001', str(BAD_UTF8)), expect: [] },
 ];
 
 describe('hostile inputs close only that connection', () => {

@@ -1,7 +1,11 @@
-// Pure cores, table-driven: config validation, topic rules, the subscription trie, framing.
+// Pure cores, table-driven: config validation, topic rules, the subscription trie, the retained
+// store's budget, framing.
 import { describe, expect, it } from 'vitest';
 import { ConfigError, validateBrokerConfig } from '../../../broker/config.ts';
 import { FrameSplitter, readRemainingLength } from '../../../broker/protocol/framing.ts';
+import { v3ConnackCode } from '../../../broker/protocol/reason-codes.ts';
+import { newMessage } from '../../../broker/router/message.ts';
+import { RetainedStore } from '../../../broker/router/retained.ts';
 import { SubscriptionTrie } from '../../../broker/router/trie.ts';
 import type { SubscriptionOptions } from '../../../broker/router/trie.ts';
 import { filterProblem, parseShared, publishTopicProblem, topicMatches } from '../../../broker/router/topics.ts';
@@ -15,6 +19,8 @@ describe('config validation names the path of every problem', () => {
     ['missing listeners', {}, ['listeners: is required']],
     ['unknown field', { listeners: [listener], limitz: {} }, ['(root): unknown field "limitz"']],
     ['negative limit', { listeners: [listener], limits: { maxInflight: 0 } }, ['limits.maxInflight: must be >= 1']],
+    ['new limits are bounded', { listeners: [listener], limits: { maxSessions: -1, maxSubscriptionsPerClient: 0, maxRetainedBytes: 0 } },
+      ['limits.maxSessions: must be >= 0', 'limits.maxSubscriptionsPerClient: must be >= 1', 'limits.maxRetainedBytes: must be >= 1']],
     ['tls missing on mqtts', { listeners: [{ ...listener, protocol: 'mqtts' }] }, ['listeners[0].tls: is required for protocol mqtts']],
     ['client CA needed', { listeners: [{ ...listener, protocol: 'mqtts', tls: { certFile: 'c', keyFile: 'k', clientAuth: 'required' } }] }, ['listeners[0].tls.clientCaFile: is required when clientAuth is required']],
     ['duplicate names', { listeners: [listener, { ...listener, port: 1884 }] }, ['listeners[1].name: duplicate listener name "a"']],
@@ -39,6 +45,44 @@ describe('config validation names the path of every problem', () => {
     expect(c.limits.maxPacketSize).toBe(1024 * 1024);
     expect(c.authorization.noMatch).toBe('deny');
     expect(c.authentication.allowAnonymous).toBe(false);
+    expect(c.limits).toMatchObject({ maxSessions: 100_000, maxSubscriptionsPerClient: 1000, maxRetainedBytes: 128 * 1024 * 1024 });
+  });
+
+  it('quota exceeded is "server unavailable" (3) for a 3.1.1 CONNACK', () => {
+    expect(v3ConnackCode(0x97)).toBe(3);
+  });
+});
+
+describe('retained store budget', () => {
+  const msg = (topic: string, payload: string, expiresAt = 0): ReturnType<typeof newMessage> =>
+    newMessage(topic, Buffer.from(payload), 0, true, undefined, expiresAt, 'p', 0);
+  type Step = [what: string, topic: string, payload: string, stored: boolean, bytesAfter: number, topicsAfter: string[]];
+  const steps: Step[] = [
+    ['first message fits', 'a', '1234', true, 4, ['a']],
+    ['second fits exactly (budget 10)', 'b', '123456', true, 10, ['a', 'b']],
+    ['a new topic over the budget is not kept', 'c', 'x', false, 10, ['a', 'b']],
+    ['a smaller replacement frees bytes', 'b', '12', true, 6, ['a', 'b']],
+    ['now a new topic fits', 'c', '1234', true, 10, ['a', 'b', 'c']],
+    ['a replacement over the budget removes the old one too', 'a', '12345', false, 6, ['b', 'c']],
+    ['an empty payload deletes', 'b', '', true, 4, ['c']],
+    ['deleting an absent topic is fine', 'zz', '', true, 4, ['c']],
+  ];
+  const store = new RetainedStore(1000, 10);
+  for (const [what, topic, payload, stored, bytes, topics] of steps) {
+    it(what, () => {
+      expect(store.store(msg(topic, payload))).toBe(stored);
+      expect(store.bytes).toBe(bytes);
+      expect(store.match('#', Date.now()).map((m) => m.topic).sort()).toEqual(topics);
+    });
+  }
+
+  it('an expired message found by match gives its bytes back; the message count still bounds', () => {
+    const s = new RetainedStore(2, 100);
+    expect(s.store(msg('old', '12345', Date.now() - 1))).toBe(true);
+    expect(s.store(msg('new', '123'))).toBe(true);
+    expect(s.store(msg('third', '1'))).toBe(false); // count limit 2
+    expect(s.match('#', Date.now()).map((m) => m.topic)).toEqual(['new']);
+    expect(s.bytes).toBe(3);
   });
 });
 

@@ -127,6 +127,15 @@ describe('PINGREQ / PUBLISH / SUBSCRIBE / UNSUBSCRIBE / DISCONNECT', () => {
     pub.end();
   });
 
+  it('a well-formed U+FFFD is an ordinary character: subscribed, published, delivered', async () => {
+    const c = await connected('w-fffd');
+    c.send(subscribe(1, 'w/\ufffd', 0)); // EF BF BD on the wire
+    expect(await c.packetHex()).toBe('9003000100');
+    c.send(publish('w/\ufffd', 'r', 0));
+    expect(await c.packetHex()).toBe('30080005772fefbfbd72');
+    c.end();
+  });
+
   it('PUBREL for an unknown id still gets PUBCOMP (v3.1.1)', async () => {
     const c = await connected('w-rel');
     c.send('62020063');
