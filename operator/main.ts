@@ -8,8 +8,10 @@ import { KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { pino, type Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE } from './api/names.ts';
+import type { MqttDeployment } from './api/types.ts';
+import { referencedCertificates, referencedSources } from './resources/listeners.ts';
 import { operatorConfigFromEnv, type OperatorConfig } from './config.ts';
-import { KubeClient } from './kube/client.ts';
+import { KubeClient, apiErrorMessage } from './kube/client.ts';
 import { makeInformers, startInformers, stopInformers, type Cache, type Informers } from './kube/informers.ts';
 import { shareConnections } from './kube/connections.ts';
 import { KeyedQueue } from './kube/queue.ts';
@@ -55,22 +57,57 @@ function metrics(registry: Registry, queue: () => number, writes: () => number) 
   };
 }
 
-/** Which reconcile keys an event on `obj` concerns. Broad on purpose: extra keys cost a no-op reconcile. */
-function keysFor(informers: Informers, source: keyof Informers, obj: KubernetesObject): string[] {
+type Verb = 'add' | 'update' | 'delete';
+
+/**
+ * Which reconcile keys an event on `obj` concerns. The object's own key always; dependents only
+ * when what they depend on changed: a spec change (generation), an add or a delete — never a status
+ * write. Without that gate, N deployments sharing one AuthSource would wake each other N² times
+ * (every deployment's status write → the source's usedBy write → every deployment).
+ * `generations` remembers the last generation seen per UID.
+ */
+function keysFor(informers: Informers, generations: Map<string, number>, verb: Verb, source: keyof Informers, obj: KubernetesObject): string[] {
   const ns = obj.metadata?.namespace ?? '';
   const name = obj.metadata?.name ?? '';
-  const all = (kind: Kind, list: readonly KubernetesObject[]) => list.map((o) => `${kind}/${o.metadata?.namespace}/${o.metadata?.name}`);
+  const key = (kind: Kind, o: KubernetesObject) => `${kind}/${o.metadata?.namespace}/${o.metadata?.name}`;
+  const specChanged = (): boolean => {
+    const uid = obj.metadata?.uid ?? `${ns}/${name}`;
+    const generation = obj.metadata?.generation ?? 0;
+    if (verb === 'delete') {
+      generations.delete(uid);
+      return true;
+    }
+    const changed = generations.get(uid) !== generation;
+    generations.set(uid, generation);
+    return changed || verb === 'add';
+  };
   switch (source) {
-    case 'mqttDeployments':
-      return [`MqttDeployment/${ns}/${name}`, ...all('AuthSource', informers.authSources.list(ns))];
+    case 'mqttDeployments': {
+      const own = `MqttDeployment/${ns}/${name}`;
+      if (!specChanged() && !(obj as MqttDeployment).metadata.deletionTimestamp) return [own];
+      // usedBy of the sources it names now, and of those that still list it (a removed reference).
+      const refs = new Set(referencedSources(obj as MqttDeployment));
+      const sources = informers.authSources.list(ns).filter((a) => refs.has(a.metadata.name) || a.status?.usedBy?.includes(name));
+      return [own, ...sources.map((a) => key('AuthSource', a))];
+    }
     case 'authSources':
-    case 'tlsCertificates':
-      return [`${source === 'authSources' ? 'AuthSource' : 'TlsCertificate'}/${ns}/${name}`, ...all('MqttDeployment', informers.mqttDeployments.list(ns))];
+    case 'tlsCertificates': {
+      const own = `${source === 'authSources' ? 'AuthSource' : 'TlsCertificate'}/${ns}/${name}`;
+      if (!specChanged()) return [own];
+      const users = informers.mqttDeployments.list(ns).filter((md) =>
+        (source === 'authSources' ? referencedSources(md) : referencedCertificates(md)).includes(name));
+      return [own, ...users.map((md) => key('MqttDeployment', md))];
+    }
     case 'secrets': {
       // A tenant CA (operator namespace) changed or went away: that tenant's certificates re-check their issuer.
       const tenant = obj.metadata?.labels?.['mqtt.enclave.dev/tenant-namespace'];
-      if (tenant) return all('TlsCertificate', informers.tlsCertificates.list(tenant));
-      return [...all('AuthSource', informers.authSources.list(ns)), ...all('TlsCertificate', informers.tlsCertificates.list(ns)), ...all('MqttDeployment', informers.mqttDeployments.list(ns))];
+      if (tenant) return informers.tlsCertificates.list(tenant).map((c) => key('TlsCertificate', c));
+      // Secrets carry no generation; any change of one in a tenant namespace may be a rotation.
+      return [
+        ...informers.authSources.list(ns).map((a) => key('AuthSource', a)),
+        ...informers.tlsCertificates.list(ns).map((c) => key('TlsCertificate', c)),
+        ...informers.mqttDeployments.list(ns).map((md) => key('MqttDeployment', md)),
+      ];
     }
     case 'namespaces':
     case 'deployments':
@@ -160,18 +197,18 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
       if (stopped) return;
       log.info({ identity: config.identity }, 'Became leader');
     }
-    await startInformers(informers, (what, err) => log.warn({ informer: what, err: (err as Error)?.message }, 'Watch failed, relisting'));
+    await startInformers(informers, (what, err) => log.warn({ informer: what, err: apiErrorMessage(err) }, 'Watch failed, relisting'));
     // Handlers go on after every cache is warm: a reconcile woken by the first list of one kind
     // would otherwise see another kind's cache still empty and report a false missing reference.
     // enqueueAll() right after covers anything that changed in between (level-triggered).
+    const generations = new Map<string, number>();
     // Object.entries: only the informers this scope made (brokerConfigs is absent in namespaced mode).
     for (const [source, informer] of Object.entries(informers) as [keyof Informers, Cache<KubernetesObject>][]) {
-      const handler = (obj: KubernetesObject) => {
-        for (const key of keysFor(informers, source, obj)) queue.add(key);
-      };
-      informer.on('add', handler);
-      informer.on('update', handler);
-      informer.on('delete', handler);
+      for (const verb of ['add', 'update', 'delete'] as const) {
+        informer.on(verb, (obj: KubernetesObject) => {
+          for (const key of keysFor(informers, generations, verb, source, obj)) queue.add(key);
+        });
+      }
     }
     ready = true;
     enqueueAll();

@@ -114,18 +114,25 @@ export function makeInformers(kc: KubeConfig, scope: InformerScope): Informers {
   };
 }
 
+const stopped = new WeakSet<Informers>();
+
 /** Starts every informer and resolves once each has listed (caches are warm). */
 export async function startInformers(informers: Informers, onError: (what: string, err: unknown) => void): Promise<void> {
   await Promise.all(partsOf(informers).map(async ([name, informer]) => {
     // A watch that drops is restarted with a relist; an error must not end the informer for good.
+    // Not after stopInformers(): stopping aborts the watches, which reports as an error too.
     informer.on('error', (err: unknown) => {
+      if (stopped.has(informers)) return;
       onError(name, err);
-      setTimeout(() => void informer.start().catch((e: unknown) => onError(name, e)), 2000).unref();
+      setTimeout(() => {
+        if (!stopped.has(informers)) void informer.start().catch((e: unknown) => onError(name, e));
+      }, 2000).unref();
     });
     await informer.start();
   }));
 }
 
 export async function stopInformers(informers: Informers): Promise<void> {
+  stopped.add(informers);
   await Promise.all(partsOf(informers).map(([, i]) => i.stop()));
 }

@@ -6,7 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { validateBrokerConfig } from '../../../broker/config.ts';
 import { kubectl } from '../../support/world.ts';
 import {
-  apply, applyFails, condition, ensureNamespace, eventually, get, installCrds, list, reconcileCount, sleep, startOperator, unb64,
+  apply, applyFails, condition, ensureNamespace, eventually, get, installCrds, list, operatorLog, reconcileCount, sleep, startOperator, unb64,
   type MqttDeploymentObj, type Obj, type TestOperator,
 } from './harness.ts';
 
@@ -144,6 +144,20 @@ describe('MqttDeployment → runtime namespace', () => {
     await eventually('resync after restart', () => Promise.resolve(reconcileCount(op, ns, name) >= 1));
     await sleep(2000); // let any write the resync would make land before comparing
     expect(await versions(ns, name, runtimeNs)).toEqual(before);
+  });
+
+  it('repairs drift: an edited pod template and a deleted NetworkPolicy come back, with no resync', async () => {
+    // A cluster admin (or an attacker with edit rights in the runtime namespace) loosens the pod and
+    // drops the fence; the owned-object watches bring the declared state back.
+    await kubectl(['-n', runtimeNs, 'patch', 'deployment', 'broker', '--type=json', '-p',
+      '[{"op":"replace","path":"/spec/template/spec/containers/0/securityContext/readOnlyRootFilesystem","value":false}]']);
+    await kubectl(['-n', runtimeNs, 'delete', 'networkpolicy', 'default-deny']);
+    await eventually('the pod template is read-only again', async () => {
+      const d = await get<Obj & { spec: { template: { spec: { containers: { securityContext: { readOnlyRootFilesystem: boolean } }[] } } } }>('deployment', 'broker', runtimeNs);
+      return d?.spec.template.spec.containers[0]?.securityContext.readOnlyRootFilesystem === true;
+    }, 20_000);
+    await eventually('default-deny is back', async () => (await get('networkpolicy', 'default-deny', runtimeNs)) !== undefined, 20_000);
+    expect(operatorLog(op)).toContain('Owned object changed outside the operator; re-applying');
   });
 
   it('scaling to 1 deletes the PodDisruptionBudget', async () => {
