@@ -15,6 +15,8 @@ export function secretRefsOf(source: AuthSource): { name: string; key?: string }
   if (s.builtin) refs.push({ name: s.builtin.secretRef.name, key: s.builtin.secretRef.key ?? 'users.yaml' });
   for (const q of [s.postgres, s.mysql, s.redis]) {
     if (q?.credentialsSecretRef) refs.push({ name: q.credentialsSecretRef.name, key: 'password' });
+    // SQL logins need the user name too (the broker config names both files); Redis may go without.
+    if (q?.credentialsSecretRef && q !== s.redis) refs.push({ name: q.credentialsSecretRef.name, key: 'username' });
     if (q?.tls?.secretRef) refs.push({ name: q.tls.secretRef.name, key: 'ca.crt' });
   }
   if (s.http?.bearerTokenSecretRef) refs.push({ name: s.http.bearerTokenSecretRef.name, key: s.http.bearerTokenSecretRef.key ?? 'token' });

@@ -70,22 +70,33 @@ export async function reconcileTlsCertificate(deps: ControllerDeps, namespace: s
       const fresh = crt !== undefined && secret?.metadata?.annotations?.[ANNOTATION_ISSUE_HASH] === specHash
         && issuedBy(crt, ca.certPem) && !needsRenewal(crt, renewBeforeMs, now);
       let leafPem = crt;
+      let leaf: Awaited<ReturnType<typeof issueLeaf>> | undefined;
       if (!fresh) {
-        const leaf = await issueLeaf({ ca, spec: issue, now });
+        try {
+          leaf = await issueLeaf({ ca, spec: issue, now });
+        } catch (err) {
+          // A spec the CRD rules let through but the issuer refuses: say so, do not retry hot.
+          problem = { reason: 'InvalidSpec', message: `Cannot issue: ${(err as Error).message}` };
+        }
+      }
+      if (leaf) {
         await deps.client.apply<V1Secret>({
           apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
           metadata: {
             name: secretName, namespace,
             labels: { ...ownerLabels({ namespace, name, uid: cert.metadata.uid ?? '' }) },
             annotations: { [ANNOTATION_ISSUE_HASH]: specHash },
+            // Same namespace, so a real ownerReference: deleting the TlsCertificate garbage-collects
+            // its private key. blockOwnerDeletion stays off (it would need finalizer rights on the CR).
+            ownerReferences: [{ apiVersion: `${GROUP}/${VERSION}`, kind: 'TlsCertificate', name, uid: cert.metadata.uid ?? '', controller: true, blockOwnerDeletion: false }],
           },
           data: { 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem), 'ca.crt': b64(leaf.caPem) },
         });
         deps.log.info({ kind: 'TlsCertificate', namespace, name, notAfter: leaf.notAfter }, 'Issued certificate');
         leafPem = leaf.certPem;
       }
-      facts = describeCertificate(leafPem!, renewBeforeMs);
-      if (facts.renewalTime) requeueAfterMs = Math.max(1000, Math.min(MAX_WAIT_MS, Date.parse(facts.renewalTime) - now.getTime()));
+      if (leafPem !== undefined && !problem) facts = describeCertificate(leafPem, renewBeforeMs);
+      if (facts?.renewalTime) requeueAfterMs = Math.max(1000, Math.min(MAX_WAIT_MS, Date.parse(facts.renewalTime) - now.getTime()));
     }
   }
   const status = tlsCertificateStatus(cert, facts, problem, now.toISOString());

@@ -64,6 +64,40 @@ describe('CRD validation (API server, before the operator)', () => {
     expect(stderr).toContain('listener ports must be unique');
   });
 
+  // Every cross-field rule of the three CRDs, through the real API server: the bad object is
+  // refused with the rule's own message (what `kubectl apply` prints to the user).
+  const builtin = { type: 'builtin', builtin: { secretRef: { name: 'u' } }, passwordHash: { algorithm: 'bcrypt' } };
+  const egress = (cidr: string) => ({ ...builtin, egress: [{ cidr, port: 5432 }] });
+  it.each([
+    ['MqttDeployment', { listeners: [{ name: 'a', protocol: 'mqtts' }] }, 'mqtts and wss listeners need tlsCertificateRef'],
+    ['MqttDeployment', { listeners: [{ name: 'a', protocol: 'mqtt', tlsCertificateRef: { name: 't' } }] }, 'tlsCertificateRef is only valid on mqtts and wss listeners'],
+    ['MqttDeployment', { listeners: [{ name: 'a', protocol: 'mqtts', tlsCertificateRef: { name: 't' }, clientAuth: 'required' }] }, 'clientAuth optional/required needs a TLS listener (mqtts, wss) and clientCaRef'],
+    ['MqttDeployment', { listeners: [{ name: 'a', protocol: 'mqtt', path: '/x' }] }, 'path is only valid on ws and wss listeners'],
+    ['AuthSource', { type: 'postgres', builtin: builtin.builtin, passwordHash: builtin.passwordHash }, 'exactly the block named by type must be set'],
+    ['AuthSource', { type: 'postgres', x509: { identityFrom: 'cn' }, postgres: { host: 'db', database: 'd' }, passwordHash: builtin.passwordHash }, 'exactly the block named by type must be set'],
+    ['AuthSource', { type: 'builtin', builtin: builtin.builtin }, 'passwordHash is required for builtin, postgres, mysql and redis sources'],
+    ['AuthSource', { ...builtin, passwordHash: { algorithm: 'pbkdf2' } }, 'passwordHash algorithm pbkdf2 needs macFun and iterations'],
+    ['AuthSource', { type: 'jwt', jwt: { secretRef: { name: 's' }, jwksUrl: 'https://idp/jwks' } }, 'jwt needs exactly one of secretRef, publicKeySecretRef, jwksSecretRef, jwksUrl'],
+    ['AuthSource', egress('0.0.0.0/0'), 'cidr is too broad'],
+    ['AuthSource', egress('169.254.169.254/32'), 'cidr must not reach the link-local range 169.254.0.0/16'],
+    ['AuthSource', egress('169.0.0.0/8'), 'cidr must not reach the link-local range 169.254.0.0/16'],
+    ['AuthSource', egress('fd00:ec2::254/128'), 'cidr must not reach the IPv6 link-local range'],
+    ['TlsCertificate', { issue: { commonName: 'x', duration: '24h' } }, 'duration must be longer than the default renewBefore (720h)'],
+    ['TlsCertificate', { issue: { commonName: 'x', renewBefore: '3000h' } }, 'renewBefore must be shorter than the default duration (2160h)'],
+    ['TlsCertificate', { issue: { commonName: 'x', duration: '24h', renewBefore: '48h' } }, 'renewBefore must be shorter than duration'],
+  ] as [string, Record<string, unknown>, string][])('%s %j is refused: %s', async (kind, spec, message) => {
+    await ensureNamespace('opit-invalid');
+    const stderr = await applyFails([{ apiVersion: API, kind, metadata: { name: 'bad', namespace: 'opit-invalid' }, spec }]);
+    expect(stderr).toContain(message);
+  });
+
+  it('accepts what those rules allow (a narrow egress range, a short certificate with its own renewBefore)', async () => {
+    await apply([
+      { apiVersion: API, kind: 'AuthSource', metadata: { name: 'ok-egress', namespace: 'opit-invalid' }, spec: egress('10.20.0.0/16') },
+      { apiVersion: API, kind: 'TlsCertificate', metadata: { name: 'ok-short', namespace: 'opit-invalid' }, spec: { issue: { commonName: 'x', duration: '24h', renewBefore: '8h' } } },
+    ]);
+  });
+
   it('rejects a TlsCertificate with both secretRef and issue', async () => {
     const stderr = await applyFails([{ apiVersion: API, kind: 'TlsCertificate', metadata: { name: 'both', namespace: 'opit-invalid' }, spec: { secretRef: { name: 'x' }, issue: { commonName: 'x' } } }]);
     expect(stderr).toContain('exactly one of secretRef and issue must be set');
@@ -237,6 +271,10 @@ describe('references', () => {
     const allData = secrets.flatMap((s) => Object.values((s as Obj & { data?: Record<string, string> }).data ?? {})).map(unb64);
     expect(allData.some((d) => d.includes('BEGIN CERTIFICATE'))).toBe(true);
     await kubectl(['delete', 'mqttdeployment', 'secure', '-n', ns, '--wait=false']);
+    // The issued key lives no longer than its TlsCertificate (ownerReference → garbage collector).
+    expect(await get('secret', 'server-tls', ns)).toBeDefined();
+    await kubectl(['delete', 'tlscertificates.mqtt.enclave.dev', 'server', '-n', ns]);
+    await eventually('the issued Secret is garbage-collected', async () => (await get('secret', 'server-tls', ns)) === undefined, 30_000);
   });
 });
 
