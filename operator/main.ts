@@ -47,13 +47,18 @@ const controllers: Record<Kind, (deps: ControllerDeps, ns: string, name: string)
   TlsCertificate: reconcileTlsCertificate,
 };
 
-function metrics(registry: Registry, queue: () => number, writes: () => number) {
+function metrics(registry: Registry, queue: () => number, writes: () => number, writesBy: () => ReadonlyMap<string, number>) {
   return {
     reconciles: new Counter({ name: 'enclave_operator_reconcile_total', help: 'Reconciles by kind and result.', labelNames: ['kind', 'result'], registers: [registry] }),
     duration: new Histogram({ name: 'enclave_operator_reconcile_duration_seconds', help: 'Reconcile duration by kind.', labelNames: ['kind'], buckets: [0.005, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10], registers: [registry] }),
     errors: new Counter({ name: 'enclave_operator_reconcile_errors_total', help: 'Failed reconciles by kind.', labelNames: ['kind'], registers: [registry] }),
     depth: new Gauge({ name: 'enclave_operator_queue_depth', help: 'Keys queued or running.', registers: [registry], collect() { this.set(queue()); } }),
     writes: new Gauge({ name: 'enclave_operator_api_writes', help: 'API writes sent since start.', registers: [registry], collect() { this.set(writes()); } }),
+    writesBy: new Gauge({
+      name: 'enclave_operator_api_writes_by_operation', help: 'API writes sent since start, by operation (apply, delete, status, finalizer, event, labels).',
+      labelNames: ['operation'], registers: [registry],
+      collect() { for (const [operation, n] of writesBy()) this.set({ operation }, n); },
+    }),
   };
 }
 
@@ -136,7 +141,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
   const deps: ControllerDeps = { client, informers, config, log, applied: new Map(), now: () => new Date(), enqueue: () => undefined };
 
   const depth = { get: (): number => 0 };
-  const m = metrics(registry, () => depth.get(), () => client.writes);
+  const m = metrics(registry, () => depth.get(), () => client.writes, () => client.writesBy);
   const queue = new KeyedQueue(async (key) => {
     const [kind, ns, name] = key.split('/') as [Kind, string, string];
     const end = m.duration.startTimer({ kind });

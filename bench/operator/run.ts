@@ -104,7 +104,7 @@ async function main(): Promise<void> {
       args: [join(root, 'operator', 'main.ts')],
       logFile: opLog,
       cwd: root,
-      env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, ENCLAVE_OPERATOR_NAMESPACE: OPERATOR_NS, ENCLAVE_METRICS_PORT: String(metricsPort), ENCLAVE_METRICS_HOST: '127.0.0.1', ENCLAVE_RESYNC_SECONDS: String(RESYNC_S), ENCLAVE_LOG_LEVEL: 'warn', POD_NAME: 'bench' },
+      env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, ENCLAVE_OPERATOR_NAMESPACE: OPERATOR_NS, ENCLAVE_METRICS_PORT: String(metricsPort), ENCLAVE_METRICS_HOST: '127.0.0.1', ENCLAVE_RESYNC_SECONDS: String(RESYNC_S), ENCLAVE_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', POD_NAME: 'bench' },
     });
     await waitUntilReady(operator, async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok, 60_000);
     const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${operator!.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
@@ -119,6 +119,10 @@ async function main(): Promise<void> {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       const line = text.split('\n').find((l) => l.startsWith('enclave_operator_api_writes '));
       return Number(line?.split(' ')[1] ?? NaN);
+    };
+    const writesBy = async (): Promise<Record<string, number>> => {
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      return Object.fromEntries([...text.matchAll(/^enclave_operator_api_writes_by_operation\{operation="(\w+)"\} (\S+)$/gm)].map((m) => [m[1]!, Number(m[2])]));
     };
     const reconciled = async (ns: string): Promise<number> => {
       const r = await kubectl(['get', 'mqttdeployments.mqtt.enclave.dev', '-n', ns, '-o', 'json']);
@@ -163,9 +167,11 @@ async function main(): Promise<void> {
     }
     log(`settled ${((Date.now() - settleStart) / 1000).toFixed(0)} s after the last reconcile`);
     const w0 = await writes();
+    const byOp0 = await writesBy();
     await sleep(IDLE_S * 1000);
     const idleWrites = (await writes()) - w0;
-    log(`idle: ${idleWrites} API writes in ${IDLE_S} s with resync every ${RESYNC_S} s (target 0)`);
+    const byOperation = Object.entries(await writesBy()).map(([op, n]) => `${op} ${n - (byOp0[op] ?? 0)}`).filter((x) => !x.endsWith(' 0')).join(', ');
+    log(`idle: ${idleWrites} API writes in ${IDLE_S} s with resync every ${RESYNC_S} s (target 0)${idleWrites > 0 ? ` — by operation: ${byOperation}` : ''}`);
 
     // 4. RSS at RSS_N deployments.
     if (RSS_N > N) {

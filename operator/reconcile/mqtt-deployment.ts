@@ -47,9 +47,10 @@ const refKey = (ref: { kind: string; namespace?: string; name: string }): string
  * one that status writes do not move (Deployment, PDB: their controllers write status constantly),
  * else resourceVersion (these kinds have no status writer).
  */
-function versionOf(o: KubernetesObject | undefined): string | undefined {
+function versionOf(kind: string, o: KubernetesObject | undefined): string | undefined {
+  // `kind` is passed, never read from the object: items of a list (an informer's relist) carry none.
   if (!o?.metadata) return undefined;
-  return o.kind === 'Deployment' || o.kind === 'PodDisruptionBudget' ? `g${o.metadata.generation ?? 0}` : `r${o.metadata.resourceVersion ?? ''}`;
+  return kind === 'Deployment' || kind === 'PodDisruptionBudget' ? `g${o.metadata.generation ?? 0}` : `r${o.metadata.resourceVersion ?? ''}`;
 }
 
 /** Cached copy of an owned object, by kind; undefined cache = that kind cannot be watched (namespaced Secrets). */
@@ -85,7 +86,7 @@ async function drifted(deps: ControllerDeps, entries: DesiredEntry[], state: App
     const recorded = state.versions.get(key);
     if (!cache || recorded === undefined) continue;
     const cached = cache.get(entry.ref.name, entry.ref.namespace);
-    const now = versionOf(cached);
+    const now = versionOf(entry.ref.kind, cached);
     if (recorded === ABSENT) {
       if (cached) return key;
     } else if (now === undefined) {
@@ -180,7 +181,7 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
           await Promise.all(stage.map(async (entry) => {
             if (entry.object) {
               const applied = await deps.client.apply(entry.object);
-              versions.set(refKey(entry.ref), versionOf(applied) ?? ABSENT);
+              versions.set(refKey(entry.ref), versionOf(entry.ref.kind, applied) ?? ABSENT);
             } else {
               // The label-filtered cache answers "is there one of ours?"; a read only where no cache is
               // kept. A cache behind our own create shows up as drift later (ABSENT recorded) and is fixed then.
