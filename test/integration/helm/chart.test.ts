@@ -100,6 +100,30 @@ describe('helm install / upgrade / uninstall', () => {
     expect(view.rules?.some((r) => r.resources?.includes('mqttdeployments') && !r.verbs.includes('create'))).toBe(true);
   });
 
+  it('creates the metrics Service and the operator NetworkPolicy (default deny but API server, DNS, brokers\' admin port)', async () => {
+    const svc = JSON.parse((await kubectl(['get', 'service', 'enclave-metrics', '-n', ns, '-o', 'json'])).stdout) as { spec: { selector: Record<string, string>; ports: { name: string; targetPort: string }[] } };
+    expect(svc.spec.ports.map((p) => [p.name, p.targetPort])).toEqual([['metrics', 'http']]);
+    const d = await apps.readNamespacedDeployment({ name: 'enclave-operator', namespace: ns });
+    // The Service selects exactly the operator's pods.
+    for (const [k, v] of Object.entries(svc.spec.selector)) expect(d.spec?.template.metadata?.labels?.[k]).toBe(v);
+    const np = JSON.parse((await kubectl(['get', 'networkpolicy', 'enclave-operator', '-n', ns, '-o', 'json'])).stdout) as {
+      spec: { policyTypes: string[]; ingress: { ports: { port: string }[] }[]; egress: { to: Record<string, unknown>[]; ports: { port: number; protocol: string }[] }[] };
+    };
+    expect([...np.spec.policyTypes].sort()).toEqual(['Egress', 'Ingress']);
+    expect(np.spec.ingress.flatMap((r) => r.ports.map((p) => p.port))).toEqual(['http']);
+    expect(np.spec.egress.map((r) => r.ports.map((p) => `${p.protocol}/${p.port}`).join(','))).toEqual(['TCP/443,TCP/6443', 'TCP/9090', 'UDP/53,TCP/53']);
+    expect(np.spec.egress[1]!.to).toEqual([{ namespaceSelector: { matchLabels: { 'app.kubernetes.io/managed-by': 'enclave-operator' } } }]);
+  });
+
+  it('renders a ServiceMonitor for the metrics port only when asked', async () => {
+    const off = await helm(['template', release, chartDir, '-n', ns]);
+    expect(off.stdout).not.toContain('kind: ServiceMonitor');
+    const on = await helm(['template', release, chartDir, '-n', ns, '--set', 'metrics.serviceMonitor.enabled=true', '--show-only', 'templates/servicemonitor.yaml']);
+    expect(on.stdout).toContain('kind: ServiceMonitor');
+    expect(on.stdout).toMatch(/endpoints:\n\s+- port: metrics\n\s+path: \/metrics/);
+    expect(on.stdout).toContain(`matchNames: ["${ns}"]`);
+  });
+
   it('rejects bad values with the path of the bad value, and changes nothing', async () => {
     const cases: [string[], string][] = [
       [['--set', 'operator.replicas=3'], '/operator/replicas'],
