@@ -3,8 +3,10 @@
 // order answer allow | deny | ignore; all ignore → deny unless allowAnonymous; a failure → deny
 // unless the source says `onBackendFailure: ignore`. Authorization: superuser → allow; the ACL the
 // client brought from authentication; then sources in order; first match wins; else `noMatch`.
-// Each source call is bounded by a timeout, and a failing source is skipped (as failed) until its
-// backoff expires, so a dead database is not hammered and recovers by itself.
+// Each source's calls go through its circuit (circuit.ts): bounded by a timeout and a cap on calls in
+// flight, failing fast during a backoff, one probe at a time after it, so a dead database is not
+// hammered and recovers by itself. Only decisions taken while every consulted source answered are
+// cached: one taken around a failed source would outlive the outage by a TTL.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { BrokerConfig } from '../config.ts';
@@ -12,10 +14,11 @@ import type { AuthSourceConfig } from './config.ts';
 import type { AuthenticatedClient, AuthenticationResult, AuthHook, AuthorizationRequest, ConnectAttempt } from './hook.ts';
 import { evaluateAcl } from './acl.ts';
 import { createSource } from './backends/index.ts';
+import { maxInFlightFor, SourceCircuit, SourceUnavailable } from './circuit.ts';
 import { DecisionCache } from './decision-cache.ts';
 import { authSourceProblems } from './source-schema.ts';
 import { createAuthMetrics, noMetrics, type AuthMetrics, type Stage } from './metrics.ts';
-import { BackendError, valuesOfClient, type AuthSource } from './source.ts';
+import { valuesOfClient, type AuthSource } from './source.ts';
 
 export interface AuthChainDeps {
   logger: Logger;
@@ -26,10 +29,8 @@ export interface AuthChainDeps {
   fileWatchIntervalMs?: number;
 }
 
-/** Defaults that are not in the config schema: per-call timeout and the backoff of a failing source. */
+/** Per-call timeout when a source does not set `timeoutMs`. */
 export const defaultTimeoutMs = 5000;
-const backoffBaseMs = 100;
-const backoffMaxMs = 10_000;
 
 /** A JWT carried in the username (jwt source `from: username`) is a credential: never logged. */
 export function loggable(username: string | undefined): string | undefined {
@@ -39,30 +40,22 @@ export function loggable(username: string | undefined): string | undefined {
 interface SourceState {
   source: AuthSource;
   config: AuthSourceConfig;
-  failures: number;
-  retryAt: number;
+  circuit: SourceCircuit;
+}
+
+/** An authorization answer; `cacheable` is false when a source failed on the way to it. */
+interface Decision {
+  allowed: boolean;
+  source: string;
+  cacheable: boolean;
+  /** Sources that failed (skipped by `onBackendFailure: ignore`, or the one that denied). */
+  failed?: string[];
 }
 
 class ChainError extends Error {
   constructor(message: string) {
     super(`auth chain: ${message}`);
     this.name = 'ChainError';
-  }
-}
-
-async function withTimeout<T>(ms: number, fn: (signal: AbortSignal) => Promise<T>, what: string): Promise<T> {
-  const ac = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      ac.abort();
-      reject(new BackendError(what, `no answer within ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([fn(ac.signal), timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 
@@ -99,7 +92,14 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
         dataChanged,
         watchIntervalMs: deps.fileWatchIntervalMs ?? 1000,
       });
-      states.set(name, { source, config: sc, failures: 0, retryAt: 0 });
+      const circuit = new SourceCircuit({
+        name,
+        timeoutMs: sc.timeoutMs ?? defaultTimeoutMs,
+        maxInFlight: maxInFlightFor('poolSize' in sc ? sc.poolSize : undefined),
+        now,
+        logger: log,
+      });
+      states.set(name, { source, config: sc, circuit });
     }
   } catch (err) {
     await Promise.allSettled([...states.values()].map((s) => s.source.close()));
@@ -112,31 +112,18 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     if (!states.get(name)?.source.authorize) throw new ChainError(`source "${name}" (${config.sources[name]?.type}) cannot authorize`);
   }
 
-  /** Runs one source call under its timeout and backoff; throws BackendError on failure. */
+  const seconds = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
+
+  /** Runs one source call through its circuit; throws BackendError (counted as an error) on failure. */
   async function call<T>(state: SourceState, stage: Stage, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const name = state.source.name;
-    const t = now();
-    if (t < state.retryAt) {
-      metrics.decision(name, stage, 'error', undefined);
-      throw new BackendError(name, `backend unavailable, next retry in ${state.retryAt - t} ms`);
-    }
     const started = process.hrtime.bigint();
     try {
-      const result = await withTimeout(state.config.timeoutMs ?? defaultTimeoutMs, fn, name);
-      if (state.failures > 0) log.info({ source: name, after: state.failures }, 'auth source recovered');
-      state.failures = 0;
-      return result;
+      return await state.circuit.run(fn);
     } catch (err) {
-      state.failures++;
-      const delay = Math.min(backoffBaseMs * 2 ** (state.failures - 1), backoffMaxMs);
-      state.retryAt = now() + delay;
-      log.warn({ source: name, stage, failures: state.failures, retryInMs: delay, err: (err as Error).message }, 'auth source failed');
-      metrics.decision(name, stage, 'error', Number(process.hrtime.bigint() - started) / 1e9);
-      throw err instanceof BackendError ? err : new BackendError(name, (err as Error).message, { cause: err });
+      metrics.decision(state.source.name, stage, 'error', err instanceof SourceUnavailable ? undefined : seconds(started));
+      throw err;
     }
   }
-
-  const seconds = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
 
   async function authenticate(attempt: ConnectAttempt): Promise<AuthenticationResult> {
     const who = { clientId: attempt.clientId, username: loggable(attempt.username), peer: attempt.peerHost, action: 'connect' };
@@ -171,13 +158,18 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     return { outcome: 'deny', reason: 'not-authorized', source: undefined };
   }
 
-  async function decide(client: AuthenticatedClient, request: AuthorizationRequest): Promise<{ allowed: boolean; source: string; cacheable: boolean }> {
+  async function decide(client: AuthenticatedClient, request: AuthorizationRequest): Promise<Decision> {
     if (client.superuser) return { allowed: true, source: 'superuser', cacheable: false };
     const values = valuesOfClient(client);
     if (client.acl && client.acl.length > 0) {
       const v = evaluateAcl(client.acl, request, values);
       if (v !== 'nomatch') return { allowed: v === 'allow', source: 'client-acl', cacheable: true };
     }
+    // A source skipped because it failed might have answered differently: whatever is decided
+    // after it holds for this request only, never for the cache's TTL.
+    const failed: string[] = [];
+    const after = (d: Omit<Decision, 'cacheable' | 'failed'>): Decision =>
+      failed.length === 0 ? { ...d, cacheable: true } : { ...d, cacheable: false, failed };
     for (const name of config.authorization.chain) {
       const state = states.get(name)!;
       const started = process.hrtime.bigint();
@@ -185,13 +177,14 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
       try {
         v = await call(state, 'authz', (signal) => state.source.authorize!(client, request, signal));
       } catch {
+        failed.push(name);
         if (state.config.onBackendFailure === 'ignore') continue;
-        return { allowed: false, source: name, cacheable: false };
+        return { allowed: false, source: name, cacheable: false, failed };
       }
       metrics.decision(name, 'authz', v, seconds(started));
-      if (v !== 'nomatch') return { allowed: v === 'allow', source: name, cacheable: true };
+      if (v !== 'nomatch') return after({ allowed: v === 'allow', source: name });
     }
-    return { allowed: config.authorization.noMatch === 'allow', source: 'no-match', cacheable: true };
+    return after({ allowed: config.authorization.noMatch === 'allow', source: 'no-match' });
   }
 
   /** Superuser or cache hit: answered without I/O. */
@@ -219,9 +212,10 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
       log.error({ err, ...who }, 'authorization failed unexpectedly');
       return false;
     }
-    // A deny caused by a failing backend is not cached: the client should not be locked out for a TTL.
+    // Only clean decisions are cached: a failing backend must neither lock the client out for a TTL
+    // nor leave it an allow that the failed source might have refused.
     if (d.cacheable) cache.set(client, request, d.allowed);
-    accessLog({ ...who, source: d.source, result: d.allowed ? 'allow' : 'deny' });
+    accessLog({ ...who, source: d.source, result: d.allowed ? 'allow' : 'deny', ...(d.failed ? { failed: d.failed } : {}) });
     return d.allowed;
   }
 

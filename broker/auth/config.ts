@@ -38,7 +38,10 @@ export interface BackendTls {
 interface SourceCommon {
   /** Default 'deny'. */
   onBackendFailure?: OnBackendFailure;
-  /** Per-call timeout in milliseconds (default 5000). A failing source is then skipped, as failed, for a backoff (100 ms doubling to 10 s). */
+  /**
+   * Per-call timeout in milliseconds (default 5000). A failing source then fails fast for a backoff (100 ms doubling to
+   * 10 s), after which one probe call at a time is let through; at most 64 calls (or twice `poolSize`) wait on a source.
+   */
   timeoutMs?: number;
 }
 
@@ -102,14 +105,17 @@ export interface RedisSourceConfig extends SourceCommon {
 
 export interface HttpSourceConfig extends SourceCommon {
   type: 'http';
-  /** Authentication endpoint; placeholders allowed (percent-encoded). */
+  /** Authentication endpoint; placeholders allowed (percent-encoded), except ${password} / %P (URLs end up in access logs). */
   url: string;
   method: 'GET' | 'POST';
   /** POST body encoding (default json); GET sends the body fields as query parameters. */
   bodyFormat?: 'json' | 'form';
   /** Extra request headers; placeholders allowed (no ${password}). */
   headers?: Record<string, string>;
-  /** Template values: placeholders allowed. Default { username, password, clientid, peerhost }. */
+  /**
+   * Template values: placeholders allowed. Default { username, password, clientid, peerhost }. Required with GET, which
+   * sends them as query parameters and therefore refuses ${password} / %P in them.
+   */
   body?: Record<string, string>;
   /** Separate endpoint for authorization requests (body fields without password, plus topic, action, qos, retain); unset = this source does not authorize. */
   aclUrl?: string;
@@ -174,7 +180,7 @@ export interface AuthorizationConfig {
   chain: string[];
   /** Decision when no rule matched anywhere. */
   noMatch: 'allow' | 'deny';
-  /** Denied PUBLISH/SUBSCRIBE: answer with a failure code (ignore) or close the connection (disconnect). */
+  /** Denied PUBLISH: answer with a failure code (ignore) or close the connection (disconnect). A denied SUBSCRIBE filter always gets a failure code in SUBACK. */
   denyAction: 'ignore' | 'disconnect';
   /** Per-connection decision cache; cleared when a source reloads its data or credentials. */
   cache: { enabled: boolean; maxSize: number; ttlSeconds: number };

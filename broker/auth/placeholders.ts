@@ -71,6 +71,15 @@ export function parseTemplate(template: string, allowed: ReadonlySet<Placeholder
   return out;
 }
 
+/** Whether a template references a variable (either syntax); an invalid template says no (it fails when compiled). */
+export function templateUses(template: string, name: PlaceholderName): boolean {
+  try {
+    return parseTemplate(template).some((s) => 'variable' in s && s.variable === name);
+  } catch {
+    return false;
+  }
+}
+
 export interface SqlStatement {
   text: string;
   values: (string | null)[];

@@ -3,6 +3,7 @@
 // reported with its path (`sources.pg.port: must be integer`). Called by createAuthChain at start,
 // so a typo in a rendered config stops the broker with a message instead of denying everyone.
 import { Ajv, type ErrorObject } from 'ajv';
+import { templateUses } from './placeholders.ts';
 
 const str = { type: 'string', minLength: 1 };
 const port = { type: 'integer', minimum: 1, maximum: 65535 };
@@ -75,6 +76,30 @@ function describe(prefix: string, e: ErrorObject): string {
   return `${path}: ${e.message ?? 'is invalid'}`;
 }
 
+const inAccessLogs = 'URLs and query strings are written to the access logs of HTTP servers and proxies; send it in a POST body';
+
+/**
+ * The password never goes into a URL: not in `url`/`aclUrl` (any method), and not in the body
+ * fields that GET sends as query parameters — including the default body, which carries it.
+ */
+function httpProblems(prefix: string, raw: Record<string, unknown>): string[] {
+  const out: string[] = [];
+  for (const field of ['url', 'aclUrl']) {
+    const t = raw[field];
+    if (typeof t === 'string' && templateUses(t, 'password')) out.push(`${prefix}.${field}: \${password} (or %P) is not allowed in a URL: ${inAccessLogs}`);
+  }
+  if (raw.method !== 'GET') return out;
+  const body = raw.body;
+  if (body === undefined) {
+    out.push(`${prefix}.body: is required with method GET, which sends it as query parameters: the default body carries \${password}; list the fields without it, or use POST`);
+  } else if (typeof body === 'object' && body !== null) {
+    for (const [k, t] of Object.entries(body)) {
+      if (typeof t === 'string' && templateUses(t, 'password')) out.push(`${prefix}.body.${k}: \${password} (or %P) is not allowed with method GET, which sends the body as query parameters: ${inAccessLogs}`);
+    }
+  }
+  return out;
+}
+
 /** Every problem in `sources`, each naming its path; empty = valid. */
 export function authSourceProblems(sources: Record<string, unknown>): string[] {
   const problems: string[] = [];
@@ -90,6 +115,7 @@ export function authSourceProblems(sources: Record<string, unknown>): string[] {
       // oneOf/if-then produce follow-up noise ("must match schema"); keep the messages people can act on.
       for (const e of validate.errors ?? []) if (e.keyword !== 'if' && !(e.keyword === 'required' && e.schemaPath.startsWith('#/oneOf'))) problems.push(describe(prefix, e));
     }
+    if (type === 'http') problems.push(...httpProblems(prefix, raw as Record<string, unknown>));
   }
   return [...new Set(problems)];
 }

@@ -1,5 +1,6 @@
 // SUBSCRIBE → SUBACK, then retained messages per Retain Handling. [MQTT-3.8, 3.9] Filters beyond
-// `limits.maxSubscriptionsPerClient` are refused one by one (0x97 Quota exceeded; 0x80 on 3.1.1).
+// `limits.maxSubscriptionsPerClient` are refused one by one (0x97 Quota exceeded; 0x80 on 3.1.1), and
+// so are filters the auth chain denies (0x87; 0x80 on 3.1.1): the connection stays open.
 import type { Connection } from '../connection.ts';
 import { encodePacket } from '../protocol/codec.ts';
 import type { Packet } from '../protocol/codec.ts';
@@ -67,17 +68,11 @@ export function handleSubscribe(conn: Connection, packet: SubscribePacket): Prom
     ? Promise.resolve(true)
     : broker.authorize(conn, 'subscribe', p.key, p.options.qos, false))).then((verdicts) => {
     if (conn.state === 'closed') return;
-    let denied = false;
+    // A denied filter is answered in SUBACK whatever `denyAction` says: that setting is about
+    // PUBLISH (DESIGN.md "Auth chain semantics"), and a SUBACK failure code already refuses.
     verdicts.forEach((ok, i) => {
-      if (!ok) {
-        planned[i]!.code = RC.NOT_AUTHORIZED;
-        denied = true;
-      }
+      if (!ok) planned[i]!.code = RC.NOT_AUTHORIZED;
     });
-    if (denied && broker.config.authorization.denyAction === 'disconnect') {
-      conn.close(RC.NOT_AUTHORIZED, 'subscribe-not-authorized');
-      return;
-    }
     finish(conn, packet, planned);
   });
 }

@@ -2,13 +2,15 @@
 // Values are rendered per field (form/JSON body, query string, percent-encoded URL parts), never
 // spliced into a JSON text. Response: 204 = allow; 200 + `{"result":"allow|deny|ignore",
 // "is_superuser", "acl", "expire_at"}`; 401/403 = deny (EMQX 4 style); other 4xx = ignore;
-// 5xx, transport errors and unparsable bodies are backend failures (→ onBackendFailure).
+// 5xx, transport errors and unparsable bodies are backend failures (→ onBackendFailure). The
+// password travels only in a POST body, never in a URL or a GET query string (those end up in
+// access logs): config validation refuses it there (source-schema.ts), and so do the compiled templates.
 import http from 'node:http';
 import https from 'node:https';
 import type { HttpSourceConfig } from '../config.ts';
 import type { AuthorizationRequest } from '../hook.ts';
 import { parseAclClaim, type Rule } from '../acl.ts';
-import { compileUrl, compileValue, type PlaceholderName, type PlaceholderValues } from '../placeholders.ts';
+import { compileUrl, compileValue, templateUses, type PlaceholderName, type PlaceholderValues } from '../placeholders.ts';
 import { BackendError, isTruthySuperuser, valuesOfAttempt, valuesOfClient, type AuthSource, type SourceContext, type SourceAuthnResult } from '../source.ts';
 import { watchTextFile, type WatchedFile } from '../watched-file.ts';
 import { tlsOptions } from './sql.ts';
@@ -23,6 +25,8 @@ export const defaultHttpBody: Record<string, string> = {
 const maxResponseBytes = 64 * 1024;
 const authnVars = new Set<PlaceholderName>(['username', 'clientid', 'peerhost', 'cert_common_name', 'cert_subject', 'password']);
 const authzVars = new Set<PlaceholderName>(['username', 'clientid', 'peerhost', 'cert_common_name', 'cert_subject']);
+/** What may go into a URL or a GET query string: everything but the password. */
+const urlVars = authzVars;
 
 interface HttpAnswer {
   status: number;
@@ -41,10 +45,10 @@ export function createHttpSource(c: HttpSourceConfig, ctx: SourceContext): AuthS
   const agentOptions = { keepAlive: true, maxSockets: 64, ...(tls ?? {}) };
   const agent = c.url.startsWith('https:') ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
   const bodyFields = c.body ?? defaultHttpBody;
-  const authnUrl = compileUrl(c.url, authnVars);
-  const authnBody = compileFields(bodyFields, authnVars);
-  const aclUrl = c.aclUrl ? compileUrl(c.aclUrl, authzVars) : undefined;
-  const aclBody = compileFields(Object.fromEntries(Object.entries(bodyFields).filter(([, t]) => !t.includes('password') && !t.includes('%P'))), authzVars);
+  const authnUrl = compileUrl(c.url, urlVars);
+  const authnBody = compileFields(bodyFields, c.method === 'GET' ? urlVars : authnVars);
+  const aclUrl = c.aclUrl ? compileUrl(c.aclUrl, urlVars) : undefined;
+  const aclBody = compileFields(Object.fromEntries(Object.entries(bodyFields).filter(([, t]) => !templateUses(t, 'password'))), authzVars);
   const headers = compileFields(c.headers ?? {}, authzVars);
   const bearer: WatchedFile | undefined = c.bearerTokenFile ? watchTextFile(c.bearerTokenFile, () => {}, { intervalMs: ctx.watchIntervalMs }) : undefined;
 

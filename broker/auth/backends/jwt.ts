@@ -3,7 +3,8 @@
 // no token / not a JWT / bad signature → ignore (another source may own this password); expired,
 // not yet valid, wrong iss/aud or a failed `verifyClaims` template → deny. The `acl` claim (EMQX
 // list or old pub/sub map) travels with the client; `exp` becomes expiresAt so the broker
-// disconnects then. JWKS fetch failures are backend failures.
+// disconnects then. A JWKS URL that cannot be fetched (unreachable, timeout, non-200, not a key set)
+// is a backend failure (→ onBackendFailure), never "not ours".
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { createLocalJWKSet, createRemoteJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { JwtSourceConfig } from '../config.ts';
@@ -19,6 +20,28 @@ const asymmetricAlgs = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'E
 const maxTokenLength = 16 * 1024;
 
 type KeySource = { kind: 'static'; key: () => Uint8Array | KeyObject } | { kind: 'jwks'; get: JWTVerifyGetKey };
+
+/** What the key set says about a token (no key for its kid/alg, ambiguous, unsupported alg): the token is not ours. */
+function isKeySelectionError(err: unknown): boolean {
+  return err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys || err instanceof errors.JOSENotSupported;
+}
+
+/**
+ * jose's cached remote key set, with every failure to obtain the set turned into a BackendError:
+ * jose reports a non-200 answer or a body that is not JSON as a plain JOSEError, which would
+ * otherwise read as "bad token" and ignore a dead identity provider.
+ */
+function remoteKeySet(name: string, url: URL, refreshMs: number, timeoutMs: number): JWTVerifyGetKey {
+  const remote = createRemoteJWKSet(url, { cacheMaxAge: refreshMs, cooldownDuration: 30_000, timeoutDuration: timeoutMs });
+  return async (header, token) => {
+    try {
+      return await remote(header, token);
+    } catch (err) {
+      if (isKeySelectionError(err)) throw err;
+      throw new BackendError(name, `JWKS ${url.origin}${url.pathname} unavailable: ${(err as Error).message}`, { cause: err });
+    }
+  };
+}
 
 export function createJwtSource(c: JwtSourceConfig, ctx: SourceContext): AuthSource {
   const watchers: WatchedFile[] = [];
@@ -56,7 +79,7 @@ export function createJwtSource(c: JwtSourceConfig, ctx: SourceContext): AuthSou
     algorithms ??= asymmetricAlgs;
   } else if (c.jwksUrl) {
     const refresh = (c.jwksRefreshSeconds ?? 300) * 1000;
-    keys = { kind: 'jwks', get: createRemoteJWKSet(new URL(c.jwksUrl), { cacheMaxAge: refresh, cooldownDuration: 30_000, timeoutDuration: c.timeoutMs ?? 5000 }) };
+    keys = { kind: 'jwks', get: remoteKeySet(ctx.name, new URL(c.jwksUrl), refresh, c.timeoutMs ?? 5000) };
     algorithms ??= asymmetricAlgs;
   } else {
     throw new Error(`jwt source "${ctx.name}": one of secretFile, publicKeyFile, jwksFile, jwksUrl is required`);
@@ -83,11 +106,8 @@ export function createJwtSource(c: JwtSourceConfig, ctx: SourceContext): AuthSou
         if (err instanceof errors.JWTExpired || err instanceof errors.JWTClaimValidationFailed) {
           return { decision: 'deny', reason: 'bad-credentials' };
         }
-        if (err instanceof errors.JWKSTimeout || (err instanceof TypeError && keys.kind === 'jwks')) {
-          throw new BackendError(ctx.name, `JWKS unavailable: ${err.message}`, { cause: err });
-        }
         if (err instanceof errors.JOSEError) return { decision: 'ignore' }; // not ours: bad signature, unknown kid, malformed
-        throw err;
+        throw err; // BackendError from the key set, or a bug
       }
       const v = valuesOfAttempt(attempt);
       for (const [claim, expected] of verifyClaims) {

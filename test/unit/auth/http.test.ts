@@ -95,6 +95,13 @@ describe('http source', () => {
     expect(url.searchParams.get('u')).toBe('u&x=1');
     await get.hook.close();
   });
+  it('GET with ${password} in the query is refused at start, naming the field; nothing is sent', async () => {
+    const before = seen.length;
+    await expect(chainOf({ s: src(`${plainUrl}/ok`, { method: 'GET', body: { u: '${username}', pw: '${password}' } }) }, { authz: [] }))
+      .rejects.toThrow(/sources\.s\.body\.pw: \$\{password\} \(or %P\) is not allowed with method GET/);
+    await expect(chainOf({ s: src(`${plainUrl}/ok?pw=%P`, { method: 'GET', body: {} }) }, { authz: [] })).rejects.toThrow(/sources\.s\.url: /);
+    expect(seen.length).toBe(before);
+  });
   it('204 = allow, not superuser', async () => {
     const { hook } = await chainOf({ s: src(`${plainUrl}/204`) }, { authz: [] });
     expect(await hook.authenticate(login)).toMatchObject({ outcome: 'allow', superuser: false });

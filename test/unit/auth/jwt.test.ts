@@ -27,7 +27,12 @@ beforeAll(async () => {
   await writeFile(join(dir, 'rsa.pem'), await exportSPKI(rsa.publicKey));
   const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(ec.publicKey)), kid: 'ec-1', alg: 'ES256', use: 'sig' }] });
   await writeFile(join(dir, 'jwks.json'), jwks);
-  jwksServer = createServer((_req, res) => {
+  jwksServer = createServer((req, res) => {
+    // An identity provider having a bad day: an error status, an HTML page, JSON that is no key set.
+    if (req.url === '/500') return void res.writeHead(500).end('{"error":"down"}');
+    if (req.url === '/404') return void res.writeHead(404).end();
+    if (req.url === '/html') return void res.writeHead(200, { 'content-type': 'text/html' }).end('<html>maintenance</html>');
+    if (req.url === '/not-a-set') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{"keys":"none"}');
     jwksFetches++;
     res.setHeader('content-type', 'application/json');
     res.end(jwks);
@@ -160,6 +165,19 @@ describe('jwt: public keys', () => {
     const unknownKid = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'nope' }).sign(ec.privateKey);
     expect((await url.hook.authenticate(attempt({ password: unknownKid }))).outcome).toBe('deny');
     await url.hook.close();
+  });
+
+  it.each(['/500', '/404', '/html', '/not-a-set'])('JWKS URL answering %s is a backend failure: deny (unavailable), or skipped with onBackendFailure: ignore', async (path) => {
+    const token = await new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid: 'ec-1' }).sign(ec.privateKey);
+    const url = new URL(path, jwksUrl).href;
+    const closed = await chainOf({ jwt: { type: 'jwt', from: 'password', jwksUrl: url, timeoutMs: 1000 } }, { authz: [] });
+    expect(await closed.hook.authenticate(attempt({ password: token }))).toMatchObject({ outcome: 'deny', reason: 'unavailable', source: 'jwt' });
+    await closed.hook.close();
+    const open = await chainOf({ jwt: { type: 'jwt', from: 'password', jwksUrl: url, timeoutMs: 1000, onBackendFailure: 'ignore' } }, { authz: [], allowAnonymous: true });
+    expect(await open.hook.authenticate(attempt({ password: token }))).toMatchObject({ outcome: 'allow', source: 'anonymous' });
+    const lines = open.logs.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.msg === 'auth decision');
+    expect(lines[0]).toMatchObject({ source: 'jwt', result: 'ignore', reason: 'backend-failure' });
+    await open.hook.close();
   });
 
   it('JWKS URL unreachable is a backend failure (unavailable)', async () => {

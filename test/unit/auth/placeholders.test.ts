@@ -1,6 +1,6 @@
 // Placeholder rendering: variables become bound parameters / single arguments, never query text.
 import { describe, expect, it } from 'vitest';
-import { compileRedisCommand, compileSql, compileUrl, compileValue, parseTemplate, renderTopicTemplate, type PlaceholderValues } from '../../../broker/auth/placeholders.ts';
+import { compileRedisCommand, compileSql, compileUrl, compileValue, parseTemplate, renderTopicTemplate, templateUses, type PlaceholderValues } from '../../../broker/auth/placeholders.ts';
 
 const v: PlaceholderValues = {
   username: "bob'; DROP TABLE mqtt_user; --",
@@ -68,5 +68,17 @@ describe('renderTopicTemplate (CVE-2017-7650)', () => {
     ['c/${peerhost}', {}, undefined],
   ] as const)('%s with %j → %s', (t, over, want) => {
     expect(renderTopicTemplate(t, { ...base, ...over })).toBe(want);
+  });
+});
+
+describe('templateUses', () => {
+  it.each([
+    ['${password}', true],
+    ['pw=%P', true],
+    ['https://a/%u?x=${clientid}', false],
+    ['${$}{password}', false], // the escape is literal text
+    ['${nope} ${password}', false], // invalid: reported when compiled
+  ] as const)('%s → %s', (t, uses) => {
+    expect(templateUses(t, 'password')).toBe(uses);
   });
 });

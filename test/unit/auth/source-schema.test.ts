@@ -11,6 +11,9 @@ describe('authSourceProblems', () => {
         m: { type: 'mysql', host: 'db', port: 3306, database: 'mqtt', onBackendFailure: 'ignore', timeoutMs: 500, passwordHash: { algorithm: 'sha256', saltPosition: 'disable' } },
         r: { type: 'redis', host: 'r', port: 6379, db: 2, passwordHash: { algorithm: 'sha256' } },
         h: { type: 'http', url: 'https://auth/x', method: 'POST', bodyFormat: 'json', body: { u: '${username}' } },
+        hp: { type: 'http', url: 'https://auth/x', method: 'POST', bodyFormat: 'form', body: { u: '${username}', p: '${password}', q: '%P' } },
+        hd: { type: 'http', url: 'https://auth/x', method: 'POST' },
+        hg: { type: 'http', url: 'https://auth/${clientid}', method: 'GET', body: { u: '${username}', c: '%c' } },
         j: { type: 'jwt', from: 'password', jwksUrl: 'https://idp/jwks.json', verifyClaims: { clientid: '${clientid}' } },
         x: { type: 'x509', identityFrom: 'cn', superusers: ['ops'] },
       }),
@@ -27,6 +30,13 @@ describe('authSourceProblems', () => {
     [{ type: 'jwt', from: 'password', secretFile: '/a', jwksUrl: 'http://x' }, 'sources.s: needs exactly one of'],
     [{ type: 'x509', identityFrom: 'serial' }, 'sources.s.identityFrom: must be one of "cn"'],
     [{ type: 'redis', host: 'r', port: 6379, onBackendFailure: 'allow' }, 'sources.s.onBackendFailure: must be one of "deny", "ignore"'],
+    // The password never in a URL or a GET query string (access logs of servers and proxies).
+    [{ type: 'http', url: 'https://a/x', method: 'GET', body: { u: '${username}', p: '${password}' } }, 'sources.s.body.p: ${password} (or %P) is not allowed with method GET'],
+    [{ type: 'http', url: 'https://a/x', method: 'GET', body: { p: 'x%P' } }, 'sources.s.body.p: ${password} (or %P) is not allowed with method GET'],
+    [{ type: 'http', url: 'https://a/x', method: 'GET' }, 'sources.s.body: is required with method GET'],
+    [{ type: 'http', url: 'https://a/x?p=${password}', method: 'GET', body: {} }, 'sources.s.url: ${password} (or %P) is not allowed in a URL'],
+    [{ type: 'http', url: 'https://a/%u/%P', method: 'POST' }, 'sources.s.url: ${password} (or %P) is not allowed in a URL'],
+    [{ type: 'http', url: 'https://a/x', aclUrl: 'https://a/acl?p=%P', method: 'POST' }, 'sources.s.aclUrl: ${password} (or %P) is not allowed in a URL'],
   ])('%j', (raw, message) => {
     const problems = authSourceProblems({ s: raw });
     expect(problems.some((p) => p.startsWith(message))).toBe(true);
