@@ -74,6 +74,23 @@ class PerNamespace<T extends KubernetesObject> implements Informer<T>, ObjectCac
   }
 }
 
+/**
+ * Keeps only what the operator reads of an owned object: metadata (labels, versions) and status.
+ * client-node's cache stores the very object it hands to add/update handlers (list and watch
+ * alike), so a handler registered before start() slims the cached copy in place. managedFields
+ * alone are often half an object; a Deployment's pod template or a broker-config Secret's data are
+ * never read from the cache (drift is judged by versions), so they are not kept either.
+ */
+function slim<T extends KubernetesObject>(informer: Informer<T> & ObjectCache<T>, drop: readonly string[]): Informer<T> & ObjectCache<T> {
+  const trim = (o: T): void => {
+    if (o.metadata) delete o.metadata.managedFields;
+    for (const key of drop) delete (o as Record<string, unknown>)[key];
+  };
+  informer.on('add', trim);
+  informer.on('update', trim);
+  return informer;
+}
+
 /** The informers that really list and watch, named for logs: a per-namespace view is its parts. */
 export function partsOf(informers: Informers): [string, Cache<unknown>][] {
   return Object.entries(informers).flatMap(([name, informer]: [string, Cache<unknown>]) =>
@@ -100,17 +117,17 @@ export function makeInformers(kc: KubeConfig, scope: InformerScope): Informers {
   }
   const configs = `${ours},${LABEL_ROLE}=${ROLE_BROKER_CONFIG}`;
   return {
-    mqttDeployments: crd<MqttDeployment & KubernetesObject>('mqttdeployments'),
-    authSources: crd<AuthSource & KubernetesObject>('authsources'),
-    tlsCertificates: crd<TlsCertificate & KubernetesObject>('tlscertificates'),
-    secrets,
-    namespaces: makeInformer(kc, '/api/v1/namespaces', () => core.listNamespace({ labelSelector: ours }), ours),
-    deployments: makeInformer(kc, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces({ labelSelector: ours }), ours),
-    networkPolicies: makeInformer(kc, '/apis/networking.k8s.io/v1/networkpolicies', () => net.listNetworkPolicyForAllNamespaces({ labelSelector: ours }), ours),
-    services: makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces({ labelSelector: ours }), ours),
-    serviceAccounts: makeInformer(kc, '/api/v1/serviceaccounts', () => core.listServiceAccountForAllNamespaces({ labelSelector: ours }), ours),
-    podDisruptionBudgets: makeInformer(kc, '/apis/policy/v1/poddisruptionbudgets', () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: ours }), ours),
-    ...(scope.tenantNamespaces ? {} : { brokerConfigs: makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: configs }), configs) }),
+    mqttDeployments: slim(crd<MqttDeployment & KubernetesObject>('mqttdeployments'), []),
+    authSources: slim(crd<AuthSource & KubernetesObject>('authsources'), []),
+    tlsCertificates: slim(crd<TlsCertificate & KubernetesObject>('tlscertificates'), []),
+    secrets: slim(secrets, []),
+    namespaces: slim(makeInformer(kc, '/api/v1/namespaces', () => core.listNamespace({ labelSelector: ours }), ours), ['spec']),
+    deployments: slim(makeInformer(kc, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces({ labelSelector: ours }), ours), ['spec']),
+    networkPolicies: slim(makeInformer(kc, '/apis/networking.k8s.io/v1/networkpolicies', () => net.listNetworkPolicyForAllNamespaces({ labelSelector: ours }), ours), ['spec']),
+    services: slim(makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces({ labelSelector: ours }), ours), ['spec']),
+    serviceAccounts: slim(makeInformer(kc, '/api/v1/serviceaccounts', () => core.listServiceAccountForAllNamespaces({ labelSelector: ours }), ours), []),
+    podDisruptionBudgets: slim(makeInformer(kc, '/apis/policy/v1/poddisruptionbudgets', () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: ours }), ours), ['spec']),
+    ...(scope.tenantNamespaces ? {} : { brokerConfigs: slim(makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: configs }), configs), ['data', 'stringData']) }),
   };
 }
 

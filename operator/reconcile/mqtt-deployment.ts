@@ -145,7 +145,7 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   const runtimeNs = targetNamespace(md);
   const ctx = gatherContext(deps, md);
   const desired = desiredState(ctx);
-  const observed: Observed = { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, disabled: desired.disabled, replicas: 0, readyReplicas: 0, updatedReplicas: 0 };
+  const observed: Observed = { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, invalid: desired.invalid, disabled: desired.disabled, replicas: 0, readyReplicas: 0, updatedReplicas: 0 };
 
   const cachedNs = deps.informers.namespaces.get(runtimeNs);
   const hash = createHash('sha256').update(JSON.stringify(desired.entries)).digest('hex');
@@ -161,7 +161,7 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     }
   }
 
-  if (!upToDate && desired.missing.length === 0) {
+  if (!upToDate && desired.missing.length === 0 && desired.invalid.length === 0) {
     // The informer holds only our namespaces; a foreign one is found with a direct read.
     const existing = cachedNs ?? (await deps.client.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: runtimeNs }));
     if (existing && !ownedBy(existing.metadata?.labels, owner)) {
@@ -204,7 +204,9 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   const readyReason = md.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
   if (desired.missing.length > 0 && readyReason !== 'InvalidReference') {
     await deps.client.event(md, 'Warning', 'InvalidReference', `Not found: ${desired.missing.join(', ')}.`);
-  } else if (desired.missing.length === 0 && desired.disabled.length > 0 && readyReason !== 'ListenerDisabled' && observed.applyError === undefined && observed.conflict === undefined) {
+  } else if (desired.missing.length === 0 && desired.invalid.length > 0 && readyReason !== 'InvalidConfig') {
+    await deps.client.event(md, 'Warning', 'InvalidConfig', `The broker would refuse the rendered configuration: ${desired.invalid.slice(0, 3).join('; ')}.`);
+  } else if (desired.missing.length === 0 && desired.invalid.length === 0 && desired.disabled.length > 0 && readyReason !== 'ListenerDisabled' && observed.applyError === undefined && observed.conflict === undefined) {
     await deps.client.event(md, 'Warning', 'ListenerDisabled', disabledMessage(desired.disabled));
   }
   const dep = deps.informers.deployments.get(BROKER_NAME, runtimeNs);

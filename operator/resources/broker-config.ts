@@ -5,7 +5,8 @@
 import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
-import type { BrokerConfig, ListenerConfig } from '../../broker/config.ts';
+import { ConfigError, validateBrokerConfig, type BrokerConfig, type ListenerConfig } from '../../broker/config.ts';
+import { authSourceProblems } from '../../broker/auth/source-schema.ts';
 import type { AuthSourceConfig, BackendTls, PasswordHashConfig } from '../../broker/auth/config.ts';
 import type { AuthSource, BackendTlsSpec } from '../api/types.ts';
 import { ADMIN_PORT, BROKER_CONFIG_SECRET, LABEL_ROLE, ROLE_BROKER_CONFIG, ownerLabels } from '../api/names.ts';
@@ -19,6 +20,23 @@ export interface RenderedConfig {
   configHash: string;
   /** References that could not be resolved; non-empty means the config is incomplete. */
   missing: string[];
+  /**
+   * What the broker's own validation says about the rendered config (paths into config.yaml);
+   * non-empty means pods would refuse to start, so it is never applied.
+   */
+  invalid: string[];
+}
+
+/** The broker's validation of a rendered config: the same code the broker runs at start. */
+export function brokerConfigProblems(config: BrokerConfig): string[] {
+  const problems: string[] = [];
+  try {
+    validateBrokerConfig(config);
+  } catch (err) {
+    problems.push(...(err instanceof ConfigError ? err.problems : [(err as Error).message]));
+  }
+  problems.push(...authSourceProblems(config.sources));
+  return problems;
 }
 
 /** Go-style duration (`5s`, `1m30s`, `250ms`) to milliseconds. */
@@ -184,7 +202,7 @@ export function renderBrokerConfig(ctx: BuildContext): RenderedConfig {
     metadata: { name: BROKER_CONFIG_SECRET, namespace: targetNamespace(md), labels: { ...ownerLabels(ownerOf(md)), [LABEL_ROLE]: ROLE_BROKER_CONFIG } },
     data: { ...sortedObject(files.data), 'config.yaml': Buffer.from(configYaml).toString('base64') },
   };
-  return { secret, configHash, missing: files.missing };
+  return { secret, configHash, missing: files.missing, invalid: files.missing.length > 0 ? [] : brokerConfigProblems(config) };
 }
 
 /** Only the limits the tenant set; the broker's own schema defaults fill the rest. */

@@ -28,6 +28,8 @@ export interface DesiredState {
   stages: DesiredEntry[][];
   configHash: string;
   missing: string[];
+  /** The broker would refuse the rendered config: these problems (nothing is applied). */
+  invalid: string[];
   /** Declared listeners that are not served, and why. */
   disabled: DisabledListener[];
 }
@@ -56,5 +58,5 @@ export function desiredState(ctx: BuildContext): DesiredState {
   entries.push(pdb ? entry(pdb) : { ref: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: ns, name: BROKER_NAME }, object: null });
   // Namespace | policies | SA + config | workload + service + PDB (policies first: no pod runs unfenced).
   const stages = [entries.slice(0, 1), entries.slice(1, 1 + NETWORK_POLICY_NAMES.length), entries.slice(1 + NETWORK_POLICY_NAMES.length, 3 + NETWORK_POLICY_NAMES.length), entries.slice(3 + NETWORK_POLICY_NAMES.length)];
-  return { entries, stages, configHash: rendered.configHash, missing: rendered.missing, disabled: disabledListeners(ctx) };
+  return { entries, stages, configHash: rendered.configHash, missing: rendered.missing, invalid: rendered.invalid, disabled: disabledListeners(ctx) };
 }

@@ -10,6 +10,8 @@ export interface Observed {
   configHash?: string;
   /** Unresolved references (AuthSource x, Secret y key z, TlsCertificate t). */
   missing: string[];
+  /** The broker's validation refused the rendered config (paths into config.yaml). */
+  invalid?: string[];
   /** Declared listeners not served because a TlsCertificate they need does not exist. */
   disabled?: DisabledListener[];
   /** The namespace is outside the operator's tenant namespaces: this message says so. */
@@ -51,6 +53,13 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
       c('Ready', 'False', 'InvalidReference', `Not found: ${o.missing.join(', ')}. Create them in namespace ${md.metadata.namespace} or fix the references.`),
       c('Progressing', 'False', 'InvalidReference', 'Waiting for the referenced objects.'),
       c('Degraded', 'True', 'InvalidReference', `${o.missing.length} unresolved reference(s).`),
+    ];
+  } else if ((o.invalid?.length ?? 0) > 0) {
+    const message = `The broker would refuse this configuration, so nothing was changed: ${o.invalid!.slice(0, 5).join('; ')}${o.invalid!.length > 5 ? ` (and ${o.invalid!.length - 5} more)` : ''}. Fix the MqttDeployment or the AuthSource it names.`;
+    conditions = [
+      c('Ready', 'False', 'InvalidConfig', message),
+      c('Progressing', 'False', 'InvalidConfig', 'Waiting for a valid spec.'),
+      c('Degraded', 'True', 'InvalidConfig', message),
     ];
   } else if (o.applyError === undefined && (o.disabled?.length ?? 0) > 0) {
     const message = disabledMessage(o.disabled!);

@@ -10,6 +10,7 @@ import { networkPolicies } from '../../../operator/resources/network-policies.ts
 import { podDisruptionBudget } from '../../../operator/resources/pdb.ts';
 import { service } from '../../../operator/resources/service.ts';
 import { b64, ctx, md, source } from './fixtures.ts';
+import { mqttDeploymentStatus } from '../../../operator/status/mqtt-deployment.ts';
 
 const pg = source('pg', { type: 'postgres', postgres: { host: '10.0.0.5', database: 'mqtt', credentialsSecretRef: { name: 'pg-creds' } }, egress: [{ cidr: '10.0.0.5/32', port: 5432 }] });
 const pgSecrets = { 'pg-creds': { username: b64('u'), password: b64('p') } };
@@ -178,5 +179,25 @@ describe('listeners whose TlsCertificate does not exist', () => {
     const c = ctx(md({ listeners }), { tls: { other: tls.other, devices: tls.devices } }); // server: CR exists, no material yet
     expect(desiredState(c).missing).toEqual(['TlsCertificate server']);
     expect(desiredState(c).disabled).toEqual([]);
+  });
+});
+
+describe('the rendered config is checked by the broker\'s own validation', () => {
+  const http = (spec: Record<string, unknown>) => source('auth', { type: 'http', http: { url: 'https://auth.example/check', ...spec } });
+  it.each([
+    [{ method: 'POST' }, []],
+    [{ method: 'GET', body: { u: '${username}', p: '${password}' } }, ['sources.auth.body.p: ${password} (or %P) is not allowed with method GET']],
+    [{ method: 'GET' }, ['sources.auth.body: is required with method GET']],
+  ] as [Record<string, unknown>, string[]][])('http %j → %j', (spec, problems) => {
+    const c = ctx(md({ authentication: { chain: [{ name: 'auth' }] } }), { sources: [http(spec)] });
+    const d = desiredState(c);
+    expect(d.invalid).toHaveLength(problems.length);
+    problems.forEach((p, i) => expect(d.invalid[i]).toContain(p));
+  });
+  it('an invalid config is reported with its paths and never applied', () => {
+    const s = mqttDeploymentStatus(md(), { namespace: 'n', missing: [], invalid: ['sources.auth.body: is required with method GET'], replicas: 0, readyReplicas: 0, updatedReplicas: 0 }, '2026-01-01T00:00:00.000Z');
+    const ready = s.conditions!.find((x) => x.type === 'Ready')!;
+    expect([ready.status, ready.reason]).toEqual(['False', 'InvalidConfig']);
+    expect(ready.message).toContain('sources.auth.body: is required with method GET');
   });
 });
