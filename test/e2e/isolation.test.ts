@@ -1,11 +1,12 @@
-// Scenario 4, isolation: two tenants, each with its own builtin users. Tenant A's credentials are
-// refused by tenant B's broker (and vice versa); each runtime namespace holds exactly the expected
-// default-deny NetworkPolicy set; a user with enclave-edit in tenant A's namespace cannot read
-// either runtime namespace's Secrets.
+// Scenario 4, isolation: two tenants, each with its own builtin users (tenant B also with a Redis
+// source that declares backend egress). Tenant A's credentials are refused by tenant B's broker
+// (and vice versa); each runtime namespace holds exactly the expected default-deny NetworkPolicy
+// set, spec for spec; a user with enclave-edit in tenant A's namespace cannot read either runtime
+// namespace's Secrets.
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { asUser, helm, kubectl } from '../support/world.ts';
+import { asUser, helm, kubectl, world } from '../support/world.ts';
 import { API, OPERATOR_NS, apply, brokerOf, connect, list, mosquitto, refusal, startEnclave, subscriber, deleteAndWait, eventually, type Enclave } from './support/harness.ts';
 
 const A = 'e2e-iso-a';
@@ -15,17 +16,34 @@ let e: Enclave;
 const ports: Record<string, number> = {};
 const runtime: Record<string, string> = {};
 
-function tenant(ns: string, user: string, password: string): unknown[] {
+/**
+ * One tenant: builtin users for both; `withBackend` adds a Redis AuthSource behind them in the
+ * authorization chain (never consulted for the tenant's own topics, but it declares egress), so one
+ * runtime namespace has an allow-auth-backends policy and the other must not.
+ */
+function tenant(ns: string, user: string, password: string, withBackend = false): unknown[] {
   const users = `users:\n  - username: ${user}\n    password_hash: '${bcrypt.hashSync(password, 8)}'\nacl:\n  - username: ${user}\n    permission: allow\n    action: all\n    topic: '${ns}/#'\n`;
+  const redis = world().redis;
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
     { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns }, stringData: { 'users.yaml': users } },
     { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace: ns }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users', key: 'users.yaml' } }, passwordHash: { algorithm: 'bcrypt' } } },
+    ...(withBackend ? [
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'redis-credentials', namespace: ns }, stringData: { username: redis.user, password: redis.password } },
+      {
+        apiVersion: API, kind: 'AuthSource', metadata: { name: 'redis-acl', namespace: ns },
+        spec: {
+          type: 'redis', redis: { host: redis.host, port: redis.port, db: 0, credentialsSecretRef: { name: 'redis-credentials' } },
+          passwordHash: { algorithm: 'bcrypt' }, egress: [{ cidr: '127.0.0.1/32', port: redis.port }],
+        },
+      },
+    ] : []),
     {
       apiVersion: API, kind: 'MqttDeployment', metadata: { name: 'broker', namespace: ns },
       spec: {
         listeners: [{ name: 'mqtt', protocol: 'mqtt', port: 1883 }],
-        authentication: { chain: [{ name: 'users' }] }, authorization: { chain: [{ name: 'users' }], noMatch: 'deny' },
+        authentication: { chain: [{ name: 'users' }] },
+        authorization: { chain: [{ name: 'users' }, ...(withBackend ? [{ name: 'redis-acl' }] : [])], noMatch: 'deny' },
         network: { allowFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }] },
       },
     },
@@ -34,7 +52,7 @@ function tenant(ns: string, user: string, password: string): unknown[] {
 
 beforeAll(async () => {
   e = await startEnclave('isolation', [A, B]);
-  await apply([...tenant(A, 'alice', 'alice-pw'), ...tenant(B, 'bob', 'bob-pw')]);
+  await apply([...tenant(A, 'alice', 'alice-pw'), ...tenant(B, 'bob', 'bob-pw', true)]);
   for (const ns of [A, B]) {
     const { md, port } = await brokerOf(e, ns, 'broker');
     ports[ns] = port('mqtt');
@@ -72,18 +90,38 @@ describe('isolation between two tenants', () => {
   });
 
   it('every runtime namespace holds exactly the default-deny NetworkPolicy set', async () => {
+    // Written out in full, not derived from the operator's code: a policy that gains a peer, a port
+    // or a policy type (or loses one) fails here.
+    const brokerPods = { matchLabels: { 'app.kubernetes.io/name': 'enclave-broker', 'app.kubernetes.io/instance': 'broker' } };
+    const expected = (ns: string): Record<string, unknown> => ({
+      'default-deny': { podSelector: {}, policyTypes: ['Ingress', 'Egress'] },
+      'allow-admin-from-operator': {
+        podSelector: brokerPods, policyTypes: ['Ingress'],
+        ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': OPERATOR_NS } } }], ports: [{ protocol: 'TCP', port: 9090 }] }],
+      },
+      'allow-dns': {
+        podSelector: brokerPods, policyTypes: ['Egress'],
+        egress: [{
+          to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } }, podSelector: { matchLabels: { 'k8s-app': 'kube-dns' } } }],
+          ports: [{ protocol: 'UDP', port: 53 }, { protocol: 'TCP', port: 53 }],
+        }],
+      },
+      'allow-listeners': {
+        podSelector: brokerPods, policyTypes: ['Ingress'],
+        ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }], ports: [{ protocol: 'TCP', port: 1883 }] }],
+      },
+      // Only tenant B references a source with a backend (Redis): only its broker may leave the namespace for it.
+      ...(ns === B ? {
+        'allow-auth-backends': {
+          podSelector: brokerPods, policyTypes: ['Egress'],
+          egress: [{ to: [{ ipBlock: { cidr: '127.0.0.1/32' } }], ports: [{ protocol: 'TCP', port: world().redis.port }] }],
+        },
+      } : {}),
+    });
     for (const ns of [A, B]) {
       const policies = await list('networkpolicies.networking.k8s.io', runtime[ns]);
-      expect(policies.map((p) => p.metadata.name).sort()).toEqual(['allow-admin-from-operator', 'allow-dns', 'allow-listeners', 'default-deny']);
-      const byName = Object.fromEntries(policies.map((p) => [p.metadata.name, p.spec as Record<string, unknown>]));
-      expect(byName['default-deny']).toEqual({ podSelector: {}, policyTypes: ['Ingress', 'Egress'] });
-      expect(byName['allow-listeners']).toMatchObject({
-        policyTypes: ['Ingress'],
-        ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }], ports: [{ protocol: 'TCP', port: 1883 }] }],
-      });
-      expect(byName['allow-admin-from-operator']).toMatchObject({
-        ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': OPERATOR_NS } } }], ports: [{ protocol: 'TCP', port: 9090 }] }],
-      });
+      const byName = Object.fromEntries(policies.map((p) => [p.metadata.name, p.spec]));
+      expect(byName, `NetworkPolicies of ${runtime[ns]} (tenant ${ns})`).toEqual(expected(ns));
       // Nothing in tenant A's policies lets tenant B's namespace in, and vice versa.
       expect(JSON.stringify(policies)).not.toContain(ns === A ? B : A);
     }

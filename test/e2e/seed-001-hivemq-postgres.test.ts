@@ -1,13 +1,14 @@
 // Scenario 2, HiveMQ ESE on PostgreSQL (seed 001): the role model of examples/auth-schemas in a real
 // database, declared as a postgres AuthSource with its queries; denyAction disconnect. superuser /
-// frontendclient / backendservice hold exactly their roles, an unauthorized publish disconnects the
-// client, and the broker's access log (its JSON log) shows each decision.
+// frontendclient / backendservice hold exactly their roles (topics, publish/subscribe, QoS), an
+// unauthorized publish disconnects the client, a denied subscription is refused in its SUBACK, and
+// the broker's access log (its JSON log) shows each decision: connect, subscribe, publish.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl, world } from '../support/world.ts';
-import { API, REPO, apply, brokerOf, connect, deleteAndWait, eventually, mosquitto, refusal, startEnclave, subscriber, type Enclave } from './support/harness.ts';
+import { API, REPO, apply, brokerOf, connect, deleteAndWait, eventually, mosquitto, refusal, sleep, startEnclave, suback, subscriber, within, type Enclave } from './support/harness.ts';
 
 const NS = 'e2e-seed001';
 const DB = 'e2e_seed001';
@@ -91,6 +92,61 @@ describe('seed 001: HiveMQ ESE role model on PostgreSQL', () => {
     expect(got).toEqual(['topic/fe-1/status online']);
     await be.endAsync();
     await eventually('allow decisions are logged', async () => (await decisions({ username: 'frontendclient', result: 'allow', action: 'publish', topic: 'topic/fe-1/status' })).length > 0);
+    // Each decision of the exchange has its line: both CONNECTs allowed by the database source,
+    // the subscription allowed by it too.
+    expect(await decisions({ clientId: 'fe-1', username: 'frontendclient', action: 'connect', source: 'hivemq-ese', result: 'allow' })).toHaveLength(1);
+    expect(await decisions({ clientId: 'be-1', username: 'backendservice', action: 'connect', source: 'hivemq-ese', result: 'allow' })).toHaveLength(1);
+    expect(await decisions({ clientId: 'be-1', action: 'subscribe', topic: 'topic/+/status', source: 'hivemq-ese', result: 'allow' })).toHaveLength(1);
+  });
+
+  it('frontendclient may not subscribe, not even to its own status topic: SUBACK 0x87, decision logged', async () => {
+    const root = await as('admin', 'admin-secret', 'adm-3');
+    const got = await subscriber(root, 'topic/+/status');
+    const fe = await as('frontendclient', 'frontend-secret', 'fe-3');
+    const feGot: string[] = [];
+    fe.on('message', (t, p) => feGot.push(`${t} ${p.toString()}`));
+    // denyAction is about PUBLISH (DESIGN.md): a denied filter is refused in its SUBACK and the
+    // connection stays open.
+    expect(await suback(fe, 'topic/fe-3/status')).toBe(0x87);
+    expect(await suback(fe, 'topic/+/status')).toBe(0x87);
+    expect(fe.connected).toBe(true);
+    // No subscription was made: its own status, which it may publish, comes back to nobody but the superuser.
+    await within('the PUBACK of frontendclient\'s own status', fe.publishAsync('topic/fe-3/status', 'after', { qos: 1 }));
+    await eventually('the status reaches the superuser', async () => got.length > 0, 10_000);
+    expect(got).toEqual(['topic/fe-3/status after']);
+    await sleep(300); // delivered to both at once, had a subscription been made
+    expect(feGot).toEqual([]);
+    await fe.endAsync();
+    await root.endAsync();
+    for (const topic of ['topic/fe-3/status', 'topic/+/status']) {
+      await eventually(`the subscribe deny of ${topic} is logged`, async () =>
+        (await decisions({ clientId: 'fe-3', username: 'frontendclient', action: 'subscribe', topic, source: 'no-match', result: 'deny' })).length > 0, 10_000);
+    }
+  });
+
+  it('frontendclient publishes its status at QoS 0 and 1 but not 2 (qos_2_allowed is false): the QoS 2 publish disconnects it', async () => {
+    const be = await as('backendservice', 'backend-secret', 'be-4');
+    const got = await subscriber(be, 'topic/+/status', 2);
+    const fe = await as('frontendclient', 'frontend-secret', 'fe-4');
+    await fe.publishAsync('topic/fe-4/status', 'qos1', { qos: 1 });
+    await fe.publishAsync('topic/fe-4/status', 'qos0', { qos: 0 });
+    await eventually('the QoS 0 and 1 publishes arrive', async () => got.length === 2);
+    const closed = new Promise<number | undefined>((res) => {
+      fe.once('disconnect', (packet) => res(packet.reasonCode));
+      fe.once('close', () => res(undefined));
+    });
+    fe.publish('topic/fe-4/status', 'qos2', { qos: 2 });
+    expect(await closed).toBe(0x87);
+    fe.end(true);
+    const root = await as('admin', 'admin-secret', 'adm-4');
+    await root.publishAsync('topic/marker/status', 'end', { qos: 1 });
+    await eventually('the marker arrives', async () => got.includes('topic/marker/status end'));
+    expect(got).toEqual(['topic/fe-4/status qos1', 'topic/fe-4/status qos0', 'topic/marker/status end']);
+    await root.endAsync();
+    await be.endAsync();
+    expect(await decisions({ clientId: 'fe-4', action: 'publish', topic: 'topic/fe-4/status', result: 'allow' })).not.toHaveLength(0);
+    await eventually('the QoS 2 deny is logged', async () =>
+      (await decisions({ clientId: 'fe-4', action: 'publish', topic: 'topic/fe-4/status', result: 'deny' })).length > 0);
   });
 
   it('an unauthorized publish disconnects the client (0x87) and is never delivered', async () => {

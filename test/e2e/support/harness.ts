@@ -87,6 +87,19 @@ export async function eventually<T>(what: string, check: () => Promise<T | undef
   throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`);
 }
 
+/** `promise`, or a rejection naming `what` after `timeoutMs` (for events that may never come). */
+export async function within<T>(what: string, promise: Promise<T>, timeoutMs = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Waits until MqttDeployment ns/name is reconciled and its broker runs locally; returns both. */
 export async function brokerOf(e: Enclave, ns: string, name: string, accept?: (b: LocalBroker) => boolean): Promise<{ md: Obj; broker: LocalBroker; port: (listener?: string) => number }> {
   const md = await eventually(`MqttDeployment ${ns}/${name} has a runtime namespace and config hash`, async () => {
@@ -120,9 +133,14 @@ export async function deleteAndWait(kind: string, name: string, namespace?: stri
 
 // ---- MQTT clients ------------------------------------------------------------------------------
 
-/** MQTT.js connect; resolves with the client, or rejects with the broker's refusal. */
+/**
+ * MQTT.js connect; resolves with the client, or rejects with the broker's refusal. A connection
+ * closed before CONNACK without an error (e.g. a TLS server dropping an unverified client
+ * certificate, which sends no alert) rejects with "Couldn't connect to server" instead of leaving
+ * the promise pending forever, which is what connectAsync does by default.
+ */
 export async function connect(url: string, opts: IClientOptions = {}): Promise<MqttClient> {
-  return mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...opts });
+  return mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 5_000, ...opts }, false);
 }
 
 /** The CONNACK error of a refused MQTT.js connection ('' when it connected). */
@@ -156,13 +174,28 @@ export async function subscriber(client: MqttClient, topic: string, qos: 0 | 1 |
   return got;
 }
 
-/** The SUBACK return code for one topic (MQTT.js rejects a refused subscription: that is 0x80). */
+/** MQTT.js's names of the SUBACK failure codes (its ESM build puts only the name on the error). */
+const subackFailures: Record<string, number> = {
+  'Unspecified error': 0x80, 'Implementation specific error': 0x83, 'Not authorized': 0x87, 'Topic Filter invalid': 0x8f,
+  'Packet identifier in use': 0x91, 'Quota exceeded': 0x97, 'Shared Subscriptions not supported': 0x9e,
+  'Subscription Identifiers not supported': 0xa1, 'Wildcard Subscriptions not supported': 0xa2,
+};
+
+/**
+ * The SUBACK return code for one topic: the granted QoS, or the failure code (0x80 on 3.1.1; on 5
+ * the reason code, e.g. 0x87 not authorized, 0x97 quota exceeded) from MQTT.js's rejection.
+ */
 export async function suback(client: MqttClient, topic: string, qos: 0 | 1 | 2 = 1): Promise<number> {
   try {
     const granted = await client.subscribeAsync(topic, { qos });
     return granted[0]?.qos ?? -1;
   } catch (err) {
-    if (/Subscribe error/.test((err as Error).message)) return 128;
-    throw err;
+    const name = /^Subscribe error: (.*)$/.exec((err as Error).message)?.[1];
+    if (name === undefined) throw err;
+    // A 3.1.1 SUBACK has the one code 0x80, which MQTT.js names like v5's 0x05 ("Not authorized").
+    if (client.options.protocolVersion !== 5) return 0x80;
+    const code = subackFailures[name];
+    if (code === undefined) throw new Error(`unknown SUBACK failure "${name}" for ${topic}`, { cause: err });
+    return code;
   }
 }

@@ -33,6 +33,38 @@ describe('examples/', () => {
     for (const k of ['MqttDeployment', 'AuthSource', 'TlsCertificate']) expect(kinds).toContain(k);
   });
 
+  // One tenant per AuthSource type: the folder named after a type authenticates with a source of
+  // exactly that type (x509 authorizes with a builtin ACL next to it, as its README says).
+  for (const type of ['builtin', 'postgres', 'mysql', 'redis', 'http', 'jwt', 'x509']) {
+    it(`${type}: the MqttDeployment authenticates with an AuthSource of type ${type}`, () => {
+      const objects = exampleObjects(type);
+      const sources = objects.filter((o) => o.kind === 'AuthSource');
+      const deployments = objects.filter((o) => o.kind === 'MqttDeployment');
+      expect(deployments.length).toBe(1);
+      const chain = ((deployments[0]!.spec?.authentication as { chain?: { name: string }[] } | undefined)?.chain ?? []).map((r) => r.name);
+      expect(chain.length).toBeGreaterThan(0);
+      for (const name of chain) {
+        const source = sources.find((s) => s.name === name);
+        expect(source, `${type}: authentication chain names AuthSource ${name}, which the folder does not define`).toBeDefined();
+        expect(source!.spec?.type, `${type}: AuthSource ${name}`).toBe(type);
+        expect(source!.spec?.[type], `${type}: AuthSource ${name} has no spec.${type} block`).toBeDefined();
+      }
+      const others = sources.filter((s) => s.spec?.type !== type).map((s) => `${s.name}:${String(s.spec?.type)}`);
+      expect(others).toEqual(type === 'x509' ? ['x509-acl:builtin'] : []);
+    });
+  }
+
+  it('tls: the mqtts listener requires a client certificate verified by a TlsCertificate of the folder', () => {
+    const objects = exampleObjects('tls');
+    const md = objects.find((o) => o.kind === 'MqttDeployment');
+    const listeners = (md?.spec?.listeners ?? []) as { name: string; protocol: string; clientAuth?: string; clientCaRef?: { name: string }; tlsCertificateRef?: { name: string } }[];
+    const mqtts = listeners.find((l) => l.protocol === 'mqtts');
+    expect(mqtts?.clientAuth).toBe('required');
+    const certificates = objects.filter((o) => o.kind === 'TlsCertificate').map((o) => o.name);
+    expect(certificates).toContain(mqtts?.clientCaRef?.name);
+    expect(certificates).toContain(mqtts?.tlsCertificateRef?.name);
+  });
+
   for (const dir of exampleDirs()) {
     it(`${dir}: accepted by the API server (kubectl apply --dry-run=server)`, async () => {
       const files = exampleFiles(dir);

@@ -14,6 +14,8 @@ export interface ExampleObject {
   kind: string;
   name: string;
   namespace?: string;
+  /** The object's spec as written (undefined for kinds without one, e.g. Secret). */
+  spec?: Record<string, unknown>;
 }
 
 /** Every example directory (one tenant setup each), relative to examples/. */
@@ -33,7 +35,7 @@ export function exampleFiles(dir: string): string[] {
 export function exampleObjects(dir: string): ExampleObject[] {
   return exampleFiles(dir).flatMap((file) =>
     parseAllDocuments(readFileSync(file, 'utf8'))
-      .map((d) => d.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string } } | null)
+      .map((d) => d.toJS() as { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string }; spec?: Record<string, unknown> } | null)
       .filter((o) => o?.kind !== undefined)
       .map((o) => ({
         file: relative(repoRoot, file),
@@ -41,6 +43,7 @@ export function exampleObjects(dir: string): ExampleObject[] {
         kind: o?.kind ?? '',
         name: o?.metadata?.name ?? '',
         ...(o?.metadata?.namespace ? { namespace: o.metadata.namespace } : {}),
+        ...(o?.spec ? { spec: o.spec } : {}),
       })),
   );
 }
