@@ -6,7 +6,7 @@
 // listener keeps serving) and the MqttDeployment's status says which listener and why. CRs only.
 import { execFileSync } from 'node:child_process';
 import { connect as tlsConnect } from 'node:tls';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcryptjs';
@@ -70,6 +70,7 @@ afterAll(async () => {
   await deleteAndWait('mqttdeployments.mqtt.enclave.dev', 'broker', NS).catch(() => undefined);
   await e?.stop();
   await kubectl(['delete', 'namespace', NS, '--wait=false', '--ignore-not-found']);
+  rmSync(dir, { recursive: true, force: true });
 });
 
 // The scenario's steps share the broker, the wss subscriber and the server CA; each step is its own
