@@ -147,8 +147,8 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
         accessLog({ ...who, source: name, result: 'deny', reason: r.reason });
         return { outcome: 'deny', reason: r.reason, source: name };
       }
-      accessLog({ ...who, source: name, result: 'allow', superuser: r.superuser });
-      return { outcome: 'allow', superuser: r.superuser, acl: r.acl, expiresAt: r.expiresAt, source: name };
+      accessLog({ ...who, source: name, result: 'allow', superuser: r.superuser, ...(r.identity !== undefined && r.identity !== attempt.username ? { identity: loggable(r.identity) } : {}) });
+      return { outcome: 'allow', superuser: r.superuser, acl: r.acl, expiresAt: r.expiresAt, source: name, ...(r.identity !== undefined ? { identity: r.identity } : {}) };
     }
     if (config.authentication.allowAnonymous) {
       accessLog({ ...who, source: 'anonymous', result: 'allow' });

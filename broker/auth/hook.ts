@@ -51,6 +51,12 @@ export type AuthenticationResult =
       expiresAt: Date | undefined;
       /** Name of the source that decided (for logs and metrics). */
       source: string;
+      /**
+       * The identity established by the source (x509: from the certificate), which becomes the
+       * connection's username for authorization, ACL rules and `${username}` placeholders, as
+       * EMQX's peer_cert_as_username does. Undefined = the CONNECT username stands.
+       */
+      identity?: string;
     }
   | {
       outcome: 'deny';

@@ -11,7 +11,11 @@ import { verifyPassword } from './password.ts';
 
 /** What one source says about a CONNECT. `ignore` = not mine (user unknown, no token). */
 export type SourceAuthnResult =
-  | { decision: 'allow'; superuser: boolean; acl?: Rule[]; expiresAt?: Date }
+  | {
+      decision: 'allow'; superuser: boolean; acl?: Rule[]; expiresAt?: Date;
+      /** The identity this source established when it differs from the CONNECT username (x509: the certificate's CN/SAN). */
+      identity?: string;
+    }
   | { decision: 'deny'; reason: 'bad-credentials' | 'not-authorized' }
   | { decision: 'ignore' };
 

@@ -161,7 +161,9 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
       refuse(conn, code, `authentication denied by ${result.source ?? 'chain'}`);
       return;
     }
-    conn.client = { attempt: withoutPassword(attempt), superuser: result.superuser, acl: result.acl };
+    // An identity the source established (x509) replaces the CONNECT username for every later check.
+    const identified = result.identity === undefined ? attempt : { ...attempt, username: result.identity };
+    conn.client = { attempt: withoutPassword(identified), superuser: result.superuser, acl: result.acl };
     conn.authorizeAll = result.superuser || (broker.authorizesEverything && (result.acl === undefined || broker.authHook === allowAllHook));
     if (result.expiresAt !== undefined) conn.expireAt(result.expiresAt);
   }

@@ -33,7 +33,8 @@ export function createX509Source(c: X509SourceConfig, ctx: SourceContext): AuthS
       // With several SANs the client picks one as its username; without a username the first is used.
       const identity = attempt.username === undefined || attempt.username === '' ? ids[0]! : ids.find((id) => id === attempt.username);
       if (identity === undefined) return { decision: 'deny', reason: 'not-authorized' };
-      return { decision: 'allow', superuser: superusers.has(identity) };
+      // The certificate's identity is who this client is from now on (ACLs, ${username}).
+      return { decision: 'allow', superuser: superusers.has(identity), identity };
     },
     async close() {},
   };

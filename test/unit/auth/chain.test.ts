@@ -129,8 +129,9 @@ describe('authentication', () => {
     const { hook } = await chainOf({ cert: { type: 'x509', identityFrom: 'cn', superusers: ['ops'] } }, { authz: [] });
     const dev = await pki.issue('dev-1', { organizations: ['Acme'] });
     const ops = await pki.issue('ops');
-    expect(await hook.authenticate(attempt({ certificate: dev.verified }))).toMatchObject({ outcome: 'allow', superuser: false });
-    expect(await hook.authenticate(attempt({ username: 'dev-1', certificate: dev.verified }))).toMatchObject({ outcome: 'allow' });
+    // The certificate's CN is who the client is from now on: the broker authorizes that name.
+    expect(await hook.authenticate(attempt({ certificate: dev.verified }))).toMatchObject({ outcome: 'allow', superuser: false, identity: 'dev-1' });
+    expect(await hook.authenticate(attempt({ username: 'dev-1', certificate: dev.verified }))).toMatchObject({ outcome: 'allow', identity: 'dev-1' });
     expect(await hook.authenticate(attempt({ username: 'ops', certificate: dev.verified }))).toMatchObject({ outcome: 'deny', reason: 'not-authorized' });
     expect(await hook.authenticate(attempt({ certificate: ops.verified }))).toMatchObject({ outcome: 'allow', superuser: true });
     expect(await hook.authenticate(attempt({ username: 'dev-1', password: 'x' }))).toMatchObject({ outcome: 'deny', reason: 'not-authorized', source: undefined });
@@ -141,7 +142,8 @@ describe('authentication', () => {
     const { hook } = await chainOf({ cert: { type: 'x509', identityFrom: 'dns' } }, { authz: [] });
     const c = await pki.issue('ignored', { altNames: ['DNS:a.devices.example', 'DNS:b.devices.example'] });
     expect(c.verified.dnsNames).toEqual(['a.devices.example', 'b.devices.example']);
-    expect(await hook.authenticate(attempt({ username: 'b.devices.example', certificate: c.verified }))).toMatchObject({ outcome: 'allow' });
+    expect(await hook.authenticate(attempt({ username: 'b.devices.example', certificate: c.verified }))).toMatchObject({ outcome: 'allow', identity: 'b.devices.example' });
+    expect(await hook.authenticate(attempt({ certificate: c.verified }))).toMatchObject({ outcome: 'allow', identity: 'a.devices.example' });
     expect(await hook.authenticate(attempt({ username: 'c.devices.example', certificate: c.verified }))).toMatchObject({ outcome: 'deny' });
     await hook.close();
   });
