@@ -101,6 +101,9 @@ async function main(): Promise<void> {
     const dist = join(dir, 'dist');
     execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', join(root, 'tsconfig.build.json'), '--outDir', dist], { stdio: 'inherit' });
     symlinkSync(join(root, 'node_modules'), join(dir, 'node_modules'));
+    // The image's NODE_OPTIONS (V8 heap sizing), read from its Dockerfile so the two cannot differ.
+    const nodeOptions = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(root, 'images/operator/Dockerfile'), 'utf8'))?.[1] ?? '';
+    log(`operator runs dist/operator/main.js with NODE_OPTIONS="${nodeOptions}" (images/operator/Dockerfile)`);
     const metricsPort = await freePort();
     const opLog = join(dir, 'operator.log');
     operator = spawnService({
@@ -109,7 +112,7 @@ async function main(): Promise<void> {
       args: [join(dist, 'operator', 'main.js')],
       logFile: opLog,
       cwd: root,
-      env: { ...process.env, KUBECONFIG: cp.kubeconfigPath, ENCLAVE_OPERATOR_NAMESPACE: OPERATOR_NS, ENCLAVE_METRICS_PORT: String(metricsPort), ENCLAVE_METRICS_HOST: '127.0.0.1', ENCLAVE_RESYNC_SECONDS: String(RESYNC_S), ENCLAVE_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', POD_NAME: 'bench' },
+      env: { ...process.env, NODE_OPTIONS: nodeOptions, KUBECONFIG: cp.kubeconfigPath, ENCLAVE_OPERATOR_NAMESPACE: OPERATOR_NS, ENCLAVE_METRICS_PORT: String(metricsPort), ENCLAVE_METRICS_HOST: '127.0.0.1', ENCLAVE_RESYNC_SECONDS: String(RESYNC_S), ENCLAVE_LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'warn', POD_NAME: 'bench' },
     });
     await waitUntilReady(operator, async () => (await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).ok, 60_000);
     const rss = (): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${operator!.pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
@@ -162,6 +165,15 @@ async function main(): Promise<void> {
     // Pending pods) for a while, and mirroring that into MqttDeployment status is a legitimate write.
     // The idle window starts once no write happened for 10 s (at most 5 min).
     const settleStart = Date.now();
+    // kube-controller-manager first: every broker Deployment observed and at its replica count (its
+    // status is what MqttDeployment status mirrors), then 10 s without an operator write.
+    for (;;) {
+      const r = await kubectl(['get', 'deployments', '-A', '-l', 'app.kubernetes.io/managed-by=enclave-operator', '-o', 'json']);
+      const deps = (JSON.parse(r.stdout) as { items: { metadata: { generation: number }; spec: { replicas: number }; status?: { observedGeneration?: number; replicas?: number } }[] }).items;
+      if (deps.length >= N && deps.every((d) => d.status?.observedGeneration === d.metadata.generation && (d.status.replicas ?? 0) === d.spec.replicas)) break;
+      if (Date.now() - settleStart > 300_000) break;
+      await sleep(2000);
+    }
     for (let last = await writes(), quietSince = Date.now(); Date.now() - quietSince < 10_000 && Date.now() - settleStart < 300_000; ) {
       await sleep(1000);
       const w = await writes();
