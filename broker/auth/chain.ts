@@ -205,6 +205,7 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     if (known !== undefined) return known;
     const who = { clientId: client.attempt.clientId, username: loggable(client.attempt.username), peer: client.attempt.peerHost, action: request.action, topic: request.topic };
     let d;
+    const generation = cache.generation;
     try {
       d = await decide(client, request);
     } catch (err) {
@@ -214,7 +215,8 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     }
     // Only clean decisions are cached: a failing backend must neither lock the client out for a TTL
     // nor leave it an allow that the failed source might have refused.
-    if (d.cacheable) cache.set(client, request, d.allowed);
+    // ...and only if no source reloaded its data while this one was being decided.
+    if (d.cacheable) cache.set(client, request, d.allowed, generation);
     accessLog({ ...who, source: d.source, result: d.allowed ? 'allow' : 'deny', ...(d.failed ? { failed: d.failed } : {}) });
     return d.allowed;
   }

@@ -50,8 +50,17 @@ export class DecisionCache {
     return e.allowed;
   }
 
-  set(client: AuthenticatedClient, request: AuthorizationRequest, allowed: boolean): void {
-    if (this.#maxSize <= 0 || this.#ttlMs <= 0) return;
+  /** Bumped by clear(); a decision started before a bump must not be stored after it. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * Stores a decision. `decidedAt` is the generation read when the decision was started: if the
+   * data was reloaded meanwhile (clear()), the answer may rest on the old data and is dropped.
+   */
+  set(client: AuthenticatedClient, request: AuthorizationRequest, allowed: boolean, decidedAt = this.#generation): void {
+    if (this.#maxSize <= 0 || this.#ttlMs <= 0 || decidedAt !== this.#generation) return;
     let pc = this.#clients.get(client);
     if (!pc || pc.generation !== this.#generation) {
       pc = { generation: this.#generation, entries: new Map() };

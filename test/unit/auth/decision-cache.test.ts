@@ -54,4 +54,14 @@ describe('DecisionCache', () => {
     c.set(a, req('t'), false);
     expect(c.get(a, req('t'))).toBe(false);
   });
+  it('a decision started before a clear() is not stored after it (it may rest on the old data)', () => {
+    const c = new DecisionCache({ maxSize: 32, ttlMs: 60_000, now: () => 0 });
+    const a = client('a');
+    const started = c.generation;
+    c.clear(); // a source reloaded while the decision was in flight
+    c.set(a, req('t'), true, started);
+    expect(c.get(a, req('t'))).toBeUndefined();
+    c.set(a, req('t'), false, c.generation);
+    expect(c.get(a, req('t'))).toBe(false);
+  });
 });
