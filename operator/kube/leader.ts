@@ -1,6 +1,8 @@
 // Leader election with a coordination.k8s.io/v1 Lease: one replica reconciles, the others wait.
 // Acquire when the Lease is free or expired, renew every `renewMs`; losing the Lease is fatal to the
-// leader's work (onLost), because two leaders would fight over the same objects.
+// leader's work (onLost), because two leaders would fight over the same objects. A failed renew is
+// retried until `renewDeadlineMs` after the last good one (client-go's RenewDeadline): shorter than
+// the lease, so nobody else can have taken it meanwhile, and one API hiccup is not a restart.
 import { CoordinationV1Api, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import { isConflict, isNotFound } from './client.ts';
 
@@ -10,6 +12,8 @@ export interface LeaderOptions {
   identity: string;
   leaseSeconds?: number;
   renewMs?: number;
+  /** Give up leadership when no renew succeeded for this long; must stay below leaseSeconds. */
+  renewDeadlineMs?: number;
 }
 
 export class LeaderElector {
@@ -21,7 +25,7 @@ export class LeaderElector {
 
   constructor(kc: KubeConfig, opts: LeaderOptions) {
     this.api = kc.makeApiClient(CoordinationV1Api);
-    this.opts = { leaseSeconds: 15, renewMs: 5000, ...opts };
+    this.opts = { leaseSeconds: 15, renewMs: 5000, renewDeadlineMs: 10_000, ...opts };
   }
 
   /** Resolves once this process holds the Lease; then renews until stop(); calls onLost if it is taken. */
@@ -29,6 +33,7 @@ export class LeaderElector {
     while (!this.stopped && !(await this.tryAcquire())) await new Promise((r) => setTimeout(r, 2000));
     if (this.stopped) return;
     this.leading = true;
+    let lastRenew = Date.now();
     const renew = async () => {
       if (this.stopped) return;
       let ok: boolean;
@@ -37,12 +42,14 @@ export class LeaderElector {
       } catch {
         ok = false;
       }
-      if (!ok && this.leading) {
+      if (ok) lastRenew = Date.now();
+      if (!ok && this.leading && Date.now() - lastRenew >= this.opts.renewDeadlineMs) {
         this.leading = false;
         onLost();
         return;
       }
-      this.timer = setTimeout(() => void renew(), this.opts.renewMs);
+      // A failed renew retries soon (within the deadline); a good one waits the normal period.
+      this.timer = setTimeout(() => void renew(), ok ? this.opts.renewMs : Math.min(1000, this.opts.renewMs));
     };
     this.timer = setTimeout(() => void renew(), this.opts.renewMs);
   }
