@@ -10,7 +10,8 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { apiErrorMessage } from '../operator/kube/client.ts';
 import { pino } from 'pino';
 import { runOperator, type RunningOperator } from '../operator/main.ts';
 import { kubectl as runKubectl } from '../test/support/kube.ts';
@@ -123,7 +124,6 @@ async function localMode(): Promise<void> {
     step(`[5/5] applying ${opts.examples} ...`);
     await runKubectl(kube, ['apply', '--server-side', '-f', opts.examples]);
     const list = await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'mqtt.enclave.dev', version: 'v1alpha1', plural: 'mqttdeployments' }) as { items: { metadata: { namespace: string; name: string }; status?: { namespace?: string } }[] };
-    const core = kc.makeApiClient(CoreV1Api);
     for (const md of list.items) {
       const deadline = Date.now() + 60_000;
       let ns: string | undefined;
@@ -133,7 +133,8 @@ async function localMode(): Promise<void> {
         if (!ns) await new Promise((r) => setTimeout(r, 200));
       }
       if (!ns) throw new Error(`MqttDeployment ${md.metadata.namespace}/${md.metadata.name} got no runtime namespace within 60 s; see the operator log`);
-      await core.readNamespace({ name: ns });
+      // status.namespace is the deterministic name, reported before the operator may have created it
+      // (e.g. while a referenced Secret is still on its way): wait for the broker itself.
       await kubelet.waitFor(ns, undefined, 60_000);
     }
   }
@@ -151,6 +152,7 @@ try {
   else await localMode();
   setInterval(() => {}, 1 << 30);
 } catch (err) {
-  console.error(`enclave: error: ${(err as Error).message}`);
+  // An API error prints as the API server's message, not client-node's dump with response headers.
+  console.error(`enclave: error: ${apiErrorMessage(err)}`);
   await shutdown('failed', 1);
 }

@@ -92,7 +92,11 @@ describe('npm start: local mode', () => {
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
     try {
-      await eventually('npm start is ready', async () => out.includes('Press Ctrl-C to stop everything.') || (child.exitCode !== null && Promise.reject(new Error(`exited: ${err}`))), 150_000);
+      // Ready, or fail at once if it exited (its stderr says why).
+      await Promise.race([
+        eventually('npm start is ready', async () => out.includes('Press Ctrl-C to stop everything.'), 150_000),
+        exited.then((code) => Promise.reject(new Error(`npm start exited ${code} before it was ready: ${err}`))),
+      ]);
       // Step-by-step progress, then per tenant its endpoints and the lines to paste.
       for (const n of [1, 2, 3, 4, 5]) expect(out).toContain(`enclave: [${n}/5]`);
       const runDir = /export KUBECONFIG=(\S+)\/kube\/admin\.kubeconfig/.exec(out)?.[1]; // <run dir>/kube/admin.kubeconfig
