@@ -74,8 +74,12 @@ export function handlePublish(
       conn.write(encodeAck('pubrec', messageId, 0, conn.v5)); // duplicate: already routed
       return undefined;
     }
-    if (session.incomingQos2.size >= broker.config.limits.maxInflight) {
-      conn.close(RC.RECEIVE_MAXIMUM_EXCEEDED, 'receive-maximum-exceeded'); // [MQTT-3.3.4-7]
+    // v5 clients were told Receive Maximum = maxInflight in CONNACK: one more is a protocol
+    // error. [MQTT-3.3.4-7] MQTT 3.1.1 has no Receive Maximum, so a client may hold every packet
+    // id at once and cannot anticipate a limit: it is never disconnected for it. The id space
+    // (65,535) is its bound, held in at most 8 KiB (session/packet-ids.ts).
+    if (conn.v5 && session.incomingQos2.size >= broker.config.limits.maxInflight) {
+      conn.close(RC.RECEIVE_MAXIMUM_EXCEEDED, 'receive-maximum-exceeded');
       return undefined;
     }
   }

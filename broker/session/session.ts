@@ -5,6 +5,7 @@ import { withPacketId } from '../protocol/codec.ts';
 import { encodeWithProperties, publishTemplate } from '../router/message.ts';
 import type { Message } from '../router/message.ts';
 import type { Subscriber, SubscriptionOptions } from '../router/trie.ts';
+import { PacketIdSet } from './packet-ids.ts';
 
 /** What a session needs from its live connection. */
 export interface SessionLink {
@@ -74,7 +75,7 @@ export class Session implements Subscriber {
   /** Publishes the delayed will now (session ended before the delay ran out). */
   pendingWill: (() => void) | undefined = undefined;
   // Created on first use: an idle connection's session should cost as little memory as possible.
-  private qos2In: Set<number> | undefined = undefined;
+  private qos2In: PacketIdSet | undefined = undefined;
   private inflightMap: Map<number, Outgoing> | undefined = undefined;
   private queue: Outgoing[] = [];
   private queueHead = 0;
@@ -91,8 +92,8 @@ export class Session implements Subscriber {
   }
 
   /** Incoming QoS 2 packet ids that got PUBREC and await PUBREL. [MQTT-4.3.3] */
-  get incomingQos2(): Set<number> {
-    return (this.qos2In ??= new Set());
+  get incomingQos2(): PacketIdSet {
+    return (this.qos2In ??= new PacketIdSet());
   }
 
   private get inflight(): Map<number, Outgoing> {
