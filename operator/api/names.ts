@@ -37,16 +37,42 @@ function boundedName(prefix: string, suffix: string): string {
   return `${prefix.slice(0, room).replace(/-+$/, '')}-${suffix}`;
 }
 
+/** 64 bits of SHA-256 in base 36 (13 characters, [0-9a-z]): a DNS-label-safe hash nobody can aim at. */
+function pairHash(input: string): string {
+  const digest = createHash('sha256').update(input).digest();
+  return digest.readBigUInt64BE(0).toString(36).padStart(13, '0');
+}
+
 /**
- * The runtime namespace of MqttDeployment `namespace/name`: `enclave-<ns>-<name>`, deterministic so
- * a restarted operator finds it again; when longer than 63 chars it is cut and suffixed with a hash
- * of the exact pair. A rare collision (`a-b`/`c` vs `a`/`b-c`) is caught by the owner-UID label and
- * reported as a conflict, never adopted.
+ * The runtime namespace of MqttDeployment `namespace/name`: `enclave-<ns>-<name>-<hash>`, the
+ * readable part cut to fit 63 characters, the hash always taken over the exact pair. Without the
+ * hash `team/a-broker` and `team-a/broker` both read `enclave-team-a-broker`, and whoever came first
+ * squatted the other's namespace and its predictable Service address. 64 bits leave no pair to
+ * find, even by brute force over the names a cut prefix hides. Deterministic, so a restarted
+ * operator finds it again. Deployments created before the hash keep theirs (resolveRuntimeNamespace).
  */
 export function runtimeNamespaceName(namespace: string, name: string): string {
+  return boundedName(`enclave-${namespace}-${name}`, pairHash(`${namespace}/${name}`));
+}
+
+/** What runtime namespaces were called before the hash: only ever looked up, never created. */
+export function legacyRuntimeNamespaceName(namespace: string, name: string): string {
   const plain = `enclave-${namespace}-${name}`;
-  if (plain.length <= 63) return plain;
-  return boundedName(plain, shortHash(`${namespace}/${name}`));
+  return plain.length <= 63 ? plain : boundedName(plain, shortHash(`${namespace}/${name}`));
+}
+
+/**
+ * Where MqttDeployment `md` lives: the namespace recorded in its status or its pre-hash name when
+ * that namespace carries this deployment's owner UID (an upgrade re-creates nothing), else
+ * runtimeNamespaceName. `ownedByThis` answers from the namespace cache; a namespace somebody else
+ * holds under the old name is never adopted, the deployment moves to the hashed one.
+ */
+export function resolveRuntimeNamespace(md: { metadata: { namespace: string; name: string }; status?: { namespace?: string } }, ownedByThis: (namespace: string) => boolean): string {
+  const { namespace, name } = md.metadata;
+  for (const candidate of [md.status?.namespace, legacyRuntimeNamespaceName(namespace, name)]) {
+    if (candidate && ownedByThis(candidate)) return candidate;
+  }
+  return runtimeNamespaceName(namespace, name);
 }
 
 export interface Owner {

@@ -6,13 +6,14 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, ownedBy } from '../api/names.ts';
+import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, brokerSelector, ownedBy, resolveRuntimeNamespace } from '../api/names.ts';
 import { GROUP, VERSION, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
 import { managesNamespace, notManagedMessage, type OperatorConfig } from '../config.ts';
-import { ownerOf, targetNamespace, type BuildContext, type SecretData, type TlsMaterial } from '../resources/context.ts';
+import { ownerOf, targetNamespace, withRuntimeNamespace, type BuildContext, type SecretData, type TlsMaterial } from '../resources/context.ts';
 import { desiredState, type DesiredEntry } from '../resources/index.ts';
 import { referencedCertificates, referencedSources } from '../resources/listeners.ts';
 import { disabledMessage, mqttDeploymentStatus, sameStatus, type Observed } from '../status/mqtt-deployment.ts';
+import { podProblem } from '../status/pods.ts';
 import { apiErrorMessage, type KubeClient } from '../kube/client.ts';
 import type { Informers } from '../kube/informers.ts';
 import { caSecretName } from './ca.ts';
@@ -103,6 +104,15 @@ export function tlsSecretName(cert: TlsCertificate): string {
   return cert.spec.secretRef?.name ?? `${cert.metadata.name}-tls`;
 }
 
+/**
+ * The CR as read, with its runtime namespace decided: the one it already owns (recorded in status,
+ * or its pre-hash name), else the hashed name. Status comparisons use the CR as read, not this copy.
+ */
+export function withResolvedNamespace(deps: Pick<ControllerDeps, 'informers'>, md: MqttDeployment): MqttDeployment {
+  const owner = ownerOf(md);
+  return withRuntimeNamespace(md, resolveRuntimeNamespace(md, (ns) => ownedBy(deps.informers.namespaces.get(ns)?.metadata?.labels, owner)));
+}
+
 export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildContext {
   const ns = md.metadata.namespace;
   const secrets = new Map<string, SecretData>();
@@ -124,15 +134,17 @@ export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildCo
 }
 
 export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: string, name: string): Promise<Result> {
-  const md = deps.informers.mqttDeployments.get(name, namespace);
-  if (!md) return; // Gone, and the finalizer (if any) was already removed.
+  const cr = deps.informers.mqttDeployments.get(name, namespace);
+  if (!cr) return; // Gone, and the finalizer (if any) was already removed.
+  const md = withResolvedNamespace(deps, cr);
+  const runtimeNs = targetNamespace(md);
   const log = deps.log.child({ kind: 'MqttDeployment', namespace, name, generation: md.metadata.generation });
   if (md.metadata.deletionTimestamp) return purge(deps, md, log);
   if (!managesNamespace(deps.config, namespace)) {
     // Its Secrets are unreadable to us (namespaced Secret access): say so rather than report every
     // reference as missing. No finalizer, nothing created; onboarding the namespace re-queues it.
-    const status = mqttDeploymentStatus(md, { namespace: targetNamespace(md), missing: [], notManaged: notManagedMessage(namespace), replicas: 0, readyReplicas: 0, updatedReplicas: 0 }, deps.now().toISOString());
-    if (!sameStatus(status, md.status)) await deps.client.applyStatus(GROUP, VERSION, 'mqttdeployments', 'MqttDeployment', namespace, name, status);
+    const status = mqttDeploymentStatus(md, { namespace: runtimeNs, missing: [], notManaged: notManagedMessage(namespace), replicas: 0, readyReplicas: 0, updatedReplicas: 0 }, deps.now().toISOString());
+    if (!sameStatus(status, cr.status)) await deps.client.applyStatus(GROUP, VERSION, 'mqttdeployments', 'MqttDeployment', namespace, name, status);
     return;
   }
 
@@ -142,7 +154,6 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   }
 
   const owner = ownerOf(md);
-  const runtimeNs = targetNamespace(md);
   const ctx = gatherContext(deps, md);
   const desired = desiredState(ctx);
   const observed: Observed = { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, invalid: desired.invalid, disabled: desired.disabled, replicas: 0, readyReplicas: 0, updatedReplicas: 0 };
@@ -215,13 +226,35 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     observed.readyReplicas = dep.status?.readyReplicas ?? 0;
     observed.updatedReplicas = dep.status?.updatedReplicas ?? 0;
   }
+  const waiting = await observePods(deps, observed, runtimeNs, md.spec.replicas ?? 1);
   const status = mqttDeploymentStatus(md, observed, deps.now().toISOString());
-  if (!sameStatus(status, md.status)) {
+  if (!sameStatus(status, cr.status)) {
     await deps.client.applyStatus(GROUP, VERSION, 'mqttdeployments', 'MqttDeployment', namespace, name, status);
   }
   if (observed.applyError !== undefined) throw new Error(observed.applyError);
+  // Pod states (image pulls, crash loops, probes) move no Deployment field we watch: look again soon.
+  if (waiting) return { requeueAfterMs: POD_RECHECK_MS };
   // Invalid references and conflicts are not retried in a hot loop: a change to the referenced
   // objects (informers) re-queues this key.
+}
+
+const POD_RECHECK_MS = 5_000;
+
+/**
+ * While the broker is not fully ready, reads its pods once (a direct list: pods are not cached, the
+ * operator keeps no per-pod state) for the reason the kubelet or scheduler gives. True while the
+ * rollout is still waiting, so the caller looks again.
+ */
+async function observePods(deps: ControllerDeps, observed: Observed, runtimeNs: string, desired: number): Promise<boolean> {
+  const settled = observed.conflict !== undefined || observed.applyError !== undefined || observed.missing.length > 0 || (observed.invalid?.length ?? 0) > 0;
+  if (settled || desired === 0 || (observed.readyReplicas >= desired && observed.updatedReplicas >= desired)) return false;
+  try {
+    const pods = await deps.client.listPods(runtimeNs, brokerSelector());
+    observed.podProblem = podProblem(pods, deps.now());
+  } catch (err) {
+    deps.log.debug({ namespace: runtimeNs, err: apiErrorMessage(err) }, 'Listing broker pods failed');
+  }
+  return true;
 }
 
 async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Promise<Result> {

@@ -37,6 +37,17 @@ export function ownerOf(md: MqttDeployment): Owner {
   return { namespace: md.metadata.namespace, name: md.metadata.name, uid: md.metadata.uid ?? '' };
 }
 
+/**
+ * The runtime namespace every builder writes into: the one reconcile resolved and put into
+ * `status.namespace` of the copy it builds from (withRuntimeNamespace), else the hashed name of the
+ * exact namespace/name pair. Reconcile never calls this on a CR as read: its status may name an
+ * old namespace that is not ours.
+ */
 export function targetNamespace(md: MqttDeployment): string {
-  return runtimeNamespaceName(md.metadata.namespace, md.metadata.name);
+  return md.status?.namespace ?? runtimeNamespaceName(md.metadata.namespace, md.metadata.name);
+}
+
+/** `md` with its runtime namespace decided (see targetNamespace); the CR itself is not changed. */
+export function withRuntimeNamespace(md: MqttDeployment, runtimeNamespace: string): MqttDeployment {
+  return { ...md, status: { ...md.status, namespace: runtimeNamespace } };
 }

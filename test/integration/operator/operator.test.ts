@@ -9,6 +9,7 @@ import {
   apply, applyFails, condition, ensureNamespace, eventually, get, installCrds, list, operatorLog, reconcileCount, sleep, startOperator, unb64,
   type MqttDeploymentObj, type Obj, type TestOperator,
 } from './harness.ts';
+import { runtimeNamespaceName } from '../../../operator/api/names.ts';
 
 const OPERATOR_NS = 'opit-system';
 const IDENTITY = 'opit-operator';
@@ -107,7 +108,7 @@ describe('CRD validation (API server, before the operator)', () => {
 describe('MqttDeployment → runtime namespace', () => {
   const ns = 'opit-full';
   const name = 'prod';
-  const runtimeNs = `enclave-${ns}-${name}`;
+  const runtimeNs = runtimeNamespaceName(ns, name);
 
   it('creates the full, locked-down object set', async () => {
     await ensureNamespace(ns);
@@ -281,7 +282,7 @@ describe('references', () => {
 describe('ownership', () => {
   it('never adopts a namespace whose owner-UID label does not match, and says so in status', async () => {
     const ns = 'opit-conflict';
-    const foreign = `enclave-${ns}-taken`;
+    const foreign = runtimeNamespaceName(ns, 'taken');
     await ensureNamespace(ns);
     await apply([
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: foreign, labels: { team: 'someone-else' } } },
@@ -308,7 +309,7 @@ describe('ownership', () => {
 describe('purge', () => {
   it('finishes when the operator is killed mid-purge and restarted', async () => {
     const ns = 'opit-killed';
-    const runtimeNs = `enclave-${ns}-prod`;
+    const runtimeNs = runtimeNamespaceName(ns, 'prod');
     await ensureNamespace(ns);
     await apply(tenant(ns, 'prod'));
     await reconciled(ns, 'prod');
@@ -327,7 +328,7 @@ describe('purge', () => {
 
   it('deletionPolicy Retain keeps the namespace and strips the owner labels', async () => {
     const ns = 'opit-retain';
-    const runtimeNs = `enclave-${ns}-keep`;
+    const runtimeNs = runtimeNamespaceName(ns, 'keep');
     await ensureNamespace(ns);
     await apply(tenant(ns, 'keep', { deletionPolicy: 'Retain' }));
     await reconciled(ns, 'keep');

@@ -9,6 +9,7 @@ import {
   apply, b64, condition, ensureNamespace, eventually, get, installCrds, list, startOperator, unb64,
   type MqttDeploymentObj, type Obj, type TestOperator,
 } from './harness.ts';
+import { runtimeNamespaceName } from '../../../operator/api/names.ts';
 
 const OPERATOR_NS = 'opit-tls-system';
 const API = 'mqtt.enclave.dev/v1alpha1';
@@ -57,7 +58,7 @@ describe('TlsCertificate issue mode', () => {
       { apiVersion: API, kind: 'MqttDeployment', metadata: { name: 'm', namespace: ns }, spec: { listeners: [{ name: 'mqtts', protocol: 'mqtts', tlsCertificateRef: { name: 'short' } }] } },
     ]);
     const first = await eventually('first certificate', async () => (await cert(ns, 'short'))?.status?.sha256Fingerprint ? cert(ns, 'short') : undefined);
-    const runtimeNs = `enclave-${ns}-m`;
+    const runtimeNs = runtimeNamespaceName(ns, 'm');
     await eventually('first certificate in the runtime namespace', async () => (await runtimeFingerprints(runtimeNs)).includes(first.status!.sha256Fingerprint!));
     const hash = await podTemplateHash(runtimeNs);
     expect(hash).toBeTruthy();
@@ -88,7 +89,7 @@ describe('TlsCertificate secretRef mode', () => {
       { apiVersion: API, kind: 'TlsCertificate', metadata: { name: 'external', namespace: ns }, spec: { secretRef: { name: 'from-cert-manager' } } },
       { apiVersion: API, kind: 'MqttDeployment', metadata: { name: 'm', namespace: ns }, spec: { listeners: [{ name: 'mqtts', protocol: 'mqtts', tlsCertificateRef: { name: 'external' } }] } },
     ]);
-    const runtimeNs = `enclave-${ns}-m`;
+    const runtimeNs = runtimeNamespaceName(ns, 'm');
     await eventually('status shows the first certificate', async () => (await cert(ns, 'external'))?.status?.sha256Fingerprint === one.sha256Fingerprint);
     await eventually('first certificate copied', async () => (await runtimeFingerprints(runtimeNs)).includes(one.sha256Fingerprint));
     const hash = await podTemplateHash(runtimeNs);

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, kubectl } from '../../support/world.ts';
 import { chartDir, helm, waitForCrds } from '../helm/helm.ts';
 import { apply, condition, eventually, get, operatorLog, startOperator, type MqttDeploymentObj, type Obj, type TestOperator } from '../operator/harness.ts';
+import { runtimeNamespaceName } from '../../../operator/api/names.ts';
 
 const release = 'rbacrun';
 const ns = 'enclave-rbacrun';
@@ -33,7 +34,7 @@ afterAll(async () => {
     if (mds) await kubectl(['patch', ...mds.split('\n'), '-n', n, '--type=merge', '-p', '{"metadata":{"finalizers":null}}'], { allowFailure: true });
   }
   await helm(['uninstall', release, '-n', ns, '--no-hooks'], { allowFailure: true });
-  for (const n of [tenant, outsider, ns, `enclave-${tenant}-prod`]) await kubectl(['delete', 'namespace', n, '--ignore-not-found', '--wait=false']);
+  for (const n of [tenant, outsider, ns, runtimeNamespaceName(tenant, 'prod')]) await kubectl(['delete', 'namespace', n, '--ignore-not-found', '--wait=false']);
 });
 
 const tenantObjects = (name: string, namespace: string): unknown[] => [
@@ -107,7 +108,7 @@ describe('the operator under the chart ServiceAccount', () => {
       });
       expect(condition(md, 'Ready')!.message).toContain(`Namespace ${outsider} is not one of the operator's tenant namespaces`);
       expect(md.metadata.finalizers ?? []).toEqual([]);
-      expect(await get('namespace', `enclave-${outsider}-elsewhere`)).toBeUndefined();
+      expect(await get('namespace', runtimeNamespaceName(outsider, 'elsewhere'))).toBeUndefined();
       await lifeCycle(op);
     } finally {
       await op.stop();

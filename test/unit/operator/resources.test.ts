@@ -10,6 +10,7 @@ import { networkPolicies } from '../../../operator/resources/network-policies.ts
 import { podDisruptionBudget } from '../../../operator/resources/pdb.ts';
 import { service } from '../../../operator/resources/service.ts';
 import { b64, ctx, md, source } from './fixtures.ts';
+import { runtimeNamespaceName } from '../../../operator/api/names.ts';
 import { mqttDeploymentStatus } from '../../../operator/status/mqtt-deployment.ts';
 
 const pg = source('pg', { type: 'postgres', postgres: { host: '10.0.0.5', database: 'mqtt', credentialsSecretRef: { name: 'pg-creds' } }, egress: [{ cidr: '10.0.0.5/32', port: 5432 }] });
@@ -24,7 +25,7 @@ describe('desiredState', () => {
   it('lists objects in dependency order, all labelled with the owner UID', () => {
     const d = desiredState(ctx(md()));
     expect(d.entries.map((e) => `${e.ref.kind}/${e.ref.name}${e.object ? '' : ' (delete)'}`)).toEqual([
-      'Namespace/enclave-team-a-prod',
+      `Namespace/${runtimeNamespaceName('team-a', 'prod')}`,
       'NetworkPolicy/default-deny', 'NetworkPolicy/allow-admin-from-operator', 'NetworkPolicy/allow-dns',
       'NetworkPolicy/allow-listeners (delete)', 'NetworkPolicy/allow-auth-backends (delete)',
       'ServiceAccount/broker', 'Secret/broker-config', 'Deployment/broker', 'Service/broker',
