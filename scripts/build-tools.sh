@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the pinned control-plane and chart tools from the Go module proxy into the cache:
-# etcd (wrapper main over etcdmain), kube-apiserver, kube-controller-manager and kubectl (wrapper
-# module over k8s.io/kubernetes with every staging module replaced by its published version), helm
-# and kube-linter. A build is skipped when the stamp for its pinned version is already there, so a
+# etcd (wrapper main over etcdmain), kube-apiserver, kube-controller-manager, kubectl and the node's
+# kubelet, kube-proxy and kube-scheduler (wrapper module over k8s.io/kubernetes with every staging
+# module replaced by its published version), helm, kube-linter, and the test node's kube-router
+# (NetworkPolicy enforcer) and CoreDNS. A build is skipped when the stamp for its pinned version is already there, so a
 # warm cache costs seconds. Prints per-tool timings; any failure names what is missing and exits 1.
 set -euo pipefail
 
@@ -51,7 +52,9 @@ build_etcd() {
 }
 
 build_kube() {
-  if fresh kube-apiserver "$KUBE_VERSION" && fresh kube-controller-manager "$KUBE_VERSION" && fresh kubectl "$KUBE_VERSION"; then return 0; fi
+  local bins=(kube-apiserver kube-controller-manager kubectl kubelet kube-proxy kube-scheduler) b all=true
+  for b in "${bins[@]}"; do fresh "$b" "$KUBE_VERSION" || all=false; done
+  $all && return 0
   need_go
   local w="$cache/src/kube" staging="v0.${KUBE_VERSION#v1.}"
   rm -rf "$w"; mkdir -p "$w"
@@ -62,9 +65,9 @@ build_kube() {
   v="$v -X k8s.io/client-go/pkg/version.gitVersion=$KUBE_VERSION -X k8s.io/client-go/pkg/version.gitMajor=1"
   v="$v -X k8s.io/client-go/pkg/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitTreeState=clean"
   (cd "$w" && go mod tidy && go build -trimpath -ldflags "-s -w $v" -o "$bin/" \
-      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl) \
+      "${bins[@]/#/k8s.io/kubernetes/cmd/}") \
     || die "kubernetes $KUBE_VERSION failed to build (is the Go module proxy reachable?)"
-  for b in kube-apiserver kube-controller-manager kubectl; do stamp "$b" "$KUBE_VERSION"; done
+  for b in "${bins[@]}"; do stamp "$b" "$KUBE_VERSION"; done
 }
 
 build_helm() {
@@ -91,10 +94,32 @@ build_kube_linter() {
   stamp kube-linter "$KUBE_LINTER_VERSION"
 }
 
+# The test node's NetworkPolicy enforcer. v2.1.0 is the only version the module proxy serves and
+# carries published security advisories (docs/test-node.md): acceptable for a throwaway local test
+# node whose pods have no route off the machine, never for a real cluster.
+build_kube_router() {
+  fresh kube-router "$KUBE_ROUTER_VERSION" && return 0
+  need_go
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" \
+    "github.com/cloudnativelabs/kube-router/v2/cmd/kube-router@$KUBE_ROUTER_VERSION" \
+    || die "kube-router $KUBE_ROUTER_VERSION failed to build (is the Go module proxy reachable?)"
+  stamp kube-router "$KUBE_ROUTER_VERSION"
+}
+
+# The test node's cluster DNS (Service names resolve in pods).
+build_coredns() {
+  fresh coredns "$COREDNS_VERSION" && return 0
+  need_go
+  GOBIN="$bin" go install -trimpath -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION" \
+    || die "coredns $COREDNS_VERSION failed to build (is the Go module proxy reachable?)"
+  stamp coredns "$COREDNS_VERSION"
+}
+
 only=${1:-all}
 case "$only" in
-  all) timed build_etcd; timed build_kube; timed build_helm; timed build_kube_linter ;;
-  etcd|kube|helm|kube_linter) timed "build_$only" ;;
-  *) die "unknown target '$only' (all|etcd|kube|helm|kube_linter)" ;;
+  all) timed build_etcd; timed build_kube; timed build_helm; timed build_kube_linter
+       timed build_kube_router; timed build_coredns ;;
+  etcd|kube|helm|kube_linter|kube_router|coredns) timed "build_$only" ;;
+  *) die "unknown target '$only' (all|etcd|kube|helm|kube_linter|kube_router|coredns)" ;;
 esac
 echo "build-tools: binaries in $bin ($(du -sh "$bin" | cut -f1))"

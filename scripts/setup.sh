@@ -52,6 +52,17 @@ declare -A probe=(
   # the image test (test/integration/images) builds both Dockerfiles without a container engine
   [buildah]=/usr/bin/buildah
   [debootstrap]=/usr/sbin/debootstrap
+  # the test node (test/support/node.ts): container runtime, CNI plugins, what kube-proxy and
+  # kube-router drive (iptables, ipset, conntrack), gcc for the static pause binary
+  [containerd]=/usr/bin/containerd
+  [runc]=/usr/sbin/runc
+  [containernetworking-plugins]=/usr/lib/cni/bridge
+  [iptables]=/usr/sbin/iptables
+  [ipset]=/usr/sbin/ipset
+  [conntrack]=/usr/sbin/conntrack
+  [iproute2]=/usr/sbin/ip
+  [gcc]=/usr/bin/gcc
+  [libc6-dev]=/usr/include/stdio.h
 )
 apt_packages() {
   local missing=()

@@ -27,6 +27,8 @@ export const KINDS = {
   deployments: { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, verbs: rw, perDeployment: true },
   networkPolicies: { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true, verbs: rw, perDeployment: true },
   podDisruptionBudgets: { group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', kind: 'PodDisruptionBudget', namespaced: true, verbs: rw, perDeployment: true },
+  // Read only: why broker pods are not ready (image pull, crash loop, probe) goes into status.
+  pods: { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true, verbs: ['list'], perDeployment: false },
   events: { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true, verbs: ['create', 'patch'], perDeployment: false },
   leases: { group: 'coordination.k8s.io', version: 'v1', plural: 'leases', kind: 'Lease', namespaced: true, verbs: ['get', 'list', 'watch', 'create', 'update'], perDeployment: false },
 } as const satisfies Record<string, KindInfo>;

@@ -4,7 +4,7 @@
 // and finalizer edits guarded by resourceVersion. Counts every write for the metrics and the bench.
 import {
   ApiException, CoreV1Api, CustomObjectsApi, KubernetesObjectApi, PatchStrategy, setHeaderOptions,
-  type KubeConfig, type KubernetesObject,
+  type KubeConfig, type KubernetesObject, type V1Pod,
 } from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../api/names.ts';
 
@@ -129,6 +129,12 @@ export class KubeClient {
     } catch {
       // Events are advisory.
     }
+  }
+
+  /** Pods of `namespace` matching `labels` (the broker pods, for their waiting reasons). */
+  async listPods(namespace: string, labels: Record<string, string>): Promise<V1Pod[]> {
+    const list = await this.core.listNamespacedPod({ namespace, labelSelector: Object.entries(labels).map(([k, v]) => `${k}=${v}`).join(',') });
+    return list.items;
   }
 
   /** Removes one label from an object (detach on deletionPolicy Retain). */

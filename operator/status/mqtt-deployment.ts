@@ -4,6 +4,7 @@ import { mergeConditions, type ConditionInput } from '../api/conditions.ts';
 import { BROKER_NAME } from '../api/names.ts';
 import type { Endpoint, MqttDeployment, MqttDeploymentStatus } from '../api/types.ts';
 import { effectiveListeners, type DisabledListener } from '../resources/listeners.ts';
+import type { PodProblem } from './pods.ts';
 
 export interface Observed {
   namespace: string;
@@ -23,6 +24,8 @@ export interface Observed {
   replicas: number;
   readyReplicas: number;
   updatedReplicas: number;
+  /** Why the broker pods are not ready, when the kubelet or scheduler says so (status/pods.ts). */
+  podProblem?: PodProblem;
 }
 
 export function endpoints(md: MqttDeployment, namespace: string, disabled: DisabledListener[] = []): Endpoint[] {
@@ -76,12 +79,15 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
     ];
   } else {
     const rolledOut = o.readyReplicas >= desired && o.updatedReplicas >= desired;
+    const problem = rolledOut ? undefined : o.podProblem;
     conditions = [
       rolledOut
         ? c('Ready', 'True', 'Available', `${o.readyReplicas}/${desired} replicas ready.`)
-        : c('Ready', 'False', 'RollingOut', `${o.readyReplicas}/${desired} replicas ready; pods are starting.`),
+        : problem
+          ? c('Ready', 'False', problem.reason, `${o.readyReplicas}/${desired} replicas ready. ${problem.message}`)
+          : c('Ready', 'False', 'RollingOut', `${o.readyReplicas}/${desired} replicas ready; pods are starting.`),
       rolledOut ? c('Progressing', 'False', 'Complete', 'Rollout complete.') : c('Progressing', 'True', 'RollingOut', 'Waiting for broker pods to become ready.'),
-      c('Degraded', 'False', 'AsExpected', 'All objects applied.'),
+      problem ? c('Degraded', 'True', problem.reason, problem.message) : c('Degraded', 'False', 'AsExpected', 'All objects applied.'),
     ];
   }
   const eps = o.conflict === undefined && o.notManaged === undefined ? endpoints(md, o.namespace, o.disabled) : [];

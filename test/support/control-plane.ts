@@ -1,13 +1,17 @@
 // Owns the local Kubernetes control plane for tests and `npm start`: etcd + kube-apiserver (client-cert
 // auth, RBAC, default admission incl. PodSecurity and ServiceAccount, SA token signing) +
 // kube-controller-manager (namespace, GC, service accounts and tokens, deployment, replicaset,
-// disruption, root CA publisher), on free 127.0.0.1 ports in a private directory. Writes an admin
-// kubeconfig (group system:masters) that kubectl, helm and client-node all use.
+// disruption, root CA publisher, node lifecycle, endpoint slices, pod GC), on free 127.0.0.1 ports in
+// a private directory. Writes an admin kubeconfig (group system:masters) that kubectl, helm and
+// client-node all use. The API server also answers pods of the test node (node.ts): it listens on
+// every local address but advertises the node bridge's gateway, so the `kubernetes` Service leads
+// there; node.ts drops connections to its port that arrive from outside the machine.
 import { request } from 'node:https';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readFileSync } from 'node:fs';
 import { binDir as defaultBinDir, tool } from './paths.ts';
+import { POD_GATEWAY, SERVICE_CIDR, KUBERNETES_SERVICE_IP } from './node-network.ts';
 import { createCa, createLeaf, createServiceAccountKey, renderKubeconfig, type KeyPair } from './pki.ts';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from './process.ts';
 
@@ -27,6 +31,8 @@ export interface ControlPlaneInfo {
   /** Where the built kubectl/helm/kube-linter live. */
   binDir: string;
   etcdUrl: string;
+  /** The API server's port (on every local address; pods reach it through the `kubernetes` Service). */
+  apiPort: number;
 }
 
 export interface ControlPlane extends ControlPlaneInfo {
@@ -51,6 +57,11 @@ export const CONTROLLERS = [
   'disruption-controller',
   'root-ca-certificate-publisher-controller',
   'clusterrole-aggregation-controller',
+  // The test node (node.ts): untaint it once Ready, give Services their endpoints, collect the
+  // pods of a deleted node.
+  'node-lifecycle-controller',
+  'endpointslice-controller',
+  'pod-garbage-collector-controller',
 ];
 
 interface Pki {
@@ -59,6 +70,7 @@ interface Pki {
   clientCa: KeyPair;
   admin: KeyPair;
   kcm: KeyPair;
+  kubeletClient: KeyPair;
   saKey: string;
 }
 
@@ -68,10 +80,11 @@ async function makePki(dir: string): Promise<Pki> {
     createCa(dir, 'client-ca', 'enclave-test-client-ca'),
     createServiceAccountKey(dir),
   ]);
-  const [serving, admin, kcm] = await Promise.all([
+  const [serving, admin, kcm, kubeletClient] = await Promise.all([
     createLeaf(dir, 'apiserver', servingCa, {
       commonName: 'kube-apiserver',
-      altNames: ['IP:127.0.0.1', 'DNS:localhost', 'DNS:kubernetes', 'DNS:kubernetes.default.svc'],
+      altNames: ['IP:127.0.0.1', `IP:${POD_GATEWAY}`, `IP:${KUBERNETES_SERVICE_IP}`, 'DNS:localhost', 'DNS:kubernetes',
+        'DNS:kubernetes.default', 'DNS:kubernetes.default.svc', 'DNS:kubernetes.default.svc.cluster.local'],
       usage: 'serverAuth',
     }),
     createLeaf(dir, 'admin', clientCa, { commonName: 'enclave-admin', organizations: ['system:masters'], usage: 'clientAuth' }),
@@ -81,8 +94,10 @@ async function makePki(dir: string): Promise<Pki> {
       organizations: ['system:masters'],
       usage: 'clientAuth',
     }),
+    // kube-apiserver → kubelet (logs, exec): the kubelet trusts the client CA.
+    createLeaf(dir, 'kubelet-client', clientCa, { commonName: 'kube-apiserver-kubelet-client', usage: 'clientAuth' }),
   ]);
-  return { servingCa, serving, clientCa, admin, kcm, saKey };
+  return { servingCa, serving, clientCa, admin, kcm, kubeletClient, saKey };
 }
 
 interface HttpsProbe {
@@ -174,8 +189,11 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
       logFile: join(dir, 'kube-apiserver.log'),
       args: [
         `--etcd-servers=${etcdUrl}`,
-        '--bind-address=127.0.0.1',
-        '--advertise-address=127.0.0.1',
+        '--bind-address=0.0.0.0',
+        `--advertise-address=${POD_GATEWAY}`,
+        `--kubelet-client-certificate=${pki.kubeletClient.cert}`,
+        `--kubelet-client-key=${pki.kubeletClient.key}`,
+        '--kubelet-preferred-address-types=Hostname,InternalIP',
         `--secure-port=${apiPort}`,
         `--cert-dir=${pkiDir}`,
         `--tls-cert-file=${pki.serving.cert}`,
@@ -188,7 +206,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
         '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
         `--service-account-key-file=${pki.saKey}`,
         `--service-account-signing-key-file=${pki.saKey}`,
-        '--service-cluster-ip-range=10.96.0.0/16',
+        `--service-cluster-ip-range=${SERVICE_CIDR}`,
         '--allow-privileged=true',
         '--profiling=false',
         '--v=1',
@@ -249,6 +267,7 @@ export async function startControlPlane(opts: StartControlPlaneOptions): Promise
     dir,
     binDir: bins,
     etcdUrl,
+    apiPort,
     stop,
   };
 }

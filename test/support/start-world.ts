@@ -1,7 +1,11 @@
 // Owns starting and stopping the whole world together (used by global-setup.ts and scripts/start.ts):
-// if any part fails to start, everything already started is stopped before the error propagates.
+// control plane, databases and the node's images in parallel, then the node on top of the control
+// plane. If any part fails to start, everything already started is stopped before the error
+// propagates; stop() takes the node down before the control plane.
 import { startControlPlane } from './control-plane.ts';
 import { startMariadb, startPostgres, startRedis, type RunningDatabase } from './databases.ts';
+import { ensureNodeImages } from './images.ts';
+import { startNode, type RunningNode } from './node.ts';
 import { makeRunDir } from './paths.ts';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,9 +42,12 @@ export async function startWorld(opts: StartWorldOptions = {}): Promise<RunningW
     opts.kubeOnly ? Promise.resolve(null) : timed('postgres', startPostgres(runDir)),
     opts.kubeOnly ? Promise.resolve(null) : timed('mariadb', startMariadb(runDir)),
     opts.kubeOnly ? Promise.resolve(null) : timed('redis', startRedis(runDir)),
+    timed('images', ensureNodeImages(log)),
   ]);
+  let node: RunningNode | undefined;
   const stopAll = async () => {
-    await Promise.all(parts.map(async (p) => (p.status === 'fulfilled' && p.value !== null ? p.value.stop() : undefined)));
+    await node?.stop();
+    await Promise.all(parts.map(async (p) => (p.status === 'fulfilled' && p.value !== null && 'stop' in p.value ? p.value.stop() : undefined)));
   };
   const failures = parts.filter((p): p is PromiseRejectedResult => p.status === 'rejected');
   if (failures.length > 0) {
@@ -48,13 +55,21 @@ export async function startWorld(opts: StartWorldOptions = {}): Promise<RunningW
     const reasons = failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason)));
     throw new Error(`the test world failed to start (files in ${runDir}):\n${reasons.join('\n\n')}`);
   }
-  const [kube, postgres, mariadb, redis] = parts.map((p) => (p as PromiseFulfilledResult<unknown>).value) as [
+  const [kube, postgres, mariadb, redis, images] = parts.map((p) => (p as PromiseFulfilledResult<unknown>).value) as [
     Awaited<ReturnType<typeof startControlPlane>>,
     RunningDatabase | null,
     RunningDatabase | null,
     RunningDatabase | null,
+    Awaited<ReturnType<typeof ensureNodeImages>>,
   ];
   const { stop: _stop, ...kubeInfo } = kube;
+  try {
+    node = await timed('node', startNode({ dir: join(runDir, 'node'), kube: kubeInfo, images, log }));
+  } catch (err) {
+    await stopAll();
+    throw new Error(`the test node failed to start (files in ${join(runDir, 'node')}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+  const { stop: _stopNode, ...nodeInfo } = node;
   const none = { host: '', port: 0, user: '', password: '', database: '', logFile: '' };
   return {
     info: {
@@ -62,6 +77,7 @@ export async function startWorld(opts: StartWorldOptions = {}): Promise<RunningW
       postgres: postgres ? strip(postgres) : none,
       mariadb: mariadb ? strip(mariadb) : none,
       redis: redis ? strip(redis) : none,
+      node: nodeInfo,
       runDir,
     },
     stop: stopAll,

@@ -11,6 +11,7 @@ import { inject } from 'vitest';
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { ControlPlaneInfo } from './control-plane.ts';
 import type { DatabaseInfo } from './databases.ts';
+import type { NodeInfo } from './node.ts';
 import { helm as runHelm, kubeConfigFromFile, kubectl as runKubectl, userKubeConfig, type KubectlOptions, type KubectlResult } from './kube.ts';
 
 export interface WorldInfo {
@@ -18,6 +19,8 @@ export interface WorldInfo {
   postgres: DatabaseInfo;
   mariadb: DatabaseInfo;
   redis: DatabaseInfo;
+  /** The single node: its name, containerd socket and the images it holds (broker, operator...). */
+  node: NodeInfo;
   /** Private temp directory of this run (all services' data and logs are under it). */
   runDir: string;
 }

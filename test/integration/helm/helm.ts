@@ -1,38 +1,13 @@
 // Owns running the built helm (and kube-linter) against the test world's control plane, and the
 // chart's location. Shared by the helm, rbac and gitops integration tests.
-import { execFile } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { tool } from '../../support/paths.ts';
 import { kubectl, world } from '../../support/world.ts';
 
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+export { repoRoot, run, type RunResult } from '../../support/run.ts';
+import { repoRoot, run, type RunResult } from '../../support/run.ts';
 export const chartDir = join(repoRoot, 'charts', 'enclave');
 export const kubeLinterConfig = join(chartDir, '.kube-linter.yaml');
-
-export interface RunResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export function run(bin: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(
-      bin,
-      args,
-      { maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 110_000, env: { ...process.env, ...opts.env } },
-      (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') {
-          reject(new Error(`${bin} ${args.join(' ')}: ${err.message}\n${stderr}`));
-          return;
-        }
-        resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
-      },
-    );
-    child.stdin?.end(opts.input ?? '');
-  });
-}
 
 /** helm against the world (admin kubeconfig); HELM_* dirs kept inside the run dir. */
 export async function helm(args: string[], opts: { allowFailure?: boolean; timeoutMs?: number } = {}): Promise<RunResult> {

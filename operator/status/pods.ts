@@ -1,0 +1,53 @@
+// Why the broker pods are not ready, from their own status (pure): the kubelet's waiting reason
+// (ImagePullBackOff, ErrImageNeverPull, CrashLoopBackOff, CreateContainerConfigError...), a failed
+// readiness probe (container running but not ready), or the scheduler's refusal. The MqttDeployment's
+// Ready condition carries this instead of "pods are starting" forever. Only the kubelet's and
+// scheduler's own messages are quoted: never container output, which may hold tenant data.
+import type { V1Pod } from '@kubernetes/client-node';
+
+export interface PodProblem {
+  /** The condition reason: the kubelet's own word where there is one. */
+  reason: string;
+  /** One sentence naming the pod and what to do. */
+  message: string;
+}
+
+/** Waiting reasons that will not go away by themselves (a transient ContainerCreating is not one). */
+const STUCK = new Set(['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull', 'InvalidImageName', 'CrashLoopBackOff', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
+
+const HINT: Record<string, string> = {
+  ImagePullBackOff: 'check spec.image and that the node can pull it',
+  ErrImagePull: 'check spec.image and that the node can pull it',
+  ErrImageNeverPull: 'the image is not present on the node',
+  InvalidImageName: 'fix spec.image',
+  CrashLoopBackOff: 'the broker exits at start; see `kubectl logs` of the pod',
+  CreateContainerConfigError: 'the pod spec cannot be run as configured',
+};
+
+const clip = (s: string | undefined, n = 300): string => (s ?? '').replace(/\s+/g, ' ').trim().slice(0, n);
+
+/** The first problem among `pods` (oldest pod first), or undefined when they are merely starting. */
+export function podProblem(pods: readonly V1Pod[], now: Date, probeGraceMs = 30_000): PodProblem | undefined {
+  const sorted = [...pods].filter((p) => !p.metadata?.deletionTimestamp)
+    .sort((a, b) => String(a.metadata?.creationTimestamp ?? '').localeCompare(String(b.metadata?.creationTimestamp ?? '')));
+  for (const pod of sorted) {
+    const name = pod.metadata?.name ?? '?';
+    for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
+      const waiting = cs.state?.waiting;
+      if (waiting?.reason && STUCK.has(waiting.reason)) {
+        const last = cs.lastState?.terminated;
+        const exited = last ? ` Last exit: code ${last.exitCode}${last.reason ? ` (${last.reason})` : ''}, ${cs.restartCount} restart(s).` : '';
+        const detail = clip(waiting.message);
+        return { reason: waiting.reason, message: `Pod ${name}: container ${cs.name} is ${waiting.reason}${detail ? `: ${detail}` : ''}.${exited} ${HINT[waiting.reason] ?? ''}`.trim() };
+      }
+      // Running for a while yet not ready: its readiness probe keeps failing.
+      const started = cs.state?.running?.startedAt;
+      if (started && !cs.ready && now.getTime() - new Date(started).getTime() > probeGraceMs) {
+        return { reason: 'ProbeFailing', message: `Pod ${name}: container ${cs.name} has run for ${Math.round((now.getTime() - new Date(started).getTime()) / 1000)} s but its readiness probe fails (${cs.restartCount} restart(s)); see \`kubectl describe pod\` in the runtime namespace.` };
+      }
+    }
+    const unschedulable = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
+    if (unschedulable) return { reason: 'Unschedulable', message: `Pod ${name} cannot be scheduled: ${clip(unschedulable.message)}` };
+  }
+  return undefined;
+}
