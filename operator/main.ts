@@ -158,7 +158,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
     }
   }, {
     workers: opts.workers ?? 16,
-    onError: (key, err) => log.warn({ key, err: (err as Error).message }, 'Reconcile failed, retrying with backoff'),
+    onError: (key, err) => log.warn({ key, err: apiErrorMessage(err) }, 'Reconcile failed, retrying with backoff'),
   });
 
   depth.get = () => queue.depth;
@@ -222,7 +222,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
   if (elector) {
     ready = true; // A standby is healthy and ready: it is doing its job by waiting.
     start().catch((err: unknown) => {
-      log.error({ err: (err as Error).message }, 'Operator failed to start');
+      log.error({ err: apiErrorMessage(err) }, 'Operator failed to start');
       void stop().then(() => opts.onFatal?.('failed to start'));
     });
   } else {

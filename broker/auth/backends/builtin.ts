@@ -4,7 +4,7 @@
 //   acl:   [{ permission, action, topic|topics, qos?, retain?, username?, clientid?, ipaddr? }]
 // A rule without username/clientid/ipaddr applies to every client. A file that fails to parse on
 // reload is logged and the previous content stays in force (a typo must not open or close the door).
-import { parse as parseYaml } from 'yaml';
+import { YAMLParseError, parse as parseYaml } from 'yaml';
 import type { BuiltinSourceConfig } from '../config.ts';
 import { evaluateAcl, parseRule, type Rule } from '../acl.ts';
 import { checkPasswordHashConfig, defaultPasswordHash } from '../password.ts';
@@ -21,7 +21,11 @@ export function parseBuiltinData(text: string, file: string): BuiltinData {
   try {
     raw = parseYaml(text);
   } catch (err) {
-    throw new Error(`${file}: not valid YAML/JSON: ${(err as Error).message}`, { cause: err });
+    // Error code and position only: the parser's message quotes the offending line, and the file is
+    // a Secret (a mistyped users file, or a secretRef pointed at a key) — no cause kept either.
+    const at = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}, column ${err.linePos[0].col}` : '';
+    // eslint-disable-next-line preserve-caught-error -- the cause would quote the Secret's content
+    throw new Error(`${file}: not valid YAML/JSON (${err instanceof YAMLParseError ? err.code : 'parse error'})${at}`);
   }
   const o = (raw ?? {}) as { users?: unknown; acl?: unknown };
   if (typeof o !== 'object') throw new Error(`${file}: must be a map with "users" and "acl"`);
