@@ -216,8 +216,15 @@ export interface BuiltinSpec {
   secretRef: SecretKeyRef;
 }
 
+/**
+ * Where an auth backend lives: an address range (`cidr`, for backends outside the cluster) or pods
+ * of a namespace (`namespace` + `podLabels`, for a backend inside the cluster reached through its
+ * Service: NetworkPolicies match the pod a Service leads to, never the Service's ClusterIP).
+ */
 export interface EgressRule {
-  cidr: string;
+  cidr?: string;
+  namespace?: string;
+  podLabels?: Record<string, string>;
   port: number;
   protocol?: 'TCP' | 'UDP';
 }

@@ -1,8 +1,10 @@
 // NetworkPolicies of the runtime namespace: deny everything in and out, then allow exactly
 // (1) listener ports from spec.network.allowFrom, (2) the admin port from the operator's namespace,
-// (3) DNS, and (4) egress to each referenced AuthSource's declared backends.
+// (3) DNS, and (4) egress to each referenced AuthSource's declared backends (an address range, or
+// the pods of an in-cluster backend's namespace).
 import type { V1NetworkPolicy, V1NetworkPolicyPeer } from '@kubernetes/client-node';
 import { ADMIN_PORT, brokerSelector, ownerLabels } from '../api/names.ts';
+import type { EgressRule } from '../api/types.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
 import { referencedSources, servedListeners } from './listeners.ts';
 
@@ -46,11 +48,22 @@ export function networkPolicies(ctx: BuildContext): V1NetworkPolicy[] {
   }
   const egress = referencedSources(ctx.md)
     .flatMap((name) => ctx.sources.get(name)?.spec.egress ?? [])
-    .map((e) => ({ to: [{ ipBlock: { cidr: e.cidr } }], ports: [{ protocol: e.protocol ?? 'TCP', port: e.port }] }));
+    .map((e) => ({ to: [egressPeer(e)], ports: [{ protocol: e.protocol ?? 'TCP', port: e.port }] }));
   if (egress.length > 0) {
     policies.push({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('allow-auth-backends'), spec: { podSelector: pods, policyTypes: ['Egress'], egress } });
   }
   return policies;
+}
+
+/**
+ * An in-cluster backend is matched by its pods (the destination after the Service's translation),
+ * an outside one by its address range. `podLabels` absent selects every pod of the namespace.
+ */
+function egressPeer(e: EgressRule): V1NetworkPolicyPeer {
+  if (e.namespace !== undefined) {
+    return { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': e.namespace } }, podSelector: { matchLabels: e.podLabels ?? {} } };
+  }
+  return { ipBlock: { cidr: e.cidr ?? '' } };
 }
 
 /** Names of every policy networkPolicies() can produce: the ones it did not produce this time are deleted. */

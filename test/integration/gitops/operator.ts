@@ -16,6 +16,6 @@ export async function startOperator(operatorNamespace = 'enclave-gitops'): Promi
     kubeConfig: adminKubeConfig(),
     logger,
     leaderElection: false,
-    config: { operatorNamespace, metricsPort: 0, metricsHost: '127.0.0.1', identity: `gitops-test-${process.pid}` },
+    config: { operatorNamespace, metricsPort: 0, metricsHost: '127.0.0.1', identity: `gitops-test-${process.pid}`, defaultImage: world().node.images.broker },
   });
 }
