@@ -123,6 +123,15 @@ describe('networkPolicies', () => {
     const p = networkPolicies(ctx(md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg] })).find((x) => x.metadata!.name === 'allow-auth-backends')!;
     expect(p.spec!.egress).toEqual([{ to: [{ ipBlock: { cidr: '10.0.0.5/32' } }], ports: [{ protocol: 'TCP', port: 5432 }] }]);
   });
+
+  it('allows an in-cluster backend by the pods of its namespace, never by its ClusterIP', () => {
+    const inCluster = source('pg', { type: 'postgres', postgres: { host: 'pg.databases.svc', database: 'mqtt', credentialsSecretRef: { name: 'pg-creds' } }, egress: [{ namespace: 'databases', podLabels: { app: 'pg' }, port: 5432 }, { namespace: 'auth', port: 8080 }] });
+    const p = networkPolicies(ctx(md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [inCluster] })).find((x) => x.metadata!.name === 'allow-auth-backends')!;
+    expect(p.spec!.egress).toEqual([
+      { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'databases' } }, podSelector: { matchLabels: { app: 'pg' } } }], ports: [{ protocol: 'TCP', port: 5432 }] },
+      { to: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'auth' } }, podSelector: { matchLabels: {} } }], ports: [{ protocol: 'TCP', port: 8080 }] },
+    ]);
+  });
 });
 
 describe('service and PDB', () => {
