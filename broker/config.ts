@@ -36,6 +36,8 @@ export interface LimitsConfig {
   maxPacketSize: number;
   maxInflight: number;
   maxQueuedMessages: number;
+  /** Bytes one session may hold queued (payload, topic, properties, per-message overhead). */
+  maxQueuedBytes: number;
   queueOverflow: 'drop-oldest' | 'drop-newest';
   maxTopicLength: number;
   maxTopicLevels: number;
@@ -75,6 +77,7 @@ export const defaultLimits: LimitsConfig = {
   maxPacketSize: 1024 * 1024,
   maxInflight: 64,
   maxQueuedMessages: 1000,
+  maxQueuedBytes: 16 * 1024 * 1024,
   queueOverflow: 'drop-oldest',
   maxTopicLength: 1024,
   maxTopicLevels: 32,
@@ -161,6 +164,7 @@ export const brokerConfigSchema = {
         maxPacketSize: int(64, 268_435_455, defaultLimits.maxPacketSize),
         maxInflight: int(1, 65535, defaultLimits.maxInflight),
         maxQueuedMessages: int(0, 10_000_000, defaultLimits.maxQueuedMessages),
+        maxQueuedBytes: int(1024, Number.MAX_SAFE_INTEGER, defaultLimits.maxQueuedBytes),
         queueOverflow: { enum: ['drop-oldest', 'drop-newest'], default: defaultLimits.queueOverflow },
         maxTopicLength: int(1, 65535, defaultLimits.maxTopicLength),
         maxTopicLevels: int(1, 1000, defaultLimits.maxTopicLevels),

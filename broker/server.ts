@@ -94,6 +94,7 @@ export class Broker {
     this.sessionEnv = {
       maxInflight: limits.maxInflight,
       maxQueued: limits.maxQueuedMessages,
+      maxQueuedBytes: limits.maxQueuedBytes,
       queueOverflow: limits.queueOverflow,
       onDrop: (reason) => metrics.drop(reason),
       onDeliver: (msg) => {

@@ -27,13 +27,56 @@ export interface Message {
   receivedAt: number;
   /** Encoded PUBLISH templates, index = v5*6 + qos*2 + retain. */
   encoded: (Buffer | undefined)[] | undefined;
+  /** messageBytes(), computed once. */
+  bytes: number;
+}
+
+/** Bytes of the objects around a message (Message, its queue entry, a slot) beyond its own data. */
+export const MESSAGE_OVERHEAD = 200;
+
+/** UTF-8 bytes of a string, cheap for ASCII (the common topic). */
+function stringBytes(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
+
+function propertyBytes(p: ForwardedProperties | undefined): number {
+  if (p === undefined) return 0;
+  let n = 16;
+  if (p.contentType !== undefined) n += stringBytes(p.contentType);
+  if (p.responseTopic !== undefined) n += stringBytes(p.responseTopic);
+  if (p.correlationData !== undefined) n += p.correlationData.length;
+  for (const [k, v] of Object.entries(p.userProperties ?? {})) {
+    n += stringBytes(k);
+    for (const one of Array.isArray(v) ? v : [v]) n += stringBytes(one) + 16;
+  }
+  return n;
+}
+
+/**
+ * What one held message costs in memory: payload, topic, forwarded properties and the objects
+ * around them. The unit of `limits.maxQueuedBytes`; stable for a message (cached templates are
+ * not counted: a held message is compact and encoded when sent).
+ */
+export function messageBytes(msg: Message): number {
+  return msg.bytes;
+}
+
+/**
+ * A message kept beyond the tick it arrived in (queued, in flight, retained) must not pin the
+ * socket chunk its payload was cut from (up to 64 KiB, or a whole reassembled frame): its payload
+ * becomes a copy of its own size when it is a view into a much larger buffer.
+ */
+export function compactPayload(msg: Message): void {
+  const p = msg.payload;
+  if (p.buffer.byteLength > 2 * p.length + 64) msg.payload = Buffer.from(p);
 }
 
 export function newMessage(
   topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, properties: ForwardedProperties | undefined,
   expiresAt: number, senderId: string, receivedAt: number,
 ): Message {
-  return { topic, payload, qos, retain, properties, expiresAt, senderId, receivedAt, encoded: undefined };
+  const bytes = MESSAGE_OVERHEAD + payload.length + stringBytes(topic) + propertyBytes(properties);
+  return { topic, payload, qos, retain, properties, expiresAt, senderId, receivedAt, encoded: undefined, bytes };
 }
 
 /** Whether per-subscriber properties force an individual encoding (expiry must show time left). */

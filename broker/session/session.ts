@@ -2,10 +2,11 @@
 // of messages waiting for room (receive maximum, socket backpressure, offline), incoming QoS 2
 // packet ids awaiting PUBREL, the will, and expiry. [MQTT-4.1, 4.3, 4.4, 4.9]
 import { withPacketId } from '../protocol/codec.ts';
-import { encodeWithProperties, publishTemplate } from '../router/message.ts';
+import { compactPayload, encodeWithProperties, messageBytes, publishTemplate } from '../router/message.ts';
 import type { Message } from '../router/message.ts';
 import type { Subscriber, SubscriptionOptions } from '../router/trie.ts';
 import { PacketIdSet } from './packet-ids.ts';
+import { MessageQueue } from './queue.ts';
 
 /** What a session needs from its live connection. */
 export interface SessionLink {
@@ -30,6 +31,8 @@ export interface SessionLink {
 export interface SessionEnv {
   maxInflight: number;
   maxQueued: number;
+  /** Bound on the queue's messageBytes() total. */
+  maxQueuedBytes: number;
   queueOverflow: 'drop-oldest' | 'drop-newest';
   onDrop(reason: 'queue-full' | 'offline-qos0' | 'slow-consumer' | 'expired' | 'too-large' | 'not-authorized'): void;
   onDeliver(msg: Message): void;
@@ -77,8 +80,7 @@ export class Session implements Subscriber {
   // Created on first use: an idle connection's session should cost as little memory as possible.
   private qos2In: PacketIdSet | undefined = undefined;
   private inflightMap: Map<number, Outgoing> | undefined = undefined;
-  private queue: Outgoing[] = [];
-  private queueHead = 0;
+  private readonly queue = new MessageQueue<Outgoing>((out) => messageBytes(out.msg));
   private nextId = 1;
   private readonly env: SessionEnv;
 
@@ -105,7 +107,12 @@ export class Session implements Subscriber {
   }
 
   get queuedCount(): number {
-    return this.queue.length - this.queueHead;
+    return this.queue.length;
+  }
+
+  /** messageBytes() of the queued messages. */
+  get queuedBytes(): number {
+    return this.queue.bytes;
   }
 
   /** A message routed to this session by one matching subscription. */
@@ -139,13 +146,26 @@ export class Session implements Subscriber {
     return this.inflightCount < limit && !link.congested();
   }
 
+  /**
+   * Queues a message within both bounds, count and bytes. Over either, drop-newest refuses this
+   * message and drop-oldest removes from the head until it fits; a message larger than the whole
+   * byte budget is refused either way. Each dropped message is counted once as queue-full.
+   */
   private enqueue(out: Outgoing): void {
-    if (this.queuedCount >= this.env.maxQueued) {
+    const { maxQueued, maxQueuedBytes } = this.env;
+    const size = messageBytes(out.msg);
+    const queue = this.queue;
+    if (maxQueued === 0 || size > maxQueuedBytes) {
       this.env.onDrop('queue-full');
-      if (this.env.queueOverflow === 'drop-newest' || this.env.maxQueued === 0) return;
-      this.queueHead++;
+      return;
     }
-    this.queue.push(out);
+    while (queue.length >= maxQueued || queue.bytes + size > maxQueuedBytes) {
+      this.env.onDrop('queue-full');
+      if (this.env.queueOverflow === 'drop-newest') return;
+      queue.shift();
+    }
+    compactPayload(out.msg);
+    queue.push(out);
   }
 
   private allocateId(): number {
@@ -167,6 +187,7 @@ export class Session implements Subscriber {
       out.messageId = id;
     }
     if (!this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionId, out.messageId, dup)) return;
+    compactPayload(out.msg);
     this.inflight.set(out.messageId, out);
   }
 
@@ -226,18 +247,8 @@ export class Session implements Subscriber {
   drain(): void {
     const link = this.link;
     if (link === undefined) return;
-    while (this.queueHead < this.queue.length && this.hasRoom(link)) {
-      const out = this.queue[this.queueHead]!;
-      this.queue[this.queueHead] = undefined as unknown as Outgoing;
-      this.queueHead++;
-      this.sendTracked(link, out, false);
-    }
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
-    } else if (this.queueHead > 1024 && this.queueHead * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.queueHead);
-      this.queueHead = 0;
+    while (this.queue.length > 0 && this.hasRoom(link)) {
+      this.sendTracked(link, this.queue.shift()!, false);
     }
   }
 
@@ -269,21 +280,15 @@ export class Session implements Subscriber {
         this.env.onDrop('not-authorized');
       }
     }
-    const kept = this.queue.slice(this.queueHead).filter((out) => {
-      if (matches(out.msg.topic)) return true;
-      this.env.onDrop('not-authorized');
-      return false;
-    });
-    this.queue = kept;
-    this.queueHead = 0;
+    const removed = this.queue.retain((out) => matches(out.msg.topic));
+    for (let i = 0; i < removed.length; i++) this.env.onDrop('not-authorized');
     this.drain(); // room freed in flight goes to what is still queued (online only)
   }
 
   /** Drops all message state (clean start). */
   clearMessages(): void {
     this.inflightMap = undefined;
-    this.queue = [];
-    this.queueHead = 0;
+    this.queue.clear();
     this.qos2In = undefined;
   }
 }
