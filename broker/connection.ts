@@ -1,6 +1,8 @@
 // One client connection: framing, the packet dispatch loop (strictly in order, pausing the socket
 // while an async step such as authentication runs), keepalive, the publish rate limit, and the ONE
-// write path (corked per tick, with a high-water mark that marks the client as congested).
+// write path (corked per tick, with a high-water mark that marks the client as congested and stops
+// reading from it until it drains: what it sends is answered, and answers it does not read must
+// not pile up in the broker).
 import type { Duplex } from 'node:stream';
 import type { VerifiedCertificate, AuthenticatedClient } from './auth/hook.ts';
 import { coarseNow } from './clock.ts';
@@ -13,8 +15,16 @@ import { RC } from './protocol/reason-codes.ts';
 import type { Broker } from './server.ts';
 import type { Session, SessionLink } from './session/session.ts';
 
-/** Write-buffer size above which a client counts as a slow consumer (QoS 0 dropped, QoS>0 queued). */
+/**
+ * Write-buffer size above which a client counts as a slow consumer (QoS 0 dropped, QoS>0 queued)
+ * and the broker stops reading from it until the buffer drains.
+ */
 const HIGH_WATER = 256 * 1024;
+
+/** Why reading from the socket is paused; it resumes when no reason is left. */
+const HOLD_ASYNC = 1;
+const HOLD_RATE = 2;
+const HOLD_WRITE = 4;
 /** Frames held while an async step runs; more than this means the peer ignores backpressure. */
 const MAX_BACKLOG = 1024;
 
@@ -59,7 +69,8 @@ export class Connection implements SessionLink {
   private peerGone = false;
   private rateWindowStart = 0;
   private rateCount = 0;
-  private ratePaused = false;
+  /** HOLD_* bits: the reasons reading is paused. */
+  private holds = 0;
 
   constructor(broker: Broker, socket: Duplex, listener: ListenerInfo, peerHost: string, certificate: VerifiedCertificate | undefined) {
     this.broker = broker;
@@ -76,7 +87,10 @@ export class Connection implements SessionLink {
     });
     socket.on('error', () => this.destroy('socket-error'));
     socket.on('close', () => this.peerClosed());
-    socket.on('drain', () => this.session?.drain());
+    socket.on('drain', () => {
+      this.release(HOLD_WRITE);
+      this.session?.drain();
+    });
     // [MQTT-3.1.4] a connection that does not send CONNECT in time is closed
     this.timer = setTimeout(() => this.destroy('connect-timeout'), limits.connectTimeoutMs);
   }
@@ -119,7 +133,7 @@ export class Connection implements SessionLink {
     }
     if (pending !== undefined) {
       this.busy = true;
-      this.socket.pause();
+      this.hold(HOLD_ASYNC);
       pending.then(() => this.resumeAfterAsync(), (err: unknown) => {
         this.broker.log.error({ err, clientId: this.clientId }, 'packet handler failed');
         this.close(RC.UNSPECIFIED_ERROR, 'handler-error');
@@ -149,7 +163,20 @@ export class Connection implements SessionLink {
       this.destroy('socket-closed');
       return;
     }
-    if (!this.busy && !this.ratePaused && this.state !== 'closed') this.socket.resume();
+    if (!this.busy) this.release(HOLD_ASYNC);
+  }
+
+  /** Stops reading for `reason` (TCP then pushes back on the client). */
+  private hold(reason: number): void {
+    if (this.holds === 0) this.socket.pause();
+    this.holds |= reason;
+  }
+
+  /** Drops `reason`; reading resumes when it was the last one. */
+  private release(reason: number): void {
+    if ((this.holds & reason) === 0) return;
+    this.holds &= ~reason;
+    if (this.holds === 0 && this.state !== 'closed') this.socket.resume();
   }
 
   /** Topic aliases the client set on its PUBLISH packets. [MQTT-3.3.2.3.4] */
@@ -213,14 +240,12 @@ export class Connection implements SessionLink {
       this.rateWindowStart = now;
       this.rateCount = 0;
     }
-    if (++this.rateCount >= limit && !this.ratePaused) {
-      this.ratePaused = true;
-      this.socket.pause();
+    if (++this.rateCount >= limit && (this.holds & HOLD_RATE) === 0) {
+      this.hold(HOLD_RATE);
       setTimeout(() => {
-        this.ratePaused = false;
         this.rateWindowStart = coarseNow();
         this.rateCount = 0;
-        if (!this.busy && this.state !== 'closed') this.socket.resume();
+        this.release(HOLD_RATE);
       }, Math.max(1, 1000 - (now - this.rateWindowStart)));
     }
   }
@@ -251,8 +276,13 @@ export class Connection implements SessionLink {
     const bytes = this.outBytes;
     this.out = undefined;
     this.outBytes = 0;
-    if (this.socket.destroyed) return;
-    this.socket.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes));
+    const socket = this.socket;
+    if (socket.destroyed) return;
+    socket.write(out.length === 1 ? out[0]! : Buffer.concat(out, bytes));
+    // The client does not read what it is sent: stop reading what it sends (PUBLISH, PINGREQ,
+    // SUBSCRIBE all produce answers) until the buffer drains. socket.write returned false long
+    // before this mark, so 'drain' is due.
+    if (socket.writableLength > HIGH_WATER) this.hold(HOLD_WRITE);
   }
 
   congested(): boolean {

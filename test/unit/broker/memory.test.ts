@@ -4,7 +4,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnBroker } from './broker-process.ts';
 import type { BrokerProcess } from './broker-process.ts';
-import { RawClient, connect311, publish, subscribe } from './helpers.ts';
+import { RawClient, connect311, publish, sleep, subscribe } from './helpers.ts';
 
 let running: BrokerProcess | undefined;
 afterEach(async () => {
@@ -69,4 +69,47 @@ describe('offline queue', () => {
     expect(first === undefined ? undefined : first[0]! & 0xf0).toBe(0x30);
     back.end();
   }, 60_000);
+});
+
+/**
+ * Writes `chunk` again and again for `ms`, as fast as the socket takes it (waiting for 'drain'
+ * when the client's own buffer is full, so the test process stays small). Returns bytes accepted.
+ */
+async function floodFor(c: RawClient, chunk: Buffer, ms: number): Promise<number> {
+  const deadline = Date.now() + ms;
+  let sent = 0;
+  while (Date.now() < deadline && !c.closed) {
+    sent += chunk.length;
+    if (!c.socket.write(chunk)) {
+      await Promise.race([new Promise((r) => c.socket.once('drain', r)), sleep(deadline - Date.now())]);
+    }
+  }
+  return sent;
+}
+
+describe('write back-pressure', () => {
+  it('a client that floods QoS 1 PUBLISH and PINGREQ and never reads: the broker stops reading it, memory stays flat', async () => {
+    const broker = (running = await spawnBroker());
+    const c = await RawClient.connect(broker.port);
+    c.send(connect311('never-reads'));
+    expect(await c.packetHex()).toBe('20020000');
+    c.socket.pause(); // never read again: every PUBACK and PINGRESP stays with the broker or the kernel
+    const packets: Buffer[] = [];
+    for (let i = 0; i < 8192; i++) packets.push(i % 8 === 7 ? Buffer.from([0xc0, 0x00]) : publish('t', '', 1, (i % 65535) + 1));
+    const chunk = Buffer.concat(packets);
+    const before = await broker.settledRssMiB(300);
+    // First 2 s: the kernel buffers both ways fill (several MiB on loopback) and the broker's
+    // write buffer reaches its high-water mark. Next 3 s: nothing more may get in.
+    const sentFirst = await floodFor(c, chunk, 2000);
+    const mid = broker.rssMiB();
+    const sentMore = await floodFor(c, chunk, 3000);
+    const after = broker.rssMiB();
+    c.end();
+    // Before the fix the broker read everything (~9 MiB/s here) and kept ~4 bytes of answer per 7
+    // bytes read: +110 MiB in 4 s and growing with time.
+    expect(sentFirst).toBeGreaterThan(0);
+    expect(sentMore).toBeLessThan(chunk.length * 2);
+    expect(after - mid).toBeLessThan(8);
+    expect(after - before).toBeLessThan(80); // one-time: heap grown by parsing what was read
+  }, 30_000);
 });
