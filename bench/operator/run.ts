@@ -7,6 +7,9 @@
 //     until every one reports status.observedGeneration == generation with a config hash;
 //  3. API writes the operator sends during an idle window that includes a full resync (target 0);
 //  4. operator RSS (/proc) once RSS-N MqttDeployments are reconciled (target ≤ 150 MiB).
+// The cluster also holds BYSTANDERS Secrets of 4 KiB (`--bystanders`) that no tenant opted in, as
+// other applications' Secrets would be: the operator's Secret cache must not hold them (its RSS at
+// start says whether it does).
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -26,6 +29,7 @@ const N = flag('--n', quick ? 20 : 200);
 const RSS_N = flag('--rss-n', quick ? 50 : 1000);
 const IDLE_S = flag('--idle-seconds', quick ? 15 : 60);
 const RESYNC_S = Math.max(5, Math.floor(IDLE_S / 2));
+const BYSTANDERS = flag('--bystanders', quick ? 500 : 2000);
 const API = 'mqtt.enclave.dev/v1alpha1';
 const OPERATOR_NS = 'enclave-system';
 
@@ -35,7 +39,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 function tenantObjects(ns: string): unknown[] {
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns }, stringData: { 'users.yaml': 'users: []\nacl: []\n' } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } }, stringData: { 'users.yaml': 'users: []\nacl: []\n' } },
     { apiVersion: API, kind: 'AuthSource', metadata: { name: 'builtin', namespace: ns }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users', key: 'users.yaml' } }, passwordHash: { algorithm: 'bcrypt' } } },
   ];
 }
@@ -96,6 +100,12 @@ async function main(): Promise<void> {
     const directMs = performance.now() - t;
     log(`baseline: kubectl apply --server-side of ${direct.length} objects (${N} deployments' worth): ${(directMs / 1000).toFixed(1)} s`);
 
+    // Other applications' Secrets (never opted in for Enclave), applied before the operator starts.
+    const bystanders = Array.from({ length: BYSTANDERS }, (_, i) => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name: `app-${i}`, namespace: 'bench-bystanders' }, stringData: { 'tls.key': 'k'.repeat(4096) } }));
+    await kubectl(['apply', '--server-side', '-f', '-'], toStream([{ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'bench-bystanders' } }]));
+    for (let i = 0; i < bystanders.length; i += 500) await kubectl(['apply', '--server-side', '-f', '-'], toStream(bystanders.slice(i, i + 500)));
+    log(`${BYSTANDERS} bystander Secrets of 4 KiB in bench-bystanders (not opted in)`);
+
     // 2. Operator: N deployments applied at once, run as the image runs it: the compiled
     // JavaScript (dist/operator/main.js), not the TypeScript sources (type stripping costs RSS).
     const dist = join(dir, 'dist');
@@ -122,7 +132,7 @@ async function main(): Promise<void> {
       return (Number(fields[11]) + Number(fields[12])) / 100;
     };
     const rssIdleStart = rss();
-    log(`operator RSS at start (no MqttDeployments yet): ${rssIdleStart.toFixed(0)} MiB`);
+    log(`operator RSS at start (no MqttDeployments yet, ${BYSTANDERS} bystander Secrets): ${rssIdleStart.toFixed(0)} MiB`);
     const writes = async (): Promise<number> => {
       const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
       const line = text.split('\n').find((l) => l.startsWith('enclave_operator_api_writes '));
@@ -203,7 +213,7 @@ async function main(): Promise<void> {
     const heapTotalMiB = Number(/^nodejs_heap_size_total_bytes (\S+)/m.exec(metricsText)?.[1] ?? NaN) / 1024 / 1024;
     log(`RSS with ${Math.max(N, RSS_N)} MqttDeployments reconciled: ${rssMiB.toFixed(0)} MiB (target ≤ 150 MiB); V8 heap used ${heapUsedMiB.toFixed(0)} of ${heapTotalMiB.toFixed(0)} MiB`);
 
-    const result = { n: N, directSeconds: directMs / 1000, operatorSeconds: operatorMs / 1000, ratio: operatorMs / directMs, operatorCpuSeconds: operatorCpu, reconcileWrites, idleSeconds: IDLE_S, resyncSeconds: RESYNC_S, idleWrites, rssDeployments: Math.max(N, RSS_N), rssMiB, heapUsedMiB, heapTotalMiB, rssAtStartMiB: rssIdleStart };
+    const result = { n: N, directSeconds: directMs / 1000, operatorSeconds: operatorMs / 1000, ratio: operatorMs / directMs, operatorCpuSeconds: operatorCpu, reconcileWrites, idleSeconds: IDLE_S, resyncSeconds: RESYNC_S, idleWrites, rssDeployments: Math.max(N, RSS_N), rssMiB, heapUsedMiB, heapTotalMiB, rssAtStartMiB: rssIdleStart, bystanderSecrets: BYSTANDERS };
     console.log(JSON.stringify(result));
     appendFileSync(join(dir, 'result.json'), JSON.stringify(result) + '\n');
   } finally {

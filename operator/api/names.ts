@@ -15,6 +15,12 @@ export const LABEL_OWNER_UID = 'mqtt.enclave.dev/owner-uid';
 export const LABEL_ROLE = 'mqtt.enclave.dev/role';
 export const ROLE_BROKER_CONFIG = 'broker-config';
 export const ANNOTATION_CONFIG_HASH = 'mqtt.enclave.dev/config-hash';
+/**
+ * The opt-in a tenant Secret needs before an AuthSource or TlsCertificate may use it. Only someone
+ * who may write Secrets can set it; `enclave-edit` cannot, so a tenant with only that role cannot
+ * point the operator at a Secret and make its value travel (policy SecretReferenceOptIn).
+ */
+export const LABEL_ALLOW_REFERENCE = 'mqtt.enclave.dev/allow-reference';
 
 /** Names of objects inside a runtime namespace: fixed, since the namespace itself is per-deployment. */
 export const BROKER_NAME = 'broker';

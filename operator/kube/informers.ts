@@ -3,8 +3,10 @@
 // operator owns in runtime namespaces, label-filtered so the cache holds only ours. The owned-kind
 // caches let reconcile notice drift (an object deleted or edited by hand) without any API read.
 //
-// Secrets are the sensitive cache. The rendered broker-config copies are never in the tenant-Secret
-// cache (label selector), and with `tenantNamespaces` set (Helm rbac.tenantSecretAccess=namespaced)
+// Secrets are the sensitive cache. It holds only Secrets a tenant's Secret owner opted in (label
+// mqtt.enclave.dev/allow-reference=true: nothing else may be referenced anyway) and the operator's
+// own (tenant CAs, issued certificates), never the rendered broker-config copies; kube-system's
+// Secrets never enter it. With `tenantNamespaces` set (Helm rbac.tenantSecretAccess=namespaced)
 // Secrets are watched one namespace at a time, only in those namespaces plus the operator's own:
 // the operator then needs, and has, no right to read Secrets anywhere else.
 import {
@@ -13,7 +15,7 @@ import {
   type V1NetworkPolicy, type V1PodDisruptionBudget, type V1Secret, type V1Service, type V1ServiceAccount,
 } from '@kubernetes/client-node';
 import { GROUP, VERSION, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
-import { LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY, ROLE_BROKER_CONFIG } from '../api/names.ts';
+import { LABEL_ALLOW_REFERENCE, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY, ROLE_BROKER_CONFIG } from '../api/names.ts';
 
 export type Cache<T> = Informer<T & KubernetesObject> & ObjectCache<T & KubernetesObject>;
 
@@ -21,7 +23,7 @@ export interface Informers {
   mqttDeployments: Cache<MqttDeployment>;
   authSources: Cache<AuthSource>;
   tlsCertificates: Cache<TlsCertificate>;
-  /** Tenant Secrets and the operator's own (tenant CAs, issued certificates); never broker-config copies. */
+  /** Tenant Secrets opted in (label allow-reference=true) and the operator's own (tenant CAs, issued certificates); never broker-config copies. */
   secrets: Cache<V1Secret>;
   namespaces: Cache<V1Namespace>;
   deployments: Cache<V1Deployment>;
@@ -39,38 +41,53 @@ export interface InformerScope {
   operatorNamespace: string;
 }
 
+/** One informer of a composite view, and the namespace it is limited to (undefined: every namespace). */
+interface Part<T extends KubernetesObject> {
+  namespace?: string;
+  cache: Informer<T> & ObjectCache<T>;
+}
+
 /**
- * A read view over one informer per namespace (Secrets in namespaced mode). Each part is started,
- * stopped and restarted on its own (`partsOf`); this view only answers reads and fans in events.
+ * A read view over several informers: Secrets are watched once per label selector (tenant opt-in,
+ * operator-made) and, in namespaced mode, once per namespace. Each part is started, stopped and
+ * restarted on its own (`partsOf`); this view only answers reads and fans in events. A Secret two
+ * selectors both match (an issued certificate someone also opted in) is listed once.
  */
-class PerNamespace<T extends KubernetesObject> implements Informer<T>, ObjectCache<T> {
-  readonly parts: Map<string, Informer<T> & ObjectCache<T>>;
-  constructor(parts: Map<string, Informer<T> & ObjectCache<T>>) {
+class Composite<T extends KubernetesObject> implements Informer<T>, ObjectCache<T> {
+  readonly parts: Map<string, Part<T>>;
+  constructor(parts: Map<string, Part<T>>) {
     this.parts = parts;
   }
+  private covering(namespace: string | undefined): Part<T>[] {
+    return [...this.parts.values()].filter((p) => namespace === undefined || p.namespace === undefined || p.namespace === namespace);
+  }
   get(name: string, namespace?: string): T | undefined {
-    if (namespace !== undefined) return this.parts.get(namespace)?.get(name, namespace);
-    for (const p of this.parts.values()) {
-      const hit = p.get(name);
+    for (const p of this.covering(namespace)) {
+      const hit = p.cache.get(name, namespace);
       if (hit) return hit;
     }
     return undefined;
   }
   list(namespace?: string): readonly T[] {
-    if (namespace !== undefined) return this.parts.get(namespace)?.list(namespace) ?? [];
-    return [...this.parts.values()].flatMap((p) => p.list());
+    const seen = new Set<string>();
+    return this.covering(namespace).flatMap((p) => p.cache.list(namespace)).filter((o) => {
+      const id = o.metadata?.uid ?? `${o.metadata?.namespace}/${o.metadata?.name}`;
+      if (seen.has(id)) return false;
+      seen.add(id);
+      return true;
+    });
   }
   on(verb: never, cb: never): void {
-    for (const p of this.parts.values()) p.on(verb, cb);
+    for (const p of this.parts.values()) p.cache.on(verb, cb);
   }
   off(verb: never, cb: never): void {
-    for (const p of this.parts.values()) p.off(verb, cb);
+    for (const p of this.parts.values()) p.cache.off(verb, cb);
   }
   async start(): Promise<void> {
-    await Promise.all([...this.parts.values()].map((p) => p.start()));
+    await Promise.all([...this.parts.values()].map((p) => p.cache.start()));
   }
   async stop(): Promise<void> {
-    await Promise.all([...this.parts.values()].map((p) => p.stop()));
+    await Promise.all([...this.parts.values()].map((p) => p.cache.stop()));
   }
 }
 
@@ -91,10 +108,10 @@ function slim<T extends KubernetesObject>(informer: Informer<T> & ObjectCache<T>
   return informer;
 }
 
-/** The informers that really list and watch, named for logs: a per-namespace view is its parts. */
+/** The informers that really list and watch, named for logs: a composite view is its parts. */
 export function partsOf(informers: Informers): [string, Cache<unknown>][] {
   return Object.entries(informers).flatMap(([name, informer]: [string, Cache<unknown>]) =>
-    informer instanceof PerNamespace ? [...(informer.parts as Map<string, Cache<unknown>>)].map(([ns, part]): [string, Cache<unknown>] => [`${name}/${ns}`, part]) : [[name, informer]]);
+    informer instanceof Composite ? [...(informer.parts as Map<string, Part<KubernetesObject>>)].map(([part, p]): [string, Cache<unknown>] => [`${name}/${part}`, p.cache as Cache<unknown>]) : [[name, informer]]);
 }
 
 export function makeInformers(kc: KubeConfig, scope: InformerScope): Informers {
@@ -107,14 +124,20 @@ export function makeInformers(kc: KubeConfig, scope: InformerScope): Informers {
   const notConfig = `${LABEL_ROLE}!=${ROLE_BROKER_CONFIG}`; // also matches Secrets without the label
   const crd = <T extends KubernetesObject>(plural: string): Cache<T> =>
     makeInformer<T>(kc, `/apis/${GROUP}/${VERSION}/${plural}`, async () => (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as never);
-  let secrets: Cache<V1Secret>;
-  if (scope.tenantNamespaces) {
-    const namespaces = [...new Set([...scope.tenantNamespaces, scope.operatorNamespace])];
-    secrets = new PerNamespace(new Map(namespaces.map((ns) => [ns,
-      makeInformer(kc, `/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: notConfig }), notConfig)])));
-  } else {
-    secrets = makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: notConfig }), notConfig);
+  // Two selectors, never "every Secret": tenant Secrets only once their owner opted them in, and
+  // the operator's own (tenant CAs, issued certificates), minus the broker-config copies.
+  const selectors = { 'opted-in': `${LABEL_ALLOW_REFERENCE}=true`, 'operator-made': `${ours},${notConfig}` };
+  const namespaces: (string | undefined)[] = scope.tenantNamespaces ? [...new Set([...scope.tenantNamespaces, scope.operatorNamespace])] : [undefined];
+  const secretParts = new Map<string, Part<V1Secret>>();
+  for (const [what, selector] of Object.entries(selectors)) {
+    for (const ns of namespaces) {
+      const cache = ns === undefined
+        ? makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: selector }), selector)
+        : makeInformer(kc, `/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: selector }), selector);
+      secretParts.set(ns === undefined ? what : `${what}/${ns}`, { ...(ns === undefined ? {} : { namespace: ns }), cache });
+    }
   }
+  const secrets: Cache<V1Secret> = new Composite(secretParts);
   const configs = `${ours},${LABEL_ROLE}=${ROLE_BROKER_CONFIG}`;
   return {
     mqttDeployments: slim(crd<MqttDeployment & KubernetesObject>('mqttdeployments'), []),

@@ -1,9 +1,10 @@
-// Reconcile of one AuthSource: Ready when every Secret it references exists with the keys it needs;
-// usedBy lists the MqttDeployments whose chains name it. Dependents are re-queued by main.ts when
-// the AuthSource or any Secret in its namespace changes.
+// Reconcile of one AuthSource: Ready when every Secret it references is opted in (policy
+// SecretReferenceOptIn) and has the keys it needs; usedBy lists the MqttDeployments whose chains
+// name it. Dependents are re-queued by main.ts when the AuthSource or any Secret in its namespace changes.
 import { GROUP, VERSION, type AuthSource, type MqttDeployment } from '../api/types.ts';
 import { managesNamespace, notManagedMessage } from '../config.ts';
 import { referencedSources } from '../resources/listeners.ts';
+import { secretReferenceProblem } from '../policy/secret-references.ts';
 import { authSourceStatus } from '../status/simple.ts';
 import { sameStatus } from '../status/mqtt-deployment.ts';
 import type { ControllerDeps, Result } from './mqtt-deployment.ts';
@@ -34,9 +35,9 @@ export function usersOf(source: AuthSource, deployments: readonly MqttDeployment
 export async function reconcileAuthSource(deps: ControllerDeps, namespace: string, name: string): Promise<Result> {
   const source = deps.informers.authSources.get(name, namespace);
   if (!source) return;
-  const missing = secretRefsOf(source)
-    .filter((r) => deps.informers.secrets.get(r.name, namespace)?.data?.[r.key ?? ''] === undefined)
-    .map((r) => `Secret ${r.name} key ${r.key ?? ''}`);
+  const missing = [...new Set(secretRefsOf(source)
+    .map((r) => secretReferenceProblem(deps.informers.secrets.get(r.name, namespace), r.name, r.key))
+    .filter((p): p is string => p !== undefined))];
   const usedBy = usersOf(source, deps.informers.mqttDeployments.list(namespace));
   const problem = managesNamespace(deps.config, namespace) ? undefined : { reason: 'NamespaceNotManaged', message: notManagedMessage(namespace) };
   const status = authSourceStatus(source, missing, usedBy, deps.now().toISOString(), problem);

@@ -4,7 +4,7 @@
 // behind the finalizer: the runtime namespace (and with it every Secret, copy of credentials and
 // TLS material in it) is deleted and verified gone before the finalizer is removed.
 import { createHash } from 'node:crypto';
-import type { KubernetesObject, V1Namespace } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, brokerSelector, ownedBy, resolveRuntimeNamespace } from '../api/names.ts';
 import { GROUP, VERSION, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
@@ -16,6 +16,7 @@ import { disabledMessage, mqttDeploymentStatus, sameStatus, type Observed } from
 import { podProblem } from '../status/pods.ts';
 import { apiErrorMessage, type KubeClient } from '../kube/client.ts';
 import type { Informers } from '../kube/informers.ts';
+import { referenceable } from '../policy/secret-references.ts';
 import { caSecretName } from './ca.ts';
 
 export interface ControllerDeps {
@@ -105,6 +106,16 @@ export function tlsSecretName(cert: TlsCertificate): string {
 }
 
 /**
+ * The cached Secret whose material a TlsCertificate may hand to a broker: its secretRef when opted in
+ * (policy SecretReferenceOptIn), or the one the operator issued for exactly this TlsCertificate.
+ */
+export function tlsSecretOf(deps: Pick<ControllerDeps, 'informers'>, cert: TlsCertificate): V1Secret | undefined {
+  const secret = deps.informers.secrets.get(tlsSecretName(cert), cert.metadata.namespace);
+  if (cert.spec.secretRef) return referenceable(secret) ? secret : undefined;
+  return secret && ownedBy(secret.metadata?.labels, { namespace: cert.metadata.namespace, name: cert.metadata.name, uid: cert.metadata.uid ?? '' }) ? secret : undefined;
+}
+
+/**
  * The CR as read, with its runtime namespace decided: the one it already owns (recorded in status,
  * or its pre-hash name), else the hashed name. Status comparisons use the CR as read, not this copy.
  */
@@ -115,8 +126,9 @@ export function withResolvedNamespace(deps: Pick<ControllerDeps, 'informers'>, m
 
 export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildContext {
   const ns = md.metadata.namespace;
+  // Only opted-in Secrets reach the builders: nothing else can be copied into a runtime namespace.
   const secrets = new Map<string, SecretData>();
-  for (const s of deps.informers.secrets.list(ns)) secrets.set(s.metadata!.name!, s.data ?? {});
+  for (const s of deps.informers.secrets.list(ns)) if (referenceable(s)) secrets.set(s.metadata!.name!, s.data ?? {});
   const sources = new Map<string, AuthSource>();
   for (const name of referencedSources(md)) {
     const source = deps.informers.authSources.get(name, ns);
@@ -127,7 +139,7 @@ export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildCo
   for (const name of referencedCertificates(md)) {
     const cert = deps.informers.tlsCertificates.get(name, ns);
     if (!cert) absentCertificates.add(name);
-    const data = cert ? secrets.get(tlsSecretName(cert)) : undefined;
+    const data = cert ? tlsSecretOf(deps, cert)?.data : undefined;
     if (data?.['tls.crt'] && data['tls.key']) tls.set(name, { crt: data['tls.crt'], key: data['tls.key'], ...(data['ca.crt'] ? { ca: data['ca.crt'] } : {}) });
   }
   return { md, config: deps.config, sources, secrets, tls, absentCertificates };

@@ -11,6 +11,7 @@ import { managesNamespace, notManagedMessage } from '../config.ts';
 import { createCa, describeCertificate, issueLeaf, issuedBy, needsRenewal, parseDuration, DEFAULT_RENEW_BEFORE, type CertificateFacts, type KeyPairPem } from '../pki.ts';
 import { sameStatus } from '../status/mqtt-deployment.ts';
 import { tlsCertificateStatus } from '../status/simple.ts';
+import { referenceable, unusableSecret } from '../policy/secret-references.ts';
 import { caSecretName } from './ca.ts';
 import { tlsSecretName, type ControllerDeps, type Result } from './mqtt-deployment.ts';
 
@@ -45,12 +46,13 @@ export async function reconcileTlsCertificate(deps: ControllerDeps, namespace: s
   let problem: { reason: string; message: string } | undefined;
   let requeueAfterMs: number | undefined;
   const secretName = tlsSecretName(cert);
-  const secret = deps.informers.secrets.get(secretName, namespace);
+  let secret = deps.informers.secrets.get(secretName, namespace);
   if (!managesNamespace(deps.config, namespace)) {
     problem = { reason: 'NamespaceNotManaged', message: notManagedMessage(namespace) };
   } else if (cert.spec.secretRef) {
-    const crt = unb64(secret?.data?.['tls.crt']);
-    if (!crt || !secret?.data?.['tls.key']) problem = { reason: 'SecretNotFound', message: `Secret ${secretName} with keys tls.crt and tls.key not found in namespace ${namespace}.` };
+    const crt = referenceable(secret) ? unb64(secret?.data?.['tls.crt']) : undefined;
+    if (!referenceable(secret)) problem = { reason: 'SecretNotFound', message: `Not usable: ${unusableSecret(secretName)}. Create it in namespace ${namespace} with tls.crt and tls.key, labelled so.` };
+    else if (!crt || !secret?.data?.['tls.key']) problem = { reason: 'SecretNotFound', message: `Secret ${secretName} has no tls.crt and tls.key.` };
     else {
       try {
         facts = describeCertificate(crt);
@@ -62,6 +64,9 @@ export async function reconcileTlsCertificate(deps: ControllerDeps, namespace: s
     const issue = cert.spec.issue;
     const renewBeforeMs = parseDuration(issue.renewBefore ?? DEFAULT_RENEW_BEFORE);
     const specHash = createHash('sha256').update(JSON.stringify(issue)).digest('hex').slice(0, 16);
+    // The cache holds only opted-in and operator-made Secrets: one of the tenant's own under this
+    // name is found by a read, so it is never overwritten (server-side apply with force would).
+    secret ??= (await deps.client.get<V1Secret>({ apiVersion: 'v1', kind: 'Secret', namespace, name: secretName })) ?? undefined;
     if (secret && !ownedBy(secret.metadata?.labels, { namespace, name, uid: cert.metadata.uid ?? '' })) {
       problem = { reason: 'OwnershipConflict', message: `Secret ${secretName} exists and was not issued for this TlsCertificate; it was left untouched. Delete it or rename the TlsCertificate.` };
     } else {

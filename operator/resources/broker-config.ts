@@ -11,6 +11,7 @@ import type { AuthSourceConfig, BackendTls, PasswordHashConfig } from '../../bro
 import type { AuthSource, BackendTlsSpec } from '../api/types.ts';
 import { ADMIN_PORT, BROKER_CONFIG_SECRET, LABEL_ROLE, ROLE_BROKER_CONFIG, ownerLabels } from '../api/names.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
+import { unusableSecret } from '../policy/secret-references.ts';
 import { referencedSources, servedListeners } from './listeners.ts';
 
 export const CONFIG_DIR = '/etc/enclave';
@@ -58,11 +59,19 @@ class Files {
   secretData(name: string): Record<string, string> | undefined {
     return this.ctx.secrets.get(name);
   }
-  /** Copies key `key` of tenant Secret `secret` into the bundle; returns its mounted path. */
+  /**
+   * Copies key `key` of tenant Secret `secret` into the bundle; returns its mounted path. `ctx.secrets`
+   * holds only the Secrets their owner opted in: any other reads as unusable, never as "no such key".
+   */
   copy(secret: string, key: string, as: string): string {
-    const value = this.ctx.secrets.get(secret)?.[key];
-    if (value === undefined) this.missing.push(`Secret ${secret} key ${key}`);
-    else this.data[as] = value;
+    const data = this.ctx.secrets.get(secret);
+    const value = data?.[key];
+    const problem = data === undefined ? unusableSecret(secret) : `Secret ${secret} key ${key}`;
+    if (value === undefined) {
+      if (!this.missing.includes(problem)) this.missing.push(problem);
+    } else {
+      this.data[as] = value;
+    }
     return `${CONFIG_DIR}/${as}`;
   }
   put(as: string, base64: string): string {

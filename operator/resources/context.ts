@@ -20,7 +20,7 @@ export interface BuildContext {
   config: Pick<OperatorConfig, 'defaultImage' | 'operatorNamespace' | 'clusterDomain'>;
   /** Referenced AuthSources by name (same namespace as md); missing ones are absent. */
   sources: ReadonlyMap<string, AuthSource>;
-  /** Tenant-namespace Secrets by name (only the referenced ones are needed). */
+  /** Tenant-namespace Secrets by name that their owner opted in (policy SecretReferenceOptIn); no other may be used. */
   secrets: ReadonlyMap<string, SecretData>;
   /** TlsCertificates' material by TlsCertificate name. */
   tls: ReadonlyMap<string, TlsMaterial>;

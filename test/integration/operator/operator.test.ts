@@ -20,7 +20,7 @@ const users = (password: string): string => `users:\n  - username: alice\n    pa
 
 function tenant(ns: string, name: string, extra: Record<string, unknown> = {}): unknown[] {
   return [
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns }, stringData: { 'users.yaml': users('h1') } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } }, stringData: { 'users.yaml': users('h1') } },
     { apiVersion: API, kind: 'AuthSource', metadata: { name: 'builtin', namespace: ns }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users', key: 'users.yaml' } }, passwordHash: { algorithm: 'plain' }, egress: [{ cidr: '10.9.8.0/24', port: 5432 }] } },
     { apiVersion: API, kind: 'MqttDeployment', metadata: { name, namespace: ns }, spec: { listeners: [{ name: 'mqtt', protocol: 'mqtt' }], authentication: { chain: [{ name: 'builtin' }] }, authorization: { chain: [{ name: 'builtin' }] }, ...extra } },
   ];
@@ -203,7 +203,7 @@ describe('MqttDeployment → runtime namespace', () => {
 
   it('propagates a rotated credential without changing the config hash (no pod roll)', async () => {
     const hashBefore = (await reconciled(ns, name)).status?.configHash;
-    await apply([{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns }, stringData: { 'users.yaml': users('h2') } }]);
+    await apply([{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } }, stringData: { 'users.yaml': users('h2') } }]);
     await eventually('rotated credential in the runtime Secret', async () => {
       const s = await get<Obj & { data: Record<string, string> }>('secret', 'broker-config', runtimeNs);
       return Object.values(s?.data ?? {}).some((v) => unb64(v) === users('h2'));

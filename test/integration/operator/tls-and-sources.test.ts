@@ -83,7 +83,7 @@ describe('TlsCertificate secretRef mode', () => {
     const ca = await createCa({ commonName: 'external ca', now });
     const one = await issueLeaf({ ca, now, spec: { commonName: 'one' } });
     const two = await issueLeaf({ ca, now, spec: { commonName: 'two' } });
-    const tlsSecret = (leaf: typeof one): unknown => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'from-cert-manager', namespace: ns }, data: { 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem), 'ca.crt': b64(ca.certPem) } });
+    const tlsSecret = (leaf: typeof one): unknown => ({ apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'from-cert-manager', namespace: ns, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } }, data: { 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem), 'ca.crt': b64(ca.certPem) } });
     await apply([
       tlsSecret(one),
       { apiVersion: API, kind: 'TlsCertificate', metadata: { name: 'external', namespace: ns }, spec: { secretRef: { name: 'from-cert-manager' } } },
@@ -125,7 +125,7 @@ describe('AuthSource status', () => {
       return condition(s, 'Ready')?.status === 'False' ? s : undefined;
     });
     expect(condition(broken, 'Ready')?.message).toContain('pg-creds');
-    await apply([{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'pg-creds', namespace: ns }, stringData: { username: 'u', password: 'p' } }]);
+    await apply([{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'pg-creds', namespace: ns, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } }, stringData: { username: 'u', password: 'p' } }]);
     await eventually('pg Ready once its Secret exists', async () => condition(await source('pg'), 'Ready')?.status === 'True');
     await kubectl(['delete', 'mqttdeployment', 'user-a', '-n', ns, '--wait=false']);
   });

@@ -38,8 +38,8 @@ afterAll(async () => {
 });
 
 const tenantObjects = (name: string, namespace: string): unknown[] => [
-  { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace }, stringData: { 'users.yaml': 'users: []\n' } },
-  { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users' } }, passwordHash: { algorithm: 'bcrypt' } } },
+  { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } }, stringData: { 'users.yaml': 'users: []\n' } },
+  { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users' } }, passwordHash: { algorithm: 'bcrypt' } } },
   { apiVersion: API, kind: 'TlsCertificate', metadata: { name: 'server', namespace }, spec: { issue: { commonName: 'mqtt.example', dnsNames: ['mqtt.example'] } } },
   {
     apiVersion: API, kind: 'MqttDeployment', metadata: { name, namespace },

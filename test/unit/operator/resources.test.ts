@@ -75,7 +75,8 @@ describe('renderBrokerConfig', () => {
 
   it.each([
     ['missing AuthSource', md({ authentication: { chain: [{ name: 'nope' }] } }), {}, ['AuthSource nope']],
-    ['missing Secret key', md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg] }, ['Secret pg-creds key username', 'Secret pg-creds key password']],
+    ['unusable Secret (absent or not opted in: the same words, once)', md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg] }, ['Secret pg-creds (absent, or without the label mqtt.enclave.dev/allow-reference: "true" that policy SecretReferenceOptIn requires)']],
+    ['missing key of an opted-in Secret', md({ authentication: { chain: [{ name: 'pg' }] } }), { sources: [pg], secrets: { 'pg-creds': { username: b64('u') } } }, ['Secret pg-creds key password']],
     ['missing TLS material', md({ listeners: [{ name: 's', protocol: 'mqtts', tlsCertificateRef: { name: 'srv' } }] }), {}, ['TlsCertificate srv']],
   ])('reports %s', (_n, m, extra, expected) => {
     expect(renderBrokerConfig(ctx(m, extra)).missing).toEqual(expected);
