@@ -1,24 +1,24 @@
 // `npm start`: a working local Enclave in one command. Two modes:
 //   - cluster mode (--kubeconfig FILE or $KUBECONFIG): install/upgrade the CRDs and run the operator
 //     against that cluster (its kubelets run the brokers);
-//   - local mode (neither): start the embedded control plane (test/support), install the CRDs, run
-//     the operator in-process, apply examples/quickstart/, and run every broker Deployment the
-//     operator renders as a local process via scripts/local-runtime (there is no kubelet here).
+//   - local mode (neither): start the embedded control plane and a real single node (test/support:
+//     kubelet, containerd, kube-proxy, kube-router, CoreDNS; the broker image built and imported),
+//     install the CRDs, run the operator in-process, apply examples/quickstart/, wait until every
+//     tenant is Ready (its broker pods really run), and print how to reach each one.
 // Progress is printed step by step; Ctrl-C (or SIGTERM) stops everything and removes the temp dir.
 import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
 import { apiErrorMessage } from '../operator/kube/client.ts';
 import { pino } from 'pino';
 import { runOperator, type RunningOperator } from '../operator/main.ts';
 import { kubectl as runKubectl } from '../test/support/kube.ts';
 import { binDir } from '../test/support/paths.ts';
 import { startWorld, type RunningWorld } from '../test/support/start-world.ts';
-import { startLocalKubelet, type LocalKubelet } from './local-runtime/kubelet.ts';
-import { mosquittoLines } from './local-runtime/print.ts';
+import { mosquittoLines, type TenantBroker } from './start-print.ts';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const step = (text: string): void => console.log(`enclave: ${text}`);
@@ -28,7 +28,7 @@ const program = new Command()
   .description([
     'Run Enclave locally.',
     'Cluster mode (--kubeconfig or $KUBECONFIG set): install or upgrade the CRDs, then run the operator against that cluster until Ctrl-C.',
-    "Local mode (no kubeconfig): start an embedded Kubernetes control plane on 127.0.0.1, install the CRDs, run the operator, apply examples/quickstart/ (two tenants) and run each tenant's broker as a local process from the config Secret the operator rendered; print endpoints and mosquitto_sub/mosquitto_pub lines.",
+    "Local mode (no kubeconfig, needs root): start an embedded Kubernetes control plane on 127.0.0.1 and a real single node (kubelet, containerd, kube-proxy, kube-router for NetworkPolicies, CoreDNS), install the CRDs, run the operator, apply examples/quickstart/ (two tenants) and wait until each tenant's broker pods are Ready; print endpoints and mosquitto_sub/mosquitto_pub lines.",
     'Ctrl-C stops everything and leaves nothing running.',
   ].join('\n\n'))
   .option('--kubeconfig <file>', 'cluster mode: kubeconfig of the target cluster (default $KUBECONFIG)', (v) => {
@@ -36,7 +36,7 @@ const program = new Command()
     return v;
   })
   .option('--examples <dir>', 'local mode: manifests to apply after the operator starts', join(REPO, 'examples/quickstart'))
-  .option('--no-examples', 'local mode: apply nothing, just the control plane + operator + local runtime')
+  .option('--no-examples', 'local mode: apply nothing, just the control plane, the node and the operator')
   .option('--operator-namespace <ns>', 'namespace of the operator (leader Lease)', 'enclave-system')
   .showHelpAfterError('(npm start -- --help for usage)')
   .parse();
@@ -67,10 +67,10 @@ async function reachable(kc: KubeConfig): Promise<string> {
   return v.gitVersion;
 }
 
-async function runOperatorIn(kc: KubeConfig, logFile: string, leaderElection: boolean): Promise<RunningOperator> {
+async function runOperatorIn(kc: KubeConfig, logFile: string, leaderElection: boolean, defaultImage?: string): Promise<RunningOperator> {
   await mkdir(dirname(logFile), { recursive: true });
   const logger = pino({ level: 'info', base: { component: 'enclave-operator' } }, pino.destination({ dest: logFile, sync: true }));
-  const op = await runOperator({ kubeConfig: kc, logger, leaderElection, config: { metricsPort: 0, metricsHost: '127.0.0.1', operatorNamespace: opts.operatorNamespace } });
+  const op = await runOperator({ kubeConfig: kc, logger, leaderElection, config: { metricsPort: 0, metricsHost: '127.0.0.1', operatorNamespace: opts.operatorNamespace, ...(defaultImage ? { defaultImage } : {}) } });
   cleanups.push(() => op.stop());
   return op;
 }
@@ -97,11 +97,42 @@ async function clusterMode(path: string): Promise<void> {
   step('press Ctrl-C to stop');
 }
 
+interface ListedMd { metadata: { namespace: string; name: string }; status?: { namespace?: string; conditions?: { type: string; status: string; reason: string; message: string }[] } }
+
+/** Waits until MqttDeployment ns/name is Ready (its broker pods passed their readiness probes). */
+async function waitReady(kc: KubeConfig, md: ListedMd['metadata'], timeoutMs: number): Promise<ListedMd> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  const deadline = Date.now() + timeoutMs;
+  let last: ListedMd | undefined;
+  while (Date.now() < deadline) {
+    last = await api.getNamespacedCustomObject({ group: 'mqtt.enclave.dev', version: 'v1alpha1', namespace: md.namespace, plural: 'mqttdeployments', name: md.name }) as ListedMd;
+    if (last.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')) return last;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  const ready = last?.status?.conditions?.find((c) => c.type === 'Ready');
+  throw new Error(`MqttDeployment ${md.namespace}/${md.name} not Ready within ${timeoutMs / 1000} s: ${ready ? `${ready.reason}: ${ready.message}` : 'no status yet'}; see the operator log`);
+}
+
+async function tenantBroker(kc: KubeConfig, md: ListedMd): Promise<TenantBroker> {
+  const ns = md.status!.namespace!;
+  const core = kc.makeApiClient(CoreV1Api);
+  const svc = await core.readNamespacedService({ namespace: ns, name: 'broker' });
+  const pods = await core.listNamespacedPod({ namespace: ns, labelSelector: 'app.kubernetes.io/name=enclave-broker' });
+  return {
+    owner: `${md.metadata.namespace}/${md.metadata.name}`,
+    runtimeNamespace: ns,
+    clusterIP: svc.spec?.clusterIP ?? '?',
+    ports: (svc.spec?.ports ?? []).map((p) => ({ name: p.name ?? String(p.port), port: p.port })),
+    pods: pods.items.filter((p) => !p.metadata?.deletionTimestamp).map((p) => `${p.metadata?.name ?? '?'} ${p.status?.podIP ?? ''}`.trim()),
+  };
+}
+
 async function localMode(): Promise<void> {
   const t0 = Date.now();
-  step('[1/5] starting the embedded control plane (etcd, kube-apiserver, kube-controller-manager) ...');
+  if (process.getuid?.() !== 0) throw new Error('local mode runs a real Kubernetes node (containerd, iptables, network namespaces) and needs root; run as root, or use --kubeconfig with a cluster of yours');
+  step('[1/5] starting the embedded control plane and a node (etcd, kube-apiserver, kube-controller-manager; images, containerd, kubelet, kube-proxy, kube-router, CoreDNS) ...');
   const world: RunningWorld = await startWorld({ kubeOnly: true, log: (line) => step(`      ${line}`) });
-  const { kube, runDir } = world.info;
+  const { kube, runDir, node } = world.info;
   cleanups.push(async () => {
     await world.stop();
     await rm(runDir, { recursive: true, force: true });
@@ -113,36 +144,28 @@ async function localMode(): Promise<void> {
   await runKubectl(kube, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
   await runKubectl(kube, ['create', 'namespace', opts.operatorNamespace]);
   step('[3/5] starting the operator ...');
-  const op = await runOperatorIn(kc, join(runDir, 'operator.log'), false);
+  const op = await runOperatorIn(kc, join(runDir, 'operator.log'), false, node.images.broker);
   step(`      operator running, metrics http://127.0.0.1:${op.metricsPort}/metrics, log ${join(runDir, 'operator.log')}`);
-  step('[4/5] starting the local runtime (runs broker Deployments as local processes) ...');
-  const kubelet: LocalKubelet = await startLocalKubelet({ kubeConfig: kc, root: join(runDir, 'brokers'), log: (line) => step(`      ${line}`) });
-  cleanups.push(() => kubelet.stop());
+  const brokers: TenantBroker[] = [];
   if (opts.examples === false) {
-    step('[5/5] --no-examples: nothing applied');
+    step('[4/5] --no-examples: nothing applied');
+    step('[5/5] nothing to wait for');
   } else {
-    step(`[5/5] applying ${opts.examples} ...`);
+    step(`[4/5] applying ${opts.examples} ...`);
     await runKubectl(kube, ['apply', '--server-side', '-f', opts.examples]);
-    const list = await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'mqtt.enclave.dev', version: 'v1alpha1', plural: 'mqttdeployments' }) as { items: { metadata: { namespace: string; name: string }; status?: { namespace?: string } }[] };
-    for (const md of list.items) {
-      const deadline = Date.now() + 60_000;
-      let ns: string | undefined;
-      while (!ns && Date.now() < deadline) {
-        const cur = await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({ group: 'mqtt.enclave.dev', version: 'v1alpha1', namespace: md.metadata.namespace, plural: 'mqttdeployments', name: md.metadata.name }) as { status?: { namespace?: string } };
-        ns = cur.status?.namespace;
-        if (!ns) await new Promise((r) => setTimeout(r, 200));
-      }
-      if (!ns) throw new Error(`MqttDeployment ${md.metadata.namespace}/${md.metadata.name} got no runtime namespace within 60 s; see the operator log`);
-      // status.namespace is the deterministic name, reported before the operator may have created it
-      // (e.g. while a referenced Secret is still on its way): wait for the broker itself.
-      await kubelet.waitFor(ns, undefined, 60_000);
+    step('[5/5] waiting until every tenant is Ready (its broker pods pass their readiness probes) ...');
+    const list = await kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group: 'mqtt.enclave.dev', version: 'v1alpha1', plural: 'mqttdeployments' }) as { items: ListedMd[] };
+    for (const item of list.items) {
+      const md = await waitReady(kc, item.metadata, 120_000);
+      brokers.push(await tenantBroker(kc, md));
+      step(`      ${item.metadata.namespace}/${item.metadata.name} Ready`);
     }
   }
   console.log(`\nenclave: ready in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
-  console.log(`  API server:  ${kube.server}\n  kubeconfig:  export KUBECONFIG=${kube.kubeconfigPath}\n  kubectl:     ${join(kube.binDir, 'kubectl')} get mqttdeployments -A\n`);
-  for (const b of kubelet.brokers()) {
-    console.log(mosquittoLines(b, opts.examples !== false && resolve(opts.examples) === join(REPO, 'examples/quickstart')));
-  }
+  const kubectlBin = join(kube.binDir, 'kubectl');
+  console.log(`  API server:  ${kube.server}\n  kubeconfig:  export KUBECONFIG=${kube.kubeconfigPath}\n  kubectl:     ${kubectlBin} get mqttdeployments -A\n               ${kubectlBin} get nodes,pods -A -o wide\n`);
+  const quickstart = opts.examples !== false && resolve(opts.examples) === join(REPO, 'examples/quickstart');
+  for (const b of brokers) console.log(mosquittoLines(b, quickstart));
   console.log('Press Ctrl-C to stop everything.');
 }
 

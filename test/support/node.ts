@@ -193,11 +193,11 @@ export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
         '--conntrack-max-per-core=0', '--conntrack-tcp-timeout-established=0', '--conntrack-tcp-timeout-close-wait=0', '--oom-score-adj=0',
         `--healthz-bind-address=127.0.0.1:${proxyHealth}`, '--metrics-bind-address=127.0.0.1:0', '--v=1'],
     }));
-    const routerHealth = await freePort();
     started.push(spawnService({
       name: 'kube-router', command: router, logFile: join(p.dir, 'kube-router.log'),
       args: [`--kubeconfig=${routerKc}`, `--hostname-override=${name}`, '--run-firewall=true', '--run-router=false', '--run-service-proxy=false',
-        '--enable-ipv6=false', `--health-port=${routerHealth}`, '--metrics-port=0', '--v=1'],
+        // Its health port would listen on every address: off (the node's readiness is the kubelet's).
+        '--enable-ipv6=false', '--health-port=0', '--metrics-port=0', '--v=1'],
     }));
     await waitFor(`node ${name} Ready and untainted`, () => nodeReady(opts.kube, name), 60_000);
     log(`node: ${name} Ready (${Date.now() - t0} ms)`);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../support/process.ts';
-import { REPO, eventually } from './support/harness.ts';
+import { REPO, eventually } from '../e2e/support/harness.ts';
 
 const NODE = join(REPO, 'node_modules/.bin/node');
 const START = join(REPO, 'scripts/start.ts');

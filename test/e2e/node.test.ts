@@ -1,0 +1,249 @@
+// The user journey on the real node: `helm install` of the chart with the locally built images (the
+// operator runs as a pod, holds its Lease, answers /metrics through its Service), tenants' brokers as
+// real pods Ready through their real probes, clients in pods reaching them through the Service's
+// ClusterIP and DNS name, NetworkPolicies enforced by kube-router (another tenant's pod cannot
+// connect; the broker reaches an in-cluster auth backend only once its AuthSource declares it),
+// a password rotated through the kubelet's own Secret volume update with no restart, failures
+// reported with the kubelet's reason, a graceful delete (DISCONNECT 0x8B, namespace gone) and
+// `helm uninstall` refused while MqttDeployments exist.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import bcrypt from 'bcryptjs';
+import type { MqttClient } from 'mqtt';
+import { sourceHash } from '../support/images.ts';
+import { POD_GATEWAY } from '../support/node-network.ts';
+import { helm, kubectl, world } from '../support/world.ts';
+import { API, apply, connect, deleteAndWait, eventually, get, refusal, type Obj } from './support/harness.ts';
+import { HTTP_AUTH_SERVER, execInBroker, restricted, runInPod } from './support/pods.ts';
+
+const RELEASE_NS = 'enclave-node-e2e';
+const A = 'e2e-node-a';
+const B = 'e2e-node-b';
+const AUTH = 'e2e-node-auth';
+const MD = 'mqttdeployments.mqtt.enclave.dev';
+const hash = sourceHash();
+
+const users = (password: string) => ({
+  users: [{ username: 'alice', password_hash: bcrypt.hashSync(password, 4) }],
+  acl: [{ username: 'alice', permission: 'allow', action: 'all', topic: 'devices/#' }],
+});
+
+function tenant(ns: string, opts: { password: string; image?: string; chain?: string[] }): object[] {
+  const chain = opts.chain ?? ['users'];
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { 'app.kubernetes.io/part-of': 'enclave-e2e' } } },
+    {
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } },
+      stringData: { 'users.yaml': JSON.stringify(users(opts.password)) },
+    },
+    { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace: ns }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users', key: 'users.yaml' } }, passwordHash: { algorithm: 'bcrypt' } } },
+    {
+      apiVersion: API, kind: 'MqttDeployment', metadata: { name: 'broker', namespace: ns },
+      spec: {
+        replicas: 1,
+        ...(opts.image ? { image: opts.image } : {}),
+        listeners: [{ name: 'mqtt', protocol: 'mqtt', port: 1883 }],
+        authentication: { chain: chain.map((name) => ({ name })) },
+        authorization: { chain: chain.map((name) => ({ name })), noMatch: 'deny' },
+        network: { allowFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }] },
+      },
+    },
+  ];
+}
+
+const condition = (m: Obj | undefined, type: string) => m?.status?.conditions?.find((c) => c.type === type);
+
+async function readyDeployment(ns: string, name = 'broker', timeoutMs = 120_000): Promise<Obj> {
+  let last: Obj | undefined;
+  return eventually(`MqttDeployment ${ns}/${name} Ready`, async () => {
+    last = await get(MD, name, ns);
+    return condition(last, 'Ready')?.status === 'True' ? last : undefined;
+  }, timeoutMs).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; conditions: ${JSON.stringify(last?.status?.conditions ?? [])}`, { cause: err });
+  });
+}
+
+async function clusterIP(ns: string, service = 'broker'): Promise<string> {
+  return (await kubectl(['get', 'service', service, '-n', ns, '-o', 'jsonpath={.spec.clusterIP}'])).stdout;
+}
+
+async function brokerPods(runtimeNs: string): Promise<{ name: string; restarts: number; uid: string }[]> {
+  const r = await kubectl(['get', 'pods', '-n', runtimeNs, '-l', 'app.kubernetes.io/name=enclave-broker', '-o', 'json']);
+  const pods = (JSON.parse(r.stdout) as { items: { metadata: { name: string; uid: string; deletionTimestamp?: string }; status?: { containerStatuses?: { restartCount: number }[] } }[] }).items;
+  return pods.filter((p) => !p.metadata.deletionTimestamp).map((p) => ({ name: p.metadata.name, uid: p.metadata.uid, restarts: p.status?.containerStatuses?.[0]?.restartCount ?? 0 }));
+}
+
+let runtimeA = '';
+let runtimeB = '';
+
+beforeAll(async () => {
+  const w = world();
+  // The chart as a user installs it, pointed at the images the node holds and at where the API
+  // server really is for pods (the `kubernetes` Service leads to the node bridge's gateway).
+  await helm(['upgrade', '--install', 'enclave', 'charts/enclave', '-n', RELEASE_NS, '--create-namespace', '--wait', '--timeout', '180s',
+    '--set', 'operator.image.repository=localhost/enclave-operator', '--set', `operator.image.tag=src-${hash}`,
+    '--set', 'broker.image.repository=localhost/enclave-broker', '--set', `broker.image.tag=src-${hash}`,
+    '--set', `networkPolicy.apiServer.cidrs={${POD_GATEWAY}/32}`, '--set', `networkPolicy.apiServer.ports={${w.kube.apiPort}}`,
+    '--set', 'operator.resyncSeconds=30']);
+}, 240_000);
+
+afterAll(async () => {
+  for (const ns of [A, B]) await kubectl(['delete', MD, '--all', '-n', ns, '--wait=true', '--timeout=120s'], { allowFailure: true });
+  await helm(['uninstall', 'enclave', '-n', RELEASE_NS, '--wait', '--timeout', '120s'], { allowFailure: true });
+  for (const ns of [A, B, AUTH, RELEASE_NS]) await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+}, 300_000);
+
+describe('the chart on the node', () => {
+  it('runs the operator as a pod that holds the Lease and serves /metrics through its Service', async () => {
+    const pod = await eventually('operator pod Ready', async () => {
+      const r = await kubectl(['get', 'pods', '-n', RELEASE_NS, '-l', 'app.kubernetes.io/name=enclave', '-o', 'json']);
+      const items = (JSON.parse(r.stdout) as { items: { metadata: { name: string }; status?: { phase?: string; conditions?: { type: string; status: string }[] } }[] }).items;
+      return items.find((p) => p.status?.phase === 'Running' && p.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+    }, 120_000);
+    const lease = await eventually('the Lease names the operator pod', async () => {
+      const r = await kubectl(['get', 'lease', 'enclave-operator-leader', '-n', RELEASE_NS, '-o', 'jsonpath={.spec.holderIdentity}'], { allowFailure: true });
+      return r.stdout === pod.metadata.name ? r.stdout : undefined;
+    });
+    expect(lease).toBe(pod.metadata.name);
+    const svc = (await kubectl(['get', 'service', '-n', RELEASE_NS, '-l', 'app.kubernetes.io/name=enclave', '-o', 'jsonpath={.items[0].spec.clusterIP}'])).stdout;
+    const metrics = await eventually('metrics through the Service', async () => {
+      const res = await fetch(`http://${svc}:8080/metrics`, { signal: AbortSignal.timeout(3_000) });
+      return res.ok ? res.text() : undefined;
+    });
+    expect(metrics).toMatch(/^enclave_/m);
+  }, 180_000);
+});
+
+describe('tenants on the node', () => {
+  it('runs each broker as a restricted pod, Ready through its real probes', async () => {
+    await apply([...tenant(A, { password: 'alice-a' }), ...tenant(B, { password: 'alice-b' })]);
+    const [a, b] = await Promise.all([readyDeployment(A), readyDeployment(B)]);
+    runtimeA = a.status!.namespace!;
+    runtimeB = b.status!.namespace!;
+    const labels = (await kubectl(['get', 'namespace', runtimeA, '-o', 'jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}'])).stdout;
+    expect(labels).toBe('restricted');
+    const pods = await brokerPods(runtimeA);
+    expect(pods).toHaveLength(1);
+    expect(a.status?.readyReplicas).toBe(1);
+  }, 180_000);
+
+  it('serves a client pod of its own namespace through the ClusterIP and the Service DNS name', async () => {
+    const ip = await clusterIP(runtimeA);
+    const env = { PORT: '1883', USERNAME: 'alice', PASSWORD: 'alice-a', TOPIC: 'devices/d1/temp', PAYLOAD: 'via-ip', CLIENT_ID: 'pod-a-1' };
+    expect(await runInPod(A, 'mqtt', { ...env, HOST: ip })).toBe('GOT via-ip');
+    const dnsName = `broker.${runtimeA}.svc.cluster.local`;
+    expect(await runInPod(A, 'dns', { NAME: dnsName })).toBe(ip);
+    expect(await runInPod(A, 'mqtt', { ...env, HOST: dnsName, PAYLOAD: 'via-dns', CLIENT_ID: 'pod-a-2' })).toBe('GOT via-dns');
+    // Tenant B's credentials are not tenant A's.
+    expect(await runInPod(A, 'mqtt', { ...env, HOST: ip, PASSWORD: 'alice-b', CLIENT_ID: 'pod-a-3' })).toBe('CONNACK 4');
+  }, 180_000);
+
+  it("refuses a TCP connection from another tenant's pod (NetworkPolicy enforced)", async () => {
+    const ipA = await clusterIP(runtimeA);
+    const fromB = await runInPod(B, 'tcp', { HOST: ipA, PORT: '1883' });
+    console.log(`[node] tenant B pod → tenant A broker ${ipA}:1883: ${fromB}`);
+    expect(['TIMEOUT', 'REFUSED']).toContain(fromB);
+    // The same probe from tenant A's own namespace connects: the refusal is the policy, not the probe.
+    expect(await runInPod(A, 'tcp', { HOST: ipA, PORT: '1883' })).toBe('CONNECTED');
+  }, 120_000);
+});
+
+describe('egress from the broker', () => {
+  it('reaches an in-cluster auth backend through its Service name only once the AuthSource declares it', async () => {
+    await apply([
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: AUTH, labels: { 'app.kubernetes.io/part-of': 'enclave-e2e' } } },
+      {
+        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'auth', namespace: AUTH },
+        spec: {
+          replicas: 1, selector: { matchLabels: { app: 'auth' } },
+          template: {
+            metadata: { labels: { app: 'auth' } },
+            spec: {
+              terminationGracePeriodSeconds: 1, automountServiceAccountToken: false,
+              containers: [{
+                name: 'auth', image: world().node.images.broker, imagePullPolicy: 'Never', command: ['node', '-e', HTTP_AUTH_SERVER],
+                env: [{ name: 'AUTH_USER', value: 'pod-user' }, { name: 'AUTH_PASSWORD', value: 'pod-pw' }],
+                ports: [{ containerPort: 8080 }], readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+                securityContext: restricted,
+              }],
+            },
+          },
+        },
+      },
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'auth', namespace: AUTH }, spec: { selector: { app: 'auth' }, ports: [{ port: 8080, targetPort: 8080 }] } },
+    ]);
+    await kubectl(['rollout', 'status', 'deployment/auth', '-n', AUTH, '--timeout=90s']);
+    const authUrl = `http://auth.${AUTH}.svc.cluster.local:8080/auth`;
+    const httpSource = (egress: object[]) => ({
+      apiVersion: API, kind: 'AuthSource', metadata: { name: 'http', namespace: B },
+      spec: { type: 'http', http: { url: authUrl, method: 'POST', bodyFormat: 'json' }, timeout: '2s', onBackendFailure: 'deny', egress },
+    });
+    // Declared elsewhere (a namespace without the backend): the broker may not reach it.
+    await apply([httpSource([{ namespace: A, port: 8080 }]), ...tenant(B, { password: 'alice-b', chain: ['http', 'users'] })]);
+    await readyDeployment(B);
+    const authIp = await clusterIP(AUTH, 'auth');
+    expect(await execInBroker(runtimeB, 'dns', { NAME: `auth.${AUTH}.svc.cluster.local` })).toBe(authIp);
+    const blocked = await eventually('the undeclared backend is unreachable from the broker', async () => {
+      const r = await execInBroker(runtimeB, 'tcp', { HOST: `auth.${AUTH}.svc.cluster.local`, PORT: '8080', TIMEOUT_MS: '2000' });
+      return r !== 'CONNECTED' ? r : undefined;
+    });
+    console.log(`[node] broker → undeclared auth backend: ${blocked}`);
+    const ipB = await clusterIP(runtimeB);
+    // Fail closed: the backend is unreachable, so the user it would allow is refused.
+    const denied = await runInPod(B, 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'x', CLIENT_ID: 'pod-b-1' });
+    expect(denied).toMatch(/^CONNACK [45]$/);
+    // Declared: the same Service name works.
+    await apply([httpSource([{ namespace: AUTH, podLabels: { app: 'auth' }, port: 8080 }])]);
+    await eventually('the declared backend is reachable from the broker', async () =>
+      (await execInBroker(runtimeB, 'tcp', { HOST: `auth.${AUTH}.svc.cluster.local`, PORT: '8080' })) === 'CONNECTED');
+    const allowed = await eventually('a client authenticated by the in-cluster backend', async () => {
+      const r = await runInPod(B, 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'through-http-auth', CLIENT_ID: 'pod-b-2' });
+      return r.startsWith('GOT') ? r : undefined;
+    }, 60_000);
+    expect(allowed).toBe('GOT through-http-auth');
+  }, 300_000);
+});
+
+describe('rotation, failures, delete', () => {
+  it('a rotated password reaches the running pod through the kubelet volume update: no restart, no client dropped', async () => {
+    const ip = await clusterIP(runtimeA);
+    const before = await brokerPods(runtimeA);
+    const kept: MqttClient = await connect(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-a', clientId: 'kept-through-rotation' });
+    let closed = false;
+    kept.on('close', () => (closed = true));
+    await apply([{ apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: A, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } }, stringData: { 'users.yaml': JSON.stringify(users('alice-a-2')) } }]);
+    await eventually('the new password is accepted', async () => (await refusal(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-a-2' })) === '', 90_000);
+    expect(await refusal(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-a' })).not.toBe('');
+    expect(closed).toBe(false);
+    await kept.publishAsync('devices/kept/t', 'still here', { qos: 1 });
+    expect(await brokerPods(runtimeA)).toEqual(before);
+    await kept.endAsync();
+  }, 150_000);
+
+  it('reports an image that cannot be pulled with the kubelet reason', async () => {
+    await apply(tenant(B, { password: 'alice-b', chain: ['http', 'users'], image: 'localhost/enclave-broker:does-not-exist' }));
+    const m = await eventually('Ready=False with the pull failure', async () => {
+      const cur = await get(MD, 'broker', B);
+      const ready = condition(cur, 'Ready');
+      return ready?.status === 'False' && /ImagePullBackOff|ErrImagePull/.test(ready.reason) ? cur : undefined;
+    }, 120_000);
+    expect(condition(m, 'Ready')?.message).toMatch(/Pod broker-.*container broker is (ImagePullBackOff|ErrImagePull)/);
+    expect(condition(m, 'Degraded')?.status).toBe('True');
+  }, 150_000);
+
+  it('refuses helm uninstall while MqttDeployments exist', async () => {
+    const r = await helm(['uninstall', 'enclave', '-n', RELEASE_NS, '--timeout', '120s'], { allowFailure: true });
+    expect(r.code).not.toBe(0);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/pre-delete hook|uninstall-guard/);
+    expect((await kubectl(['get', 'deployment', '-n', RELEASE_NS, '-o', 'name'])).stdout).toMatch(/deployment/);
+  }, 180_000);
+
+  it('deletes gracefully: v5 clients get DISCONNECT 0x8B, then the runtime namespace is gone', async () => {
+    const ip = await clusterIP(runtimeA);
+    const client = await connect(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-a-2', clientId: 'v5-at-delete', protocolVersion: 5 });
+    const reason = new Promise<number | undefined>((resolve) => client.once('disconnect', (p) => resolve(p.reasonCode)));
+    await deleteAndWait(MD, 'broker', A, 120_000);
+    expect(await reason).toBe(0x8b);
+    expect((await kubectl(['get', 'namespace', runtimeA], { allowFailure: true })).code).not.toBe(0);
+    client.end(true);
+  }, 180_000);
+});
