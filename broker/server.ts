@@ -29,6 +29,12 @@ import { SysPublisher } from './sys.ts';
 const NEVER_EXPIRES = 0xffffffff;
 const MAX_TIMER_MS = 2_147_483_647;
 const MAX_RETAINED = 1_000_000;
+/**
+ * Authorization calls one request (a SUBSCRIBE's filters, a session's stored subscriptions) keeps
+ * in flight: with one async step per connection, this bounds what waits at an auth source to
+ * 16 × connections, however many filters a packet carries.
+ */
+const AUTHORIZE_BATCH = 16;
 
 export interface BrokerOptions {
   config: BrokerConfig;
@@ -365,6 +371,21 @@ export class Broker {
     }
     if (ok !== undefined) this.metrics.authDecisions.inc({ action, result: ok ? 'allow' : 'deny' });
     return ok;
+  }
+
+  /** authorize() for many topics of one client, AUTHORIZE_BATCH at a time; verdicts in order. */
+  async authorizeMany(conn: Connection, action: AclAction, requests: readonly { topic: string; qos: 0 | 1 | 2 }[]): Promise<boolean[]> {
+    const verdicts = new Array<boolean>(requests.length);
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < requests.length) {
+        const i = next++;
+        const r = requests[i]!;
+        verdicts[i] = this.authorizeKnown(conn, action, r.topic, r.qos, false) ?? await this.authorize(conn, action, r.topic, r.qos, false);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(AUTHORIZE_BATCH, requests.length) }, worker));
+    return verdicts;
   }
 
   async authorize(conn: Connection, action: AclAction, topic: string, qos: 0 | 1 | 2, retain: boolean): Promise<boolean> {

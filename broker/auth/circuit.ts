@@ -1,7 +1,10 @@
 // Owns the failure handling of one auth source's calls, as a circuit breaker. Every call is bounded
-// by a timeout, and at most `maxInFlight` calls wait on the source at once (a hanging backend then
-// holds a bounded number of CONNECTs, not every one that arrives while it hangs). A failure opens
-// the circuit: calls fail fast for a backoff (100 ms doubling to 10 s); when it expires the circuit
+// by a timeout, and at most `maxInFlight` calls are on the source at once; further calls wait in
+// FIFO order for a slot — never refused for a local reason, since a refusal becomes a deny (a
+// SUBSCRIBE with 200 filters must not get 136 of them refused). The wait is bounded by whoever
+// makes calls: one async step per connection, at most 16 calls in flight per SUBSCRIBE or
+// re-check (server.ts authorizeMany). A failure opens the circuit: calls fail fast for a backoff
+// (100 ms doubling to 10 s), waiting ones too when their turn comes; when it expires the circuit
 // is half-open and exactly one probe call goes through while the others keep failing fast; a
 // success closes it. What a failure means (deny, skip) is the chain's business (chain.ts).
 import type { Logger } from 'pino';
@@ -10,9 +13,9 @@ import { BackendError } from './source.ts';
 export const backoffBaseMs = 100;
 export const backoffMaxMs = 10_000;
 /**
- * Calls in flight per source before further ones fail fast. Above the pools a healthy backend
- * works with (SQL default 8, HTTP 64 sockets, the benchmark's 32 concurrent CONNECTs) so only a
- * backend that stopped answering reaches it; a larger SQL pool raises it (see maxInFlightFor).
+ * Calls in flight per source before further ones wait. Above the pools a healthy backend works
+ * with (SQL default 8, HTTP 64 sockets, the benchmark's 32 concurrent CONNECTs); a larger SQL pool
+ * raises it (see maxInFlightFor).
  */
 export const minMaxInFlight = 64;
 
@@ -21,7 +24,7 @@ export function maxInFlightFor(poolSize: number | undefined): number {
   return Math.max(minMaxInFlight, 2 * (poolSize ?? 0));
 }
 
-/** A call refused without reaching the backend (circuit open, probe in flight, too many in flight). */
+/** A call refused without reaching the backend (circuit open, probe in flight). */
 export class SourceUnavailable extends BackendError {}
 
 export interface CircuitOptions {
@@ -57,6 +60,8 @@ export class SourceCircuit {
   #retryAt = 0;
   #probing = false;
   #inFlight = 0;
+  /** Calls waiting for a slot, oldest first; a finishing call hands its slot to the first. */
+  readonly #waiting: (() => void)[] = [];
 
   constructor(options: CircuitOptions) {
     this.#o = options;
@@ -71,19 +76,44 @@ export class SourceCircuit {
     return this.#inFlight;
   }
 
+  /** Calls waiting for a slot. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
+  /** Throws SourceUnavailable while the circuit is open (or half-open with its probe out). */
+  #refuseWhileOpen(): void {
+    if (this.#failures === 0) return;
+    const t = this.#o.now();
+    if (t < this.#retryAt) throw new SourceUnavailable(this.#o.name, `backend unavailable, next retry in ${this.#retryAt - t} ms`);
+    if (this.#probing) throw new SourceUnavailable(this.#o.name, 'backend unavailable, a probe call is in flight');
+  }
+
+  /** A slot for one call: at once when one is free (and nobody waits before us), else in turn. */
+  async #acquire(): Promise<void> {
+    if (this.#inFlight < this.#o.maxInFlight && this.#waiting.length === 0) {
+      this.#inFlight++;
+      return;
+    }
+    await new Promise<void>((resolve) => this.#waiting.push(resolve));
+  }
+
+  #releaseSlot(): void {
+    const next = this.#waiting.shift();
+    if (next !== undefined) next(); // the slot passes on: #inFlight stays
+    else this.#inFlight--;
+  }
+
   /** Runs one call; throws SourceUnavailable when refused, BackendError when the call failed. */
   async run<T>(fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const { name } = this.#o;
-    if (this.#failures > 0) {
-      const t = this.#o.now();
-      if (t < this.#retryAt) throw new SourceUnavailable(name, `backend unavailable, next retry in ${this.#retryAt - t} ms`);
-      if (this.#probing) throw new SourceUnavailable(name, 'backend unavailable, a probe call is in flight');
-    }
-    if (this.#inFlight >= this.#o.maxInFlight) throw new SourceUnavailable(name, `${this.#inFlight} calls already waiting on the backend`);
-    const probe = this.#failures > 0;
-    if (probe) this.#probing = true;
-    this.#inFlight++;
+    this.#refuseWhileOpen();
+    await this.#acquire();
+    let probe = false;
     try {
+      this.#refuseWhileOpen(); // the circuit may have opened while this call waited
+      probe = this.#failures > 0;
+      if (probe) this.#probing = true;
       const result = await withTimeout(this.#o.timeoutMs, fn, name);
       if (this.#failures > 0) this.#o.logger.info({ source: name, after: this.#failures }, 'auth source recovered');
       this.#failures = 0;
@@ -99,8 +129,8 @@ export class SourceCircuit {
       }
       throw err instanceof BackendError ? err : new BackendError(name, (err as Error).message, { cause: err });
     } finally {
-      this.#inFlight--;
       if (probe) this.#probing = false;
+      this.#releaseSlot();
     }
   }
 }

@@ -64,14 +64,13 @@ export function handleSubscribe(conn: Connection, packet: SubscribePacket): Prom
     finish(conn, packet, planned);
     return undefined;
   }
-  return Promise.all(planned.map((p) => p.code >= 0x80
-    ? Promise.resolve(true)
-    : broker.authorize(conn, 'subscribe', p.key, p.options.qos, false))).then((verdicts) => {
+  const asked = planned.filter((p) => p.code < 0x80);
+  return broker.authorizeMany(conn, 'subscribe', asked.map((p) => ({ topic: p.key, qos: p.options.qos }))).then((verdicts) => {
     if (conn.state === 'closed') return;
     // A denied filter is answered in SUBACK whatever `denyAction` says: that setting is about
     // PUBLISH (DESIGN.md "Auth chain semantics"), and a SUBACK failure code already refuses.
     verdicts.forEach((ok, i) => {
-      if (!ok) planned[i]!.code = RC.NOT_AUTHORIZED;
+      if (!ok) asked[i]!.code = RC.NOT_AUTHORIZED;
     });
     finish(conn, packet, planned);
   });

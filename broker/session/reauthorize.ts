@@ -22,7 +22,7 @@ export function uncheckedSubscriptions(conn: Connection, verdicts: SubscriptionV
 
 /** Asks the auth hook about each subscription, as a SUBSCRIBE of the same filter and QoS would. */
 export async function authorizeStoredSubscriptions(conn: Connection, held: Held[], verdicts: SubscriptionVerdicts): Promise<void> {
-  const allowed = await Promise.all(held.map(([key, sub]) => conn.broker.authorize(conn, 'subscribe', key, sub.options.qos, false)));
+  const allowed = await conn.broker.authorizeMany(conn, 'subscribe', held.map(([key, sub]) => ({ topic: key, qos: sub.options.qos })));
   held.forEach(([, sub], i) => verdicts.set(sub, allowed[i] === true));
 }
 

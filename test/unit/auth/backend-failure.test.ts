@@ -1,7 +1,8 @@
 // What the chain does when a source's backend fails, against an HTTP auth service on 127.0.0.1 that
 // the tests switch between failing, hanging and answering: decisions taken around a failed source
 // are not cached; after the backoff exactly one probe reaches the backend while other calls fail
-// fast (half-open), and its success closes the circuit; calls in flight per source are capped.
+// fast (half-open), and its success closes the circuit; calls in flight per source are capped (the
+// rest wait).
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -131,7 +132,7 @@ describe('a failed source is a circuit breaker', () => {
     await hook.close();
   });
 
-  it(`at most ${minMaxInFlight} calls wait on a hanging backend; the rest fail fast as backend failures`, async () => {
+  it(`at most ${minMaxInFlight} calls are on a hanging backend; the rest wait their turn, none is refused for it`, async () => {
     const { hook } = await chainOf({ svc: http('/gate', { timeoutMs: 20_000 }) }, { authz: [] });
     gate = 'hold';
     gateHits = 0;
@@ -142,13 +143,14 @@ describe('a failed source is a circuit breaker', () => {
         return r;
       }));
     await heldCount(minMaxInFlight);
-    await expect.poll(() => settled.length, { timeout: 2000, interval: 10 }).toBe(5);
-    expect(settled).toEqual(Array(5).fill('deny:unavailable'));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(held).toHaveLength(minMaxInFlight); // the cap holds
+    expect(settled).toEqual([]); // and the 5 beyond it wait rather than fail
+    gate = 'ok';
     release(true);
     const results = await Promise.all(calls);
-    expect(results.filter((r) => r.outcome === 'allow')).toHaveLength(minMaxInFlight);
-    expect(gateHits).toBe(minMaxInFlight);
-    gate = 'ok';
+    expect(results.filter((r) => r.outcome === 'allow')).toHaveLength(minMaxInFlight + 5);
+    expect(gateHits).toBe(minMaxInFlight + 5);
     await hook.close();
   });
 });
