@@ -44,6 +44,8 @@ export interface LimitsConfig {
   /** Messages per second per client; 0 = unlimited. */
   publishRatePerSecond: number;
   connectTimeoutMs: number;
+  /** A packet whose first byte arrived must be complete within this; otherwise the connection is closed. */
+  packetReadTimeoutMs: number;
   maxSessionExpirySeconds: number;
   maxKeepaliveSeconds: number;
   topicAliasMaximum: number;
@@ -83,6 +85,7 @@ export const defaultLimits: LimitsConfig = {
   maxTopicLevels: 32,
   publishRatePerSecond: 0,
   connectTimeoutMs: 10_000,
+  packetReadTimeoutMs: 30_000,
   maxSessionExpirySeconds: 7 * 24 * 3600,
   maxKeepaliveSeconds: 3600,
   topicAliasMaximum: 64,
@@ -170,6 +173,7 @@ export const brokerConfigSchema = {
         maxTopicLevels: int(1, 1000, defaultLimits.maxTopicLevels),
         publishRatePerSecond: int(0, 10_000_000, defaultLimits.publishRatePerSecond),
         connectTimeoutMs: int(100, 600_000, defaultLimits.connectTimeoutMs),
+        packetReadTimeoutMs: int(500, 3_600_000, defaultLimits.packetReadTimeoutMs),
         maxSessionExpirySeconds: int(0, 4_294_967_295, defaultLimits.maxSessionExpirySeconds),
         maxKeepaliveSeconds: int(0, 65535, defaultLimits.maxKeepaliveSeconds),
         topicAliasMaximum: int(0, 65535, defaultLimits.topicAliasMaximum),

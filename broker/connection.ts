@@ -58,8 +58,14 @@ export class Connection implements SessionLink {
   /** Set by DISCONNECT 0x00: the will must not be sent. [MQTT-3.1.2-10] */
   cleanDisconnect = false;
   private readonly splitter: FrameSplitter;
+  /** When the last whole packet arrived: keep-alive counts packets, not bytes. [MQTT-3.1.2-24] */
   private lastRx = coarseNow();
   private timer: NodeJS.Timeout | undefined;
+  /** When the first byte of the packet still incomplete arrived; 0 = none pending. */
+  private partialSince = 0;
+  /** A whole packet was cut from the chunk being pushed. */
+  private framed = false;
+  private packetTimer: NodeJS.Timeout | undefined = undefined;
   /** Packets written this tick, sent as one socket write on the next tick. */
   private out: Buffer[] | undefined = undefined;
   private outBytes = 0;
@@ -82,8 +88,14 @@ export class Connection implements SessionLink {
     this.splitter = new FrameSplitter(limits.maxPacketSize, this);
     socket.on('data', (chunk: Buffer) => {
       this.broker.metrics.bytesIn += chunk.length;
-      this.lastRx = coarseNow();
+      this.framed = false;
       this.splitter.push(chunk);
+      if (this.splitter.buffered === 0) {
+        this.partialSince = 0;
+      } else if (this.partialSince === 0 || this.framed) {
+        this.partialSince = coarseNow(); // a new packet began in this chunk
+        this.armPacketDeadline();
+      }
     });
     socket.on('error', () => this.destroy('socket-error'));
     socket.on('close', () => this.peerClosed());
@@ -99,6 +111,8 @@ export class Connection implements SessionLink {
 
   frame(frame: Buffer): void {
     if (this.state === 'closed') return;
+    this.lastRx = coarseNow();
+    this.framed = true;
     if (this.busy) {
       this.backlog ??= [];
       if (this.backlog.length >= MAX_BACKLOG) {
@@ -208,6 +222,31 @@ export class Connection implements SessionLink {
   }
 
   // ---- timers ------------------------------------------------------------------------------------
+
+  /**
+   * A packet whose first byte arrived must be whole within `limits.packetReadTimeoutMs`: a
+   * client trickling bytes of a packet it never finishes would otherwise hold its buffer, and
+   * the connection, for ever (with keep-alive 0, or before this fix, each byte renewed the
+   * keep-alive). Time during which the broker itself does not read does not count.
+   */
+  private armPacketDeadline(): void {
+    if (this.packetTimer !== undefined) return;
+    const limit = this.broker.config.limits.packetReadTimeoutMs;
+    const check = (): void => {
+      this.packetTimer = undefined;
+      if (this.state === 'closed' || this.partialSince === 0) return;
+      const now = coarseNow();
+      if (this.holds !== 0) this.partialSince = now;
+      const age = now - this.partialSince;
+      if (age >= limit - 250) {
+        this.broker.log.debug({ clientId: this.clientId, peer: this.peerHost, buffered: this.splitter.buffered }, 'packet not completed in time');
+        this.destroy('packet-read-timeout');
+        return;
+      }
+      this.packetTimer = setTimeout(check, limit - age);
+    };
+    this.packetTimer = setTimeout(check, limit);
+  }
 
   /** Called once CONNECT succeeded: connect timeout → keepalive watch. [MQTT-3.1.2-24: 1.5 × keepalive] */
   startKeepalive(seconds: number): void {
@@ -319,6 +358,8 @@ export class Connection implements SessionLink {
     this.backlog = undefined;
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.packetTimer !== undefined) clearTimeout(this.packetTimer);
+    this.packetTimer = undefined;
     this.broker.connectionClosed(this, wasConnected, reason);
   }
 }

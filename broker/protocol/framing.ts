@@ -25,8 +25,21 @@ export function readRemainingLength(buf: Buffer, offset: number): { length: numb
   return -2; // a fifth continuation byte [MQTT-1.5.5-1 / 2.2.3]
 }
 
+/** First capacity of a frame's assembly buffer; it doubles as bytes arrive, up to the frame's size. */
+const ASSEMBLY_MIN = 4096;
+
+/**
+ * Reassembly is linear in the bytes received, however small the TCP segments: a frame that spans
+ * chunks is copied once into an assembly buffer that grows by doubling (never to more than twice
+ * what arrived, so a header declaring 1 MiB with no body behind it costs 4 KiB, not 1 MiB).
+ */
 export class FrameSplitter {
-  private pending: Buffer | null = null;
+  /** Bytes of a fixed header not yet complete (at most 4: type + 3 of the 4 length bytes). */
+  private head: Buffer | null = null;
+  /** The frame being assembled: `filled` bytes of `total`. */
+  private assembly: Buffer | null = null;
+  private filled = 0;
+  private total = 0;
   private readonly sink: FrameSink;
   /** Largest whole packet accepted (fixed header + remaining length). */
   maxPacketSize: number;
@@ -39,15 +52,24 @@ export class FrameSplitter {
 
   /** Bytes held waiting for the rest of a packet (bounded by maxPacketSize). */
   get buffered(): number {
-    return this.pending === null ? 0 : this.pending.length;
+    return this.assembly !== null ? this.filled : this.head === null ? 0 : this.head.length;
   }
 
   push(chunk: Buffer): void {
     if (this.failed) return;
     let buf = chunk;
-    if (this.pending !== null) {
-      buf = Buffer.concat([this.pending, chunk]);
-      this.pending = null;
+    if (this.assembly !== null) {
+      const take = Math.min(buf.length, this.total - this.filled);
+      this.append(buf, take);
+      if (this.filled < this.total) return;
+      const whole = this.assembly.length === this.total ? this.assembly : this.assembly.subarray(0, this.total);
+      this.assembly = null;
+      this.sink.frame(whole);
+      if (this.failed) return;
+      buf = buf.subarray(take);
+    } else if (this.head !== null) {
+      buf = Buffer.concat([this.head, buf]); // the head is at most 4 bytes
+      this.head = null;
     }
     let offset = 0;
     while (offset < buf.length) {
@@ -62,26 +84,46 @@ export class FrameSplitter {
         this.fail('malformed-length', 0);
         return;
       }
-      if (rl === -1) break;
+      if (rl === -1) {
+        this.head = Buffer.from(buf.subarray(offset));
+        return;
+      }
       const total = 1 + rl.bytes + rl.length;
       if (total > this.maxPacketSize) {
         this.fail('packet-too-large', total);
         return;
       }
-      if (offset + total > buf.length) break;
+      if (offset + total > buf.length) {
+        // Copied, so a large socket chunk is not kept alive by a small tail.
+        this.total = total;
+        this.filled = 0;
+        this.assembly = Buffer.allocUnsafe(Math.min(total, Math.max(ASSEMBLY_MIN, 2 * (buf.length - offset))));
+        this.append(buf.subarray(offset), buf.length - offset);
+        return;
+      }
       this.sink.frame(buf.subarray(offset, offset + total));
       if (this.failed) return;
       offset += total;
     }
-    if (offset < buf.length) {
-      // Copy so a large socket chunk is not kept alive by a small tail.
-      this.pending = Buffer.from(buf.subarray(offset));
+  }
+
+  /** Copies the first `n` bytes of `from` into the assembly buffer, growing it by doubling. */
+  private append(from: Buffer, n: number): void {
+    let assembly = this.assembly!;
+    const need = this.filled + n;
+    if (need > assembly.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.total, Math.max(need, 2 * assembly.length)));
+      assembly.copy(grown, 0, 0, this.filled);
+      assembly = this.assembly = grown;
     }
+    from.copy(assembly, this.filled, 0, n);
+    this.filled = need;
   }
 
   private fail(reason: FrameError, size: number): void {
     this.failed = true;
-    this.pending = null;
+    this.head = null;
+    this.assembly = null;
     this.sink.error(reason, size);
   }
 }
