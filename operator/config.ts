@@ -1,4 +1,6 @@
 // Operator configuration from the environment (set by the Helm chart), with defaults for local runs.
+import { policyFromJson, type PlatformPolicy } from './policy/platform.ts';
+
 export interface OperatorConfig {
   /** Broker image used when an MqttDeployment sets none. */
   defaultImage: string;
@@ -19,6 +21,8 @@ export interface OperatorConfig {
    * reported NamespaceNotManaged instead of being half-reconciled.
    */
   tenantNamespaces?: string[];
+  /** What tenants may ask for (Helm values `policy`, ENCLAVE_POLICY JSON); policy/platform.ts. */
+  policy: PlatformPolicy;
 }
 
 /** The broker image the chart deploys by default (values.yaml broker.image + appVersion); a unit test keeps them equal. */
@@ -35,6 +39,7 @@ export function operatorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ope
     clusterDomain: env.ENCLAVE_CLUSTER_DOMAIN ?? 'cluster.local',
     identity: env.POD_NAME ?? `${env.HOSTNAME ?? 'local'}-${process.pid}`,
     logLevel: env.ENCLAVE_LOG_LEVEL ?? 'info',
+    policy: policyFromJson(env.ENCLAVE_POLICY),
     ...(env.ENCLAVE_TENANT_NAMESPACES?.trim() ? { tenantNamespaces: env.ENCLAVE_TENANT_NAMESPACES.split(',').map((n) => n.trim()).filter((n) => n.length > 0) } : {}),
   };
 }

@@ -53,12 +53,13 @@ function mqttDeployment(ns: string, i: number): MqttDeployment {
   };
 }
 
-// The builders return client-node models, whose NetworkPolicy rule field is `_from` (the operator's
-// client serializes through ObjectSerializer); kubectl wants the wire name.
+// The builders return client-node models, whose NetworkPolicy rule field is `_from` and LimitRange
+// item field `_default` (the operator's client serializes through ObjectSerializer); kubectl wants
+// the wire names.
 const wire = (key: string, value: unknown): unknown => {
-  if (value !== null && typeof value === 'object' && !Array.isArray(value) && '_from' in value) {
-    const { _from, ...rest } = value as Record<string, unknown>;
-    return { from: _from, ...rest };
+  if (value !== null && typeof value === 'object' && !Array.isArray(value) && ('_from' in value || '_default' in value)) {
+    const { _from, _default, ...rest } = value as Record<string, unknown>;
+    return { ...(_from !== undefined ? { from: _from } : {}), ...(_default !== undefined ? { default: _default } : {}), ...rest };
   }
   return value;
 };

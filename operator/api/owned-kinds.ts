@@ -27,6 +27,9 @@ export const KINDS = {
   deployments: { group: 'apps', version: 'v1', plural: 'deployments', kind: 'Deployment', namespaced: true, verbs: rw, perDeployment: true },
   networkPolicies: { group: 'networking.k8s.io', version: 'v1', plural: 'networkpolicies', kind: 'NetworkPolicy', namespaced: true, verbs: rw, perDeployment: true },
   podDisruptionBudgets: { group: 'policy', version: 'v1', plural: 'poddisruptionbudgets', kind: 'PodDisruptionBudget', namespaced: true, verbs: rw, perDeployment: true },
+  // Applied only (server-side apply: create + patch); they go with their namespace, never alone.
+  resourceQuotas: { group: '', version: 'v1', plural: 'resourcequotas', kind: 'ResourceQuota', namespaced: true, verbs: ['create', 'patch'], perDeployment: true },
+  limitRanges: { group: '', version: 'v1', plural: 'limitranges', kind: 'LimitRange', namespaced: true, verbs: ['create', 'patch'], perDeployment: true },
   // Read only: why broker pods are not ready (image pull, crash loop, probe) goes into status.
   pods: { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true, verbs: ['list'], perDeployment: false },
   events: { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true, verbs: ['create', 'patch'], perDeployment: false },

@@ -5,6 +5,7 @@ import { GROUP, VERSION, type AuthSource, type MqttDeployment } from '../api/typ
 import { managesNamespace, notManagedMessage } from '../config.ts';
 import { referencedSources } from '../resources/listeners.ts';
 import { secretReferenceProblem } from '../policy/secret-references.ts';
+import { authSourceViolations } from '../policy/platform.ts';
 import { authSourceStatus } from '../status/simple.ts';
 import { sameStatus } from '../status/mqtt-deployment.ts';
 import type { ControllerDeps, Result } from './mqtt-deployment.ts';
@@ -39,7 +40,10 @@ export async function reconcileAuthSource(deps: ControllerDeps, namespace: strin
     .map((r) => secretReferenceProblem(deps.informers.secrets.get(r.name, namespace), r.name, r.key))
     .filter((p): p is string => p !== undefined))];
   const usedBy = usersOf(source, deps.informers.mqttDeployments.list(namespace));
-  const problem = managesNamespace(deps.config, namespace) ? undefined : { reason: 'NamespaceNotManaged', message: notManagedMessage(namespace) };
+  const violations = authSourceViolations(source, deps.config.policy);
+  const problem = !managesNamespace(deps.config, namespace) ? { reason: 'NamespaceNotManaged', message: notManagedMessage(namespace) }
+    : violations.length > 0 ? { reason: 'PolicyViolation', message: `Refused by the platform policy: ${violations.join('; ')}. No broker uses this source until it is changed.` }
+    : undefined;
   const status = authSourceStatus(source, missing, usedBy, deps.now().toISOString(), problem);
   if (!sameStatus(status, source.status)) {
     await deps.client.applyStatus(GROUP, VERSION, 'authsources', 'AuthSource', namespace, name, status);

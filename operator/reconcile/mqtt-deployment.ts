@@ -17,6 +17,7 @@ import { podProblem } from '../status/pods.ts';
 import { apiErrorMessage, type KubeClient } from '../kube/client.ts';
 import type { Informers } from '../kube/informers.ts';
 import { referenceable } from '../policy/secret-references.ts';
+import { authSourceViolations, mqttDeploymentViolations } from '../policy/platform.ts';
 import { caSecretName } from './ca.ts';
 
 export interface ControllerDeps {
@@ -168,7 +169,13 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   const owner = ownerOf(md);
   const ctx = gatherContext(deps, md);
   const desired = desiredState(ctx);
-  const observed: Observed = { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, invalid: desired.invalid, disabled: desired.disabled, replicas: 0, readyReplicas: 0, updatedReplicas: 0 };
+  // The platform policy (chart values): admission refuses most of this already; what got through
+  // (admission off, or the policy tightened since) is reported and never applied.
+  const violations = [
+    ...mqttDeploymentViolations(md, deps.config.policy, deps.config.defaultImage),
+    ...[...ctx.sources.values()].flatMap((s) => authSourceViolations(s, deps.config.policy).map((v) => `AuthSource ${s.metadata.name} ${v}`)),
+  ];
+  const observed: Observed = { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, invalid: desired.invalid, disabled: desired.disabled, policy: violations, replicas: 0, readyReplicas: 0, updatedReplicas: 0 };
 
   const cachedNs = deps.informers.namespaces.get(runtimeNs);
   const hash = createHash('sha256').update(JSON.stringify(desired.entries)).digest('hex');
@@ -184,7 +191,7 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     }
   }
 
-  if (!upToDate && desired.missing.length === 0 && desired.invalid.length === 0) {
+  if (!upToDate && violations.length === 0 && desired.missing.length === 0 && desired.invalid.length === 0) {
     // The informer holds only our namespaces; a foreign one is found with a direct read.
     const existing = cachedNs ?? (await deps.client.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: runtimeNs }));
     if (existing && !ownedBy(existing.metadata?.labels, owner)) {
@@ -225,7 +232,9 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   }
 
   const readyReason = md.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
-  if (desired.missing.length > 0 && readyReason !== 'InvalidReference') {
+  if (violations.length > 0) {
+    if (readyReason !== 'PolicyViolation') await deps.client.event(md, 'Warning', 'PolicyViolation', `Refused by the platform policy: ${violations.slice(0, 3).join('; ')}.`);
+  } else if (desired.missing.length > 0 && readyReason !== 'InvalidReference') {
     await deps.client.event(md, 'Warning', 'InvalidReference', `Not found: ${desired.missing.join(', ')}.`);
   } else if (desired.missing.length === 0 && desired.invalid.length > 0 && readyReason !== 'InvalidConfig') {
     await deps.client.event(md, 'Warning', 'InvalidConfig', `The broker would refuse the rendered configuration: ${desired.invalid.slice(0, 3).join('; ')}.`);

@@ -1,6 +1,7 @@
 // What every builder is given: the MqttDeployment and everything it references, already read.
 // Builders are pure: anything that varies (referenced Secrets' bytes, certificates) is in here.
 import type { OperatorConfig } from '../config.ts';
+import type { PlatformPolicy } from '../policy/platform.ts';
 import type { AuthSource, MqttDeployment } from '../api/types.ts';
 import { type Owner, runtimeNamespaceName } from '../api/names.ts';
 
@@ -17,7 +18,8 @@ export interface TlsMaterial {
 
 export interface BuildContext {
   md: MqttDeployment;
-  config: Pick<OperatorConfig, 'defaultImage' | 'operatorNamespace' | 'clusterDomain'>;
+  /** `policy` absent: the chart's defaults (DEFAULT_POLICY). */
+  config: Pick<OperatorConfig, 'defaultImage' | 'operatorNamespace' | 'clusterDomain'> & { policy?: PlatformPolicy };
   /** Referenced AuthSources by name (same namespace as md); missing ones are absent. */
   sources: ReadonlyMap<string, AuthSource>;
   /** Tenant-namespace Secrets by name that their owner opted in (policy SecretReferenceOptIn); no other may be used. */

@@ -3,16 +3,33 @@
 // annotation, the only thing that varies between reconciles: a config change rolls the pods,
 // nothing else does (no timestamps). The config Secret is mounted as a whole volume so rotated
 // credentials and certificates reach the running broker without a restart.
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment, V1PodSpec } from '@kubernetes/client-node';
 import { ADMIN_PORT, ANNOTATION_CONFIG_HASH, BROKER_CONFIG_SECRET, BROKER_NAME, brokerSelector, ownerLabels } from '../api/names.ts';
 import { CONFIG_DIR } from './broker-config.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
 import { servedListeners } from './listeners.ts';
+import { containerResources } from './quota.ts';
+import { DEFAULT_POLICY, type PlatformPolicy } from '../policy/platform.ts';
 
-const DEFAULT_RESOURCES = { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '512Mi' } };
+/**
+ * Where broker pods may run: the tenant's nodeSelector / tolerations / affinity only when the
+ * platform allows it (policy TenantScheduling, else the spec was refused), the platform's otherwise.
+ */
+function scheduling(md: BuildContext['md'], policy: PlatformPolicy): Pick<V1PodSpec, 'nodeSelector' | 'tolerations' | 'affinity'> {
+  const pick = <K extends 'nodeSelector' | 'tolerations' | 'affinity'>(k: K) => (policy.tenantScheduling ? md.spec[k] ?? policy.scheduling[k] : policy.scheduling[k]);
+  const nodeSelector = pick('nodeSelector');
+  const tolerations = pick('tolerations');
+  const affinity = pick('affinity');
+  return {
+    ...(nodeSelector && Object.keys(nodeSelector).length > 0 ? { nodeSelector } : {}),
+    ...(tolerations && tolerations.length > 0 ? { tolerations: tolerations } : {}),
+    ...(affinity && Object.keys(affinity).length > 0 ? { affinity: affinity } : {}),
+  };
+}
 
 export function deployment(ctx: BuildContext, configHash: string): V1Deployment {
   const md = ctx.md;
+  const policy = ctx.config.policy ?? DEFAULT_POLICY;
   const labels = ownerLabels(ownerOf(md));
   const listeners = servedListeners(ctx);
   const probe = (path: string) => ({ httpGet: { path, port: 'admin' }, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 });
@@ -31,9 +48,7 @@ export function deployment(ctx: BuildContext, configHash: string): V1Deployment 
           automountServiceAccountToken: false,
           enableServiceLinks: false,
           securityContext: { runAsNonRoot: true, runAsUser: 65532, runAsGroup: 65532, fsGroup: 65532, seccompProfile: { type: 'RuntimeDefault' } },
-          ...(md.spec.nodeSelector ? { nodeSelector: md.spec.nodeSelector } : {}),
-          ...(md.spec.tolerations ? { tolerations: md.spec.tolerations } : {}),
-          ...(md.spec.affinity ? { affinity: md.spec.affinity } : {}),
+          ...scheduling(md, policy),
           terminationGracePeriodSeconds: 30,
           containers: [{
             name: 'broker',
@@ -45,7 +60,7 @@ export function deployment(ctx: BuildContext, configHash: string): V1Deployment 
             ],
             livenessProbe: probe('/healthz'),
             readinessProbe: probe('/readyz'),
-            resources: md.spec.resources ?? DEFAULT_RESOURCES,
+            resources: containerResources(md.spec.resources, policy),
             securityContext: {
               allowPrivilegeEscalation: false,
               readOnlyRootFilesystem: true,

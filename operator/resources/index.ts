@@ -2,7 +2,8 @@
 // dependence: the namespace must exist before anything in it; network policies come before any pod
 // can start so no pod ever runs unfenced; the ServiceAccount and config Secret before the
 // Deployment that mounts them (else its pods fail to start); the Service and PDB last, they only
-// select pods. `null` means "must not exist" and is deleted.
+// select pods. The ResourceQuota and LimitRange go with the network policies, before any pod.
+// `null` means "must not exist" and is deleted.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { BROKER_NAME } from '../api/names.ts';
 import type { BuildContext } from './context.ts';
@@ -14,6 +15,7 @@ import { renderBrokerConfig } from './broker-config.ts';
 import { deployment } from './deployment.ts';
 import { service } from './service.ts';
 import { podDisruptionBudget } from './pdb.ts';
+import { limitRange, resourceQuota } from './quota.ts';
 import { disabledListeners, type DisabledListener } from './listeners.ts';
 
 export interface DesiredEntry {
@@ -43,20 +45,24 @@ export function desiredState(ctx: BuildContext): DesiredState {
     object,
   });
   const orDelete = (object: KubernetesObject | null, ref: DesiredEntry['ref']): DesiredEntry => (object ? entry(object) : { ref, object: null });
-  const entries: DesiredEntry[] = [
-    entry(namespace(ctx)),
-    ...NETWORK_POLICY_NAMES.map((name): DesiredEntry => {
-      const p = policies.find((x) => x.metadata?.name === name);
-      return p ? entry(p) : { ref: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace: ns, name }, object: null };
-    }),
-    entry(serviceAccount(ctx)),
-    entry(rendered.secret),
-    entry(deployment(ctx, rendered.configHash)),
-    orDelete(service(ctx), { apiVersion: 'v1', kind: 'Service', namespace: ns, name: BROKER_NAME }),
+  // Namespace | network policies, quota and limits | SA + config | workload + service + PDB: no pod
+  // ever runs unfenced or outside the quota.
+  const stages: DesiredEntry[][] = [
+    [entry(namespace(ctx))],
+    [
+      ...NETWORK_POLICY_NAMES.map((name): DesiredEntry => {
+        const p = policies.find((x) => x.metadata?.name === name);
+        return p ? entry(p) : { ref: { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace: ns, name }, object: null };
+      }),
+      entry(resourceQuota(ctx)),
+      entry(limitRange(ctx)),
+    ],
+    [entry(serviceAccount(ctx)), entry(rendered.secret)],
+    [
+      entry(deployment(ctx, rendered.configHash)),
+      orDelete(service(ctx), { apiVersion: 'v1', kind: 'Service', namespace: ns, name: BROKER_NAME }),
+      orDelete(podDisruptionBudget(ctx), { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: ns, name: BROKER_NAME }),
+    ],
   ];
-  const pdb = podDisruptionBudget(ctx);
-  entries.push(pdb ? entry(pdb) : { ref: { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: ns, name: BROKER_NAME }, object: null });
-  // Namespace | policies | SA + config | workload + service + PDB (policies first: no pod runs unfenced).
-  const stages = [entries.slice(0, 1), entries.slice(1, 1 + NETWORK_POLICY_NAMES.length), entries.slice(1 + NETWORK_POLICY_NAMES.length, 3 + NETWORK_POLICY_NAMES.length), entries.slice(3 + NETWORK_POLICY_NAMES.length)];
-  return { entries, stages, configHash: rendered.configHash, missing: rendered.missing, invalid: rendered.invalid, disabled: disabledListeners(ctx) };
+  return { entries: stages.flat(), stages, configHash: rendered.configHash, missing: rendered.missing, invalid: rendered.invalid, disabled: disabledListeners(ctx) };
 }

@@ -19,6 +19,8 @@ export interface Observed {
   notManaged?: string;
   /** An object in the way that is not ours (owner-UID label differs). */
   conflict?: string;
+  /** What the platform policy refuses in the spec, each naming its policy (policy/platform.ts). */
+  policy?: string[];
   /** The apply step failed with this message. */
   applyError?: string;
   replicas: number;
@@ -50,6 +52,13 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
       c('Ready', 'False', 'OwnershipConflict', `${o.conflict} exists and is not owned by this MqttDeployment; it was left untouched. Rename the MqttDeployment or remove that object.`),
       c('Progressing', 'False', 'OwnershipConflict', 'Waiting for the conflicting object to go away.'),
       c('Degraded', 'True', 'OwnershipConflict', `${o.conflict} belongs to someone else.`),
+    ];
+  } else if ((o.policy?.length ?? 0) > 0) {
+    const message = `Refused by the platform policy, so nothing was changed: ${o.policy!.join('; ')}. Change the spec, or ask the platform team to change the policy.`;
+    conditions = [
+      c('Ready', 'False', 'PolicyViolation', message),
+      c('Progressing', 'False', 'PolicyViolation', 'Waiting for a spec the policy allows.'),
+      c('Degraded', 'True', 'PolicyViolation', message),
     ];
   } else if (o.missing.length > 0) {
     conditions = [

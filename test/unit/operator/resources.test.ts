@@ -28,17 +28,18 @@ describe('desiredState', () => {
       `Namespace/${runtimeNamespaceName('team-a', 'prod')}`,
       'NetworkPolicy/default-deny', 'NetworkPolicy/allow-admin-from-operator', 'NetworkPolicy/allow-dns',
       'NetworkPolicy/allow-listeners (delete)', 'NetworkPolicy/allow-auth-backends (delete)',
+      'ResourceQuota/enclave-ceilings', 'LimitRange/enclave-ceilings',
       'ServiceAccount/broker', 'Secret/broker-config', 'Deployment/broker', 'Service/broker',
       'PodDisruptionBudget/broker (delete)',
     ]);
     for (const e of d.entries) if (e.object) expect(e.object.metadata?.labels?.['mqtt.enclave.dev/owner-uid']).toBe('uid-1');
   });
 
-  it('groups entries into ordered stages: namespace, policies, SA + config, workload', () => {
+  it('groups entries into ordered stages: namespace, policies and quota, SA + config, workload', () => {
     const d = desiredState(ctx(md()));
     expect(d.stages.map((st) => st.map((e) => e.ref.kind))).toEqual([
       ['Namespace'],
-      ['NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy'],
+      ['NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'ResourceQuota', 'LimitRange'],
       ['ServiceAccount', 'Secret'],
       ['Deployment', 'Service', 'PodDisruptionBudget'],
     ]);
