@@ -45,7 +45,7 @@ export class BrokerMetrics {
     gauge('enclave_broker_sessions', 'Sessions (online and offline)', gauges.sessions);
     gauge('enclave_broker_subscriptions', 'Subscriptions', gauges.subscriptions);
     gauge('enclave_broker_retained_messages', 'Retained messages', gauges.retained);
-    gauge('enclave_broker_retained_payload_bytes', 'Payload bytes of the retained messages (bounded by maxRetainedBytes)', gauges.retainedBytes);
+    gauge('enclave_broker_retained_bytes', 'Bytes held by retained messages: payload, topic, properties, per-message overhead (bounded by maxRetainedBytes)', gauges.retainedBytes);
     this.connectionsTotal = new Counter({ name: 'enclave_broker_connections_total', help: 'Accepted connections', labelNames: ['listener'], registers: [registry] });
     this.authDecisions = new Counter({ name: 'enclave_broker_auth_decisions_total', help: 'Authentication and authorization decisions', labelNames: ['action', 'result'], registers: [registry] });
     this.disconnects = new Counter({ name: 'enclave_broker_disconnects_total', help: 'Connections closed, by reason', labelNames: ['reason'], registers: [registry] });

@@ -1,5 +1,9 @@
 // Retained messages: one per topic; an empty payload deletes [MQTT-3.3.1-5..-11]. Bounded by a
-// message count and a budget of payload bytes (`limits.maxRetainedBytes`).
+// message count and a budget of bytes (`limits.maxRetainedBytes`) that counts everything a kept
+// message holds: payload, topic, properties and the objects around them (messageBytes). A kept
+// message is a compact copy without the live message's encoded templates; each replay hands out a
+// fresh copy, so templates made for one subscriber are not kept in the store.
+import { compactPayload, messageBytes } from './message.ts';
 import type { Message } from './message.ts';
 import { topicMatches } from './topics.ts';
 
@@ -7,7 +11,7 @@ export class RetainedStore {
   private readonly byTopic = new Map<string, Message>();
   private readonly maxMessages: number;
   private readonly maxBytes: number;
-  private payloadBytes = 0;
+  private heldBytes = 0;
 
   constructor(maxMessages: number, maxBytes: number) {
     this.maxMessages = maxMessages;
@@ -18,9 +22,9 @@ export class RetainedStore {
     return this.byTopic.size;
   }
 
-  /** Payload bytes held, the quantity `maxBytes` bounds. */
+  /** messageBytes() of the messages held, the quantity `maxBytes` bounds. */
   get bytes(): number {
-    return this.payloadBytes;
+    return this.heldBytes;
   }
 
   /**
@@ -35,14 +39,16 @@ export class RetainedStore {
       if (old !== undefined) this.delete(old);
       return true;
     }
-    const freed = old === undefined ? 0 : old.payload.length;
-    if (this.payloadBytes - freed + msg.payload.length > this.maxBytes) {
+    const freed = old === undefined ? 0 : messageBytes(old);
+    if (this.heldBytes - freed + messageBytes(msg) > this.maxBytes) {
       if (old !== undefined) this.delete(old);
       return false;
     }
     if (old === undefined && this.byTopic.size >= this.maxMessages) return false;
-    this.byTopic.set(msg.topic, msg);
-    this.payloadBytes += msg.payload.length - freed;
+    const kept: Message = { ...msg, encoded: undefined };
+    compactPayload(kept);
+    this.byTopic.set(msg.topic, kept);
+    this.heldBytes += messageBytes(kept) - freed;
     return true;
   }
 
@@ -66,11 +72,11 @@ export class RetainedStore {
       this.delete(m);
       return;
     }
-    out.push(m);
+    out.push({ ...m, encoded: undefined });
   }
 
   private delete(m: Message): void {
     this.byTopic.delete(m.topic);
-    this.payloadBytes -= m.payload.length;
+    this.heldBytes -= messageBytes(m);
   }
 }

@@ -126,18 +126,19 @@ describe('maxSubscriptionsPerClient', () => {
 
 describe('maxRetainedBytes', () => {
   it('a retained message over the budget is delivered live but not kept, and counted', async () => {
+    // One message here counts 209 bytes: 6 payload + 3 topic + 200 per-message overhead.
     await withBroker((c) => {
-      c.limits.maxRetainedBytes = 10;
+      c.limits.maxRetainedBytes = 300;
     }, async (tb) => {
       const watcher = (await connack(tb.port, connect311('rb-watch'))).client;
       watcher.send(subscribe(1, 'r/#', 0));
       expect(await watcher.packetHex()).toBe('9003000100');
       const pub = (await connack(tb.port, connect311('rb-pub'))).client;
-      pub.send(publish('r/a', 'aaaaaa', 0, 0, true)); // 6 bytes: kept
-      pub.send(publish('r/b', 'bbbbbb', 0, 0, true)); // 6 more: over 10, not kept
+      pub.send(publish('r/a', 'aaaaaa', 0, 0, true)); // 209 bytes: kept
+      pub.send(publish('r/b', 'bbbbbb', 0, 0, true)); // 209 more: over 300, not kept
       expect(await watcher.packetHex()).toBe('300b' + '0003722f61' + '616161616161');
       expect(await watcher.packetHex()).toBe('300b' + '0003722f62' + '626262626262'); // still delivered live
-      expect(tb.broker.retained.bytes).toBe(6);
+      expect(tb.broker.retained.bytes).toBe(209);
       expect(await tb.broker.metrics.registry.getSingleMetricAsString('enclave_broker_retained_not_stored_total')).toMatch(/ 1$/m);
 
       const late = (await connack(tb.port, connect311('rb-late'))).client;
@@ -148,8 +149,8 @@ describe('maxRetainedBytes', () => {
       expect(await late.packetHex()).toBe('d000');
 
       // A replacement that does not fit removes the superseded value instead of serving it as current.
-      pub.send(publish('r/a', 'x'.repeat(11), 0, 0, true));
-      expect(await watcher.packetHex()).toBe('3010' + '0003722f61' + '78'.repeat(11));
+      pub.send(publish('r/a', 'x'.repeat(100), 0, 0, true)); // 303 bytes
+      expect(await watcher.packetHex()).toBe('3069' + '0003722f61' + '78'.repeat(100));
       expect(tb.broker.retained.bytes).toBe(0);
       const later = (await connack(tb.port, connect311('rb-later'))).client;
       later.send(subscribe(1, 'r/#', 0));
@@ -157,6 +158,29 @@ describe('maxRetainedBytes', () => {
       later.send('c000');
       expect(await later.packetHex()).toBe('d000');
       for (const c of [watcher, pub, late, later]) c.end();
+    });
+  });
+
+  it('counts every byte a retained message holds: 1,000 one-byte payloads under 200-byte topics do not fit in 64 KiB', async () => {
+    await withBroker((c) => {
+      c.limits.maxRetainedBytes = 64 * 1024;
+    }, async (tb) => {
+      const pub = (await connack(tb.port, connect311('rb-topics'))).client;
+      const prefix = `long/${'t'.repeat(190)}/`;
+      pub.send(Buffer.concat(Array.from({ length: 1000 }, (_, i) => publish(`${prefix}${String(i).padStart(4, '0')}`, 'v', 0, 0, true))));
+      pub.send('c000');
+      expect(await pub.packetHex()).toBe('d000');
+      const reader = (await connack(tb.port, connect311('rb-reader'))).client;
+      reader.send(subscribe(1, 'long/#', 0));
+      expect(await reader.packetHex()).toBe('9003000100');
+      reader.send('c000');
+      let retained = 0;
+      for (let p = await reader.packetHex(); p !== 'd000' && p !== undefined; p = await reader.packetHex()) retained++;
+      // 65,536 / (1 + 200 + 200 overhead) = 163. Counting payload only, all 1,000 were kept (~400 KB held).
+      expect(retained).toBe(Math.floor(64 * 1024 / (1 + 200 + 200)));
+      expect(tb.broker.retained.bytes).toBeLessThanOrEqual(64 * 1024);
+      pub.end();
+      reader.end();
     });
   });
 });

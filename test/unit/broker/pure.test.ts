@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, validateBrokerConfig } from '../../../broker/config.ts';
 import { FrameSplitter, readRemainingLength } from '../../../broker/protocol/framing.ts';
 import { v3ConnackCode } from '../../../broker/protocol/reason-codes.ts';
-import { newMessage } from '../../../broker/router/message.ts';
+import { MESSAGE_OVERHEAD, newMessage } from '../../../broker/router/message.ts';
 import { RetainedStore } from '../../../broker/router/retained.ts';
 import { SubscriptionTrie } from '../../../broker/router/trie.ts';
 import type { SubscriptionOptions } from '../../../broker/router/trie.ts';
@@ -56,18 +56,20 @@ describe('config validation names the path of every problem', () => {
 describe('retained store budget', () => {
   const msg = (topic: string, payload: string, expiresAt = 0): ReturnType<typeof newMessage> =>
     newMessage(topic, Buffer.from(payload), 0, true, undefined, expiresAt, 'p', 0);
+  // Every byte counts: a message with a one-letter topic holds its payload plus O.
+  const O = MESSAGE_OVERHEAD + 1;
   type Step = [what: string, topic: string, payload: string, stored: boolean, bytesAfter: number, topicsAfter: string[]];
   const steps: Step[] = [
-    ['first message fits', 'a', '1234', true, 4, ['a']],
-    ['second fits exactly (budget 10)', 'b', '123456', true, 10, ['a', 'b']],
-    ['a new topic over the budget is not kept', 'c', 'x', false, 10, ['a', 'b']],
-    ['a smaller replacement frees bytes', 'b', '12', true, 6, ['a', 'b']],
-    ['now a new topic fits', 'c', '1234', true, 10, ['a', 'b', 'c']],
-    ['a replacement over the budget removes the old one too', 'a', '12345', false, 6, ['b', 'c']],
-    ['an empty payload deletes', 'b', '', true, 4, ['c']],
-    ['deleting an absent topic is fine', 'zz', '', true, 4, ['c']],
+    ['first message fits', 'a', '1234', true, 4 + O, ['a']],
+    ['second fits', 'b', '123456', true, 10 + 2 * O, ['a', 'b']],
+    ['a new topic over the budget is not kept', 'c', '12', false, 10 + 2 * O, ['a', 'b']],
+    ['a smaller replacement frees bytes', 'b', '12', true, 6 + 2 * O, ['a', 'b']],
+    ['now a new topic fits exactly (budget 10 + 3 O)', 'c', '1234', true, 10 + 3 * O, ['a', 'b', 'c']],
+    ['a replacement over the budget removes the old one too', 'a', '12345', false, 6 + 2 * O, ['b', 'c']],
+    ['an empty payload deletes', 'b', '', true, 4 + O, ['c']],
+    ['deleting an absent topic is fine', 'zz', '', true, 4 + O, ['c']],
   ];
-  const store = new RetainedStore(1000, 10);
+  const store = new RetainedStore(1000, 10 + 3 * O);
   for (const [what, topic, payload, stored, bytes, topics] of steps) {
     it(what, () => {
       expect(store.store(msg(topic, payload))).toBe(stored);
@@ -77,12 +79,12 @@ describe('retained store budget', () => {
   }
 
   it('an expired message found by match gives its bytes back; the message count still bounds', () => {
-    const s = new RetainedStore(2, 100);
+    const s = new RetainedStore(2, 10_000);
     expect(s.store(msg('old', '12345', Date.now() - 1))).toBe(true);
     expect(s.store(msg('new', '123'))).toBe(true);
     expect(s.store(msg('third', '1'))).toBe(false); // count limit 2
     expect(s.match('#', Date.now()).map((m) => m.topic)).toEqual(['new']);
-    expect(s.bytes).toBe(3);
+    expect(s.bytes).toBe(3 + 3 + MESSAGE_OVERHEAD);
   });
 });
 
