@@ -27,6 +27,8 @@ import type { AdminServer } from './admin.ts';
 import { SysPublisher } from './sys.ts';
 
 const NEVER_EXPIRES = 0xffffffff;
+/** Sequence of route() calls; never 0, the mark of a session no route has hit. */
+let routeCounter = 0;
 const MAX_TIMER_MS = 2_147_483_647;
 const MAX_RETAINED = 1_000_000;
 /**
@@ -73,7 +75,13 @@ export class Broker {
   private admin: AdminServer | undefined;
   private sys: SysPublisher | undefined;
   private routing: Message | undefined;
-  private readonly visit: (s: Session, o: SubscriptionOptions) => void;
+  private readonly visit: (s: Session, o: SubscriptionOptions, shared: boolean) => void;
+  /** Plain subscriptions matched by the message being routed (a stack: route() may re-enter). */
+  private readonly hitSessions: Session[] = [];
+  private readonly hitOptions: SubscriptionOptions[] = [];
+  /** Marks sessions hit by the current route(), to notice overlapping subscriptions. */
+  private routeSeq = 0;
+  private routeOverlap = false;
   private shuttingDown = false;
   readonly startedAt = Date.now();
   private readonly sysIntervalMs: number;
@@ -108,10 +116,17 @@ export class Broker {
         metrics.observeDelivery(msg.receivedAt);
       },
     };
-    this.visit = (session, options) => {
+    this.visit = (session, options, shared) => {
       const msg = this.routing!;
       if (options.noLocal && session.clientId === msg.senderId) return; // [MQTT-3.8.3-3]
-      session.deliver(msg, options, false);
+      if (shared) {
+        session.deliver(msg, options, false);
+        return;
+      }
+      if (session.routeMark === this.routeSeq) this.routeOverlap = true;
+      session.routeMark = this.routeSeq;
+      this.hitSessions.push(session);
+      this.hitOptions.push(options);
     };
     // An auth source reloaded its data: connected clients' subscriptions are checked again.
     const recheck = new SubscriptionRecheck(() => this.online.values(), this.log);
@@ -348,11 +363,53 @@ export class Broker {
     // Over the retained budget the message is still delivered live, just not kept.
     if (msg.retain && !this.retained.store(msg)) this.metrics.retainedNotStored++;
     const outer = this.routing;
+    const outerSeq = this.routeSeq;
+    const outerOverlap = this.routeOverlap;
+    const start = this.hitSessions.length;
     this.routing = msg;
+    this.routeSeq = ++routeCounter;
+    this.routeOverlap = false;
     try {
       this.trie.match(msg.topic, this.visit);
+      if (this.routeOverlap) this.deliverOverlapping(msg, start);
+      else for (let i = start; i < this.hitSessions.length; i++) this.hitSessions[i]!.deliver(msg, this.hitOptions[i]!, false);
     } finally {
+      this.hitSessions.length = start;
+      this.hitOptions.length = start;
       this.routing = outer;
+      this.routeSeq = outerSeq;
+      this.routeOverlap = outerOverlap;
+    }
+  }
+
+  /**
+   * A session with several matching subscriptions of which at least one has a Subscription
+   * Identifier gets one copy: the highest QoS, retained if any asks for retain-as-published, and
+   * every identifier (what MQTT 5 clients and interop suites expect; MQTT-3.3.4-3 allows both).
+   * Without identifiers each subscription gets its copy, as before.
+   */
+  private deliverOverlapping(msg: Message, start: number): void {
+    const bySession = new Map<Session, SubscriptionOptions[]>();
+    for (let i = start; i < this.hitSessions.length; i++) {
+      const s = this.hitSessions[i]!;
+      const list = bySession.get(s);
+      if (list === undefined) bySession.set(s, [this.hitOptions[i]!]);
+      else list.push(this.hitOptions[i]!);
+    }
+    for (const [session, list] of bySession) {
+      const ids = list.flatMap((o) => (o.identifier === undefined ? [] : [o.identifier])).sort((a, b) => a - b);
+      if (list.length === 1 || ids.length === 0) {
+        for (const o of list) session.deliver(msg, o, false);
+        continue;
+      }
+      const merged: SubscriptionOptions = {
+        qos: list.reduce<0 | 1 | 2>((q, o) => (o.qos > q ? o.qos : q), 0),
+        noLocal: false,
+        retainAsPublished: list.some((o) => o.retainAsPublished),
+        retainHandling: 0,
+        identifier: undefined,
+      };
+      session.deliver(msg, merged, false, ids);
     }
   }
 

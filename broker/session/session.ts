@@ -49,7 +49,8 @@ interface Outgoing {
   msg: Message;
   qos: 0 | 1 | 2;
   retain: boolean;
-  subscriptionId: number | undefined;
+  /** Subscription Identifier(s) of the matching subscription(s), undefined when none. */
+  subscriptionIds: number | number[] | undefined;
   /** 0 = not sent yet; otherwise the packet id. */
   messageId: number;
   /** 'publish' = waiting for PUBACK/PUBREC; 'pubrel' = PUBREL sent, waiting for PUBCOMP. */
@@ -77,6 +78,8 @@ export class Session implements Subscriber {
   willTimer: NodeJS.Timeout | undefined = undefined;
   /** Publishes the delayed will now (session ended before the delay ran out). */
   pendingWill: (() => void) | undefined = undefined;
+  /** The route() that last matched one of this session's subscriptions (server.ts, overlap detection). */
+  routeMark = 0;
   // Created on first use: an idle connection's session should cost as little memory as possible.
   private qos2In: PacketIdSet | undefined = undefined;
   private inflightMap: Map<number, Outgoing> | undefined = undefined;
@@ -115,8 +118,12 @@ export class Session implements Subscriber {
     return this.queue.bytes;
   }
 
-  /** A message routed to this session by one matching subscription. */
-  deliver(msg: Message, options: SubscriptionOptions, retainedReplay: boolean): void {
+  /**
+   * A message routed to this session by one matching subscription (or by several merged into one
+   * copy: `identifiers` then carries all their Subscription Identifiers). [MQTT-3.3.4-3]
+   */
+  deliver(msg: Message, options: SubscriptionOptions, retainedReplay: boolean, identifiers?: number[]): void {
+    const ids = identifiers ?? options.identifier;
     const qos = msg.qos < options.qos ? msg.qos : options.qos;
     // [MQTT-3.3.1-9] replayed retained messages keep the flag; live ones only with retain-as-published
     const retain = retainedReplay ? true : options.retainAsPublished && msg.retain;
@@ -130,10 +137,10 @@ export class Session implements Subscriber {
         this.env.onDrop('slow-consumer');
         return;
       }
-      this.sendPublish(link, msg, 0, retain, options.identifier, 0, false);
+      this.sendPublish(link, msg, 0, retain, ids, 0, false);
       return;
     }
-    const out: Outgoing = { msg, qos, retain, subscriptionId: options.identifier, messageId: 0, stage: 'publish' };
+    const out: Outgoing = { msg, qos, retain, subscriptionIds: ids, messageId: 0, stage: 'publish' };
     if (link !== undefined && this.queuedCount === 0 && this.hasRoom(link)) {
       this.sendTracked(link, out, false);
     } else {
@@ -186,14 +193,14 @@ export class Session implements Subscriber {
       }
       out.messageId = id;
     }
-    if (!this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionId, out.messageId, dup)) return;
+    if (!this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionIds, out.messageId, dup)) return;
     compactPayload(out.msg);
     this.inflight.set(out.messageId, out);
   }
 
   /** Encodes and writes one PUBLISH; false when it was dropped (expired or too large for the client). */
   private sendPublish(
-    link: SessionLink, msg: Message, qos: 0 | 1 | 2, retain: boolean, subId: number | undefined, messageId: number, dup: boolean,
+    link: SessionLink, msg: Message, qos: 0 | 1 | 2, retain: boolean, subId: number | number[] | undefined, messageId: number, dup: boolean,
   ): boolean {
     let now = 0;
     if (msg.expiresAt !== 0) {
@@ -206,7 +213,7 @@ export class Session implements Subscriber {
     let buf: Buffer;
     const alias = link.v5 && link.clientTopicAliasMaximum > 0 ? link.outboundAlias(msg.topic) : undefined;
     if (link.v5 && (subId !== undefined || msg.expiresAt !== 0 || alias !== undefined)) {
-      buf = encodeWithProperties(msg, qos, retain, messageId, dup, subId === undefined ? undefined : [subId], now, alias);
+      buf = encodeWithProperties(msg, qos, retain, messageId, dup, typeof subId === 'number' ? [subId] : subId, now, alias);
     } else {
       const template = publishTemplate(msg, qos, retain, link.v5);
       buf = qos === 0 ? template : withPacketId(template, messageId, dup);
@@ -259,7 +266,7 @@ export class Session implements Subscriber {
       if (out.stage === 'pubrel') {
         link.write(encodePubrel(out.messageId));
       } else {
-        this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionId, out.messageId, true);
+        this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionIds, out.messageId, true);
       }
     }
     this.drain();

@@ -58,8 +58,9 @@ describe('offline queue', () => {
     pub.end();
     // Kept: the newest messages within 8 MiB. Before the fix the broker grew by ~300 MiB here
     // (dropped messages stayed referenced, each pinning the socket chunk it was cut from); after
-    // it, ~20 MiB of allocator noise, and a second 6,000 does not add to it.
-    expect(after - full).toBeLessThan(32);
+    // it by 15–35 MiB of garbage not yet collected (V8 collects external memory in steps of tens
+    // of MiB), and a second 6,000 does not add to it.
+    expect(after - full).toBeLessThan(64);
 
     // The session still gets the newest messages when it comes back, oldest first.
     const back = await RawClient.connect(broker.port);
@@ -109,7 +110,7 @@ describe('write back-pressure', () => {
     // bytes read: +110 MiB in 4 s and growing with time.
     expect(sentFirst).toBeGreaterThan(0);
     expect(sentMore).toBeLessThan(chunk.length * 2);
-    expect(after - mid).toBeLessThan(8);
+    expect(after - mid).toBeLessThan(16);
     expect(after - before).toBeLessThan(80); // one-time: heap grown by parsing what was read
   }, 30_000);
 });
