@@ -17,6 +17,7 @@ import { RC } from './protocol/reason-codes.ts';
 import { newMessage } from './router/message.ts';
 import type { Message } from './router/message.ts';
 import { RetainedStore } from './router/retained.ts';
+import type { RetainedEntry } from './router/retained.ts';
 import { SubscriptionTrie } from './router/trie.ts';
 import type { SubscriptionOptions } from './router/trie.ts';
 import { SubscriptionRecheck } from './session/reauthorize.ts';
@@ -49,6 +50,15 @@ export interface BrokerOptions {
   sysIntervalMs?: number;
 }
 
+/** One authorization question, for any client (a retained message's publisher may be offline). */
+interface AuthorizationCheck {
+  client: AuthenticatedClient;
+  action: AclAction;
+  topic: string;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+}
+
 export interface ListenerAddress {
   name: string;
   protocol: string;
@@ -64,7 +74,9 @@ export class Broker {
   /** The hook allows everything, so per-message authorization is skipped. */
   readonly authorizesEverything: boolean;
   readonly sessions = new Map<string, Session>();
-  readonly retained: RetainedStore;
+  readonly retained: RetainedStore<AuthenticatedClient>;
+  /** Bumped when an auth source reloads its data: rights confirmed before it are asked again. */
+  private authGeneration = 0;
   /** Sessions that outlive their connection (expiry > 0), counted against `limits.maxSessions`. */
   private readonly persistent = new Set<Session>();
   private readonly online = new Map<string, Connection>();
@@ -96,7 +108,7 @@ export class Broker {
     this.log = options.logger ?? pino({ level: this.config.logging.level, base: { broker: this.config.name } });
     this.sysIntervalMs = options.sysIntervalMs ?? 10_000;
     const limits = this.config.limits;
-    this.retained = new RetainedStore(MAX_RETAINED, limits.maxRetainedBytes);
+    this.retained = new RetainedStore<AuthenticatedClient>(MAX_RETAINED, limits.maxRetainedBytes);
     this.metrics = new BrokerMetrics(options.registry, {
       connections: () => this.connections.size,
       sessions: () => this.sessions.size,
@@ -130,7 +142,10 @@ export class Broker {
     };
     // An auth source reloaded its data: connected clients' subscriptions are checked again.
     const recheck = new SubscriptionRecheck(() => this.online.values(), this.log);
-    this.authHook.onDataChanged?.(() => recheck.request());
+    this.authHook.onDataChanged?.(() => {
+      this.authGeneration++;
+      recheck.request();
+    });
   }
 
   get connectedCount(): number {
@@ -312,14 +327,14 @@ export class Broker {
       will.expirySeconds === 0 ? 0 : Date.now() + will.expirySeconds * 1000, clientId, performance.now(),
     );
     if (authorizeAll) {
-      this.route(msg);
+      this.route(msg, undefined);
       return;
     }
     // A will is a publish like any other: it needs permission (aedes #214, broker-anchors §6 #25).
     void this.authHook.authorize(client, { action: 'publish', topic: will.topic, qos: will.qos, retain: will.retain })
       .catch(() => false)
       .then((ok) => {
-        if (ok) this.route(msg);
+        if (ok) this.route(msg, client);
         else this.metrics.drop('not-authorized');
       });
   }
@@ -358,10 +373,16 @@ export class Broker {
     return true;
   }
 
-  /** Delivers a message to every matching subscription and keeps it if retained. */
-  route(msg: Message): void {
+  /**
+   * Delivers a message to every matching subscription and keeps it if retained. `publisher` is
+   * whose right to publish a kept message is checked again later (undefined: the broker itself,
+   * or a client every right is granted to).
+   */
+  route(msg: Message, publisher: AuthenticatedClient | undefined): void {
     // Over the retained budget the message is still delivered live, just not kept.
-    if (msg.retain && !this.retained.store(msg)) this.metrics.retainedNotStored++;
+    if (msg.retain && !this.retained.store(msg, { publisher, checkedAt: Date.now(), generation: this.authGeneration })) {
+      this.metrics.retainedNotStored++;
+    }
     const outer = this.routing;
     const outerSeq = this.routeSeq;
     const outerOverlap = this.routeOverlap;
@@ -431,30 +452,80 @@ export class Broker {
   }
 
   /** authorize() for many topics of one client, AUTHORIZE_BATCH at a time; verdicts in order. */
-  async authorizeMany(conn: Connection, action: AclAction, requests: readonly { topic: string; qos: 0 | 1 | 2 }[]): Promise<boolean[]> {
+  authorizeMany(conn: Connection, action: AclAction, requests: readonly { topic: string; qos: 0 | 1 | 2 }[]): Promise<boolean[]> {
+    const client = conn.client!;
+    return this.authorizeEach(requests.map((r) => ({ client, action, topic: r.topic, qos: r.qos, retain: false })));
+  }
+
+  private async authorizeEach(requests: readonly AuthorizationCheck[]): Promise<boolean[]> {
     const verdicts = new Array<boolean>(requests.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < requests.length) {
         const i = next++;
         const r = requests[i]!;
-        verdicts[i] = this.authorizeKnown(conn, action, r.topic, r.qos, false) ?? await this.authorize(conn, action, r.topic, r.qos, false);
+        verdicts[i] = this.authorizeClientSync(r) ?? await this.authorizeClient(r);
       }
     };
     await Promise.all(Array.from({ length: Math.min(AUTHORIZE_BATCH, requests.length) }, worker));
     return verdicts;
   }
 
-  async authorize(conn: Connection, action: AclAction, topic: string, qos: 0 | 1 | 2, retain: boolean): Promise<boolean> {
+  authorize(conn: Connection, action: AclAction, topic: string, qos: 0 | 1 | 2, retain: boolean): Promise<boolean> {
+    return this.authorizeClient({ client: conn.client!, action, topic, qos, retain });
+  }
+
+  private authorizeClientSync(r: AuthorizationCheck): boolean | undefined {
+    let ok: boolean | undefined;
+    try {
+      ok = this.authHook.authorizeSync?.(r.client, { action: r.action, topic: r.topic, qos: r.qos, retain: r.retain });
+    } catch {
+      return undefined; // the async path decides and logs
+    }
+    if (ok !== undefined) this.metrics.authDecisions.inc({ action: r.action, result: ok ? 'allow' : 'deny' });
+    return ok;
+  }
+
+  private async authorizeClient(r: AuthorizationCheck): Promise<boolean> {
     let ok: boolean;
     try {
-      ok = await this.authHook.authorize(conn.client!, { action, topic, qos, retain });
+      ok = await this.authHook.authorize(r.client, { action: r.action, topic: r.topic, qos: r.qos, retain: r.retain });
     } catch (err) {
-      this.log.error({ err, clientId: conn.clientId }, 'authorization hook failed');
+      this.log.error({ err, clientId: r.client.attempt.clientId }, 'authorization hook failed');
       ok = false;
     }
-    this.metrics.authDecisions.inc({ action, result: ok ? 'allow' : 'deny' });
+    this.metrics.authDecisions.inc({ action: r.action, result: ok ? 'allow' : 'deny' });
     return ok;
+  }
+
+  /**
+   * Retained messages matching `filter` whose publisher may still publish them: a right confirmed
+   * before an auth source last reloaded, or longer ago than the decision cache TTL, is asked
+   * again (so a source without change notifications is covered too); a message whose publisher
+   * lost the right is removed from the store, not delivered. Fresh copies, in store order.
+   */
+  retainedFor(filter: string, now: number): Message[] | Promise<Message[]> {
+    const entries = this.retained.matchEntries(filter, now);
+    const ttlMs = this.config.authorization.cache.ttlSeconds * 1000;
+    const generation = this.authGeneration;
+    const stale = entries.filter((e) => e.publisher !== undefined && (e.generation !== generation || now - e.checkedAt >= ttlMs));
+    const copies = (): Message[] => entries.filter((e) => !denied.has(e)).map((e) => ({ ...e.message, encoded: undefined }));
+    const denied = new Set<RetainedEntry<AuthenticatedClient>>();
+    if (stale.length === 0) return copies();
+    const checks = stale.map((e): AuthorizationCheck => ({ client: e.publisher!, action: 'publish', topic: e.message.topic, qos: e.message.qos, retain: true }));
+    return this.authorizeEach(checks).then((verdicts) => {
+      stale.forEach((e, i) => {
+        if (verdicts[i]) {
+          e.checkedAt = now;
+          e.generation = generation;
+        } else {
+          denied.add(e);
+          this.retained.remove(e);
+          this.metrics.drop('not-authorized');
+        }
+      });
+      return copies();
+    });
   }
 }
 

@@ -36,6 +36,6 @@ export class SysPublisher {
   }
 
   private publish(topic: string, value: string): void {
-    this.broker.route(newMessage(topic, Buffer.from(value), 0, true, undefined, 0, '', 0));
+    this.broker.route(newMessage(topic, Buffer.from(value), 0, true, undefined, 0, '', 0), undefined);
   }
 }

@@ -135,7 +135,7 @@ function accept(
     topic, payload, qos, retain, props === undefined ? undefined : forwarded(props),
     expiry === undefined ? 0 : Date.now() + expiry * 1000, conn.clientId, performance.now(),
   );
-  conn.broker.route(msg);
+  conn.broker.route(msg, conn.authorizeAll ? undefined : conn.client);
   if (qos === 1) {
     conn.write(encodeAck('puback', messageId, 0, conn.v5));
   } else if (qos === 2) {

@@ -60,23 +60,20 @@ export function handleSubscribe(conn: Connection, packet: SubscribePacket): Prom
     }
     planned.push({ key: s.topic, filter, group, options, code });
   }
-  if (conn.authorizeAll) {
-    finish(conn, packet, planned);
-    return undefined;
-  }
+  if (conn.authorizeAll) return finish(conn, packet, planned);
   const asked = planned.filter((p) => p.code < 0x80);
   return broker.authorizeMany(conn, 'subscribe', asked.map((p) => ({ topic: p.key, qos: p.options.qos }))).then((verdicts) => {
-    if (conn.state === 'closed') return;
+    if (conn.state === 'closed') return undefined;
     // A denied filter is answered in SUBACK whatever `denyAction` says: that setting is about
     // PUBLISH (DESIGN.md "Auth chain semantics"), and a SUBACK failure code already refuses.
     verdicts.forEach((ok, i) => {
       if (!ok) asked[i]!.code = RC.NOT_AUTHORIZED;
     });
-    finish(conn, packet, planned);
+    return finish(conn, packet, planned);
   });
 }
 
-function finish(conn: Connection, packet: SubscribePacket, planned: Planned[]): void {
+function finish(conn: Connection, packet: SubscribePacket, planned: Planned[]): Promise<void> | undefined {
   const broker = conn.broker;
   const session = conn.session!;
   const existed: boolean[] = [];
@@ -94,11 +91,31 @@ function finish(conn: Connection, packet: SubscribePacket, planned: Planned[]): 
   // v3.1.1 has a single failure code 0x80. [MQTT-3.9.3]
   const granted = planned.map((p) => (p.code >= 0x80 && !conn.v5 ? 0x80 : p.code));
   conn.write(encodePacket({ cmd: 'suback', messageId: packet.messageId ?? 0, granted }, conn.version));
-  const now = Date.now();
-  planned.forEach((p, i) => {
-    if (p.code >= 0x80 || p.group !== undefined) return; // shared subscriptions get no retained messages
+  const replays = planned.filter((p, i) => {
+    if (p.code >= 0x80 || p.group !== undefined) return false; // shared subscriptions get no retained messages
     const rh = p.options.retainHandling;
-    if (rh === 2 || (rh === 1 && existed[i])) return; // [MQTT-3.3.1-9, 3.3.1-10, 3.3.1-11]
-    for (const msg of broker.retained.match(p.filter, now)) session.deliver(msg, p.options, true);
+    return !(rh === 2 || (rh === 1 && existed[i])); // [MQTT-3.3.1-9, 3.3.1-10, 3.3.1-11]
   });
+  return replayRetained(conn, replays, 0, Date.now());
+}
+
+/**
+ * Delivers the retained messages of each filter in turn. When a publisher's right must be asked
+ * again (server.ts retainedFor) the rest waits for it, and so does the connection's next packet.
+ */
+function replayRetained(conn: Connection, replays: Planned[], from: number, now: number): Promise<void> | undefined {
+  const session = conn.session!;
+  for (let k = from; k < replays.length; k++) {
+    const p = replays[k]!;
+    const found = conn.broker.retainedFor(p.filter, now);
+    if (found instanceof Promise) {
+      return found.then((messages) => {
+        if (conn.state === 'closed') return undefined;
+        for (const msg of messages) session.deliver(msg, p.options, true);
+        return replayRetained(conn, replays, k + 1, now);
+      });
+    }
+    for (const msg of found) session.deliver(msg, p.options, true);
+  }
+  return undefined;
 }
