@@ -25,6 +25,8 @@ export interface PlatformPolicy {
   ceilings: { replicas: number; cpu: string; memory: string };
   /** AuthSource egress CIDRs may not overlap these: the cluster's pod and service ranges, link-local. */
   deniedEgressCidrs: string[];
+  /** Namespaces an AuthSource egress entry may name besides its own (`*`: any). */
+  allowedEgressNamespaces: string[];
 }
 
 /** The chart's defaults (values.yaml `policy`; test/unit/chart/policy-defaults.test.ts keeps them equal). */
@@ -35,6 +37,8 @@ export const DEFAULT_POLICY: PlatformPolicy = {
   ceilings: { replicas: 3, cpu: '2', memory: '2Gi' },
   // kubeadm/kind/minikube pods and services, k3s pods and services, IPv4 and IPv6 link-local.
   deniedEgressCidrs: ['10.244.0.0/16', '10.96.0.0/12', '10.42.0.0/16', '10.43.0.0/16', '169.254.0.0/16', 'fe80::/10'],
+  // In-cluster backends only in the tenant's own namespace: not other teams', not kube-system.
+  allowedEgressNamespaces: [],
 };
 
 export class PolicyConfigError extends Error {}
@@ -54,6 +58,7 @@ export function policyFromJson(text: string | undefined): PlatformPolicy {
     scheduling: raw.scheduling ?? DEFAULT_POLICY.scheduling,
     ceilings: { ...DEFAULT_POLICY.ceilings, ...raw.ceilings },
     deniedEgressCidrs: raw.deniedEgressCidrs ?? DEFAULT_POLICY.deniedEgressCidrs,
+    allowedEgressNamespaces: raw.allowedEgressNamespaces ?? DEFAULT_POLICY.allowedEgressNamespaces,
   };
   const problems = [
     ...(Number.isInteger(policy.ceilings.replicas) && policy.ceilings.replicas >= 1 ? [] : ['ceilings.replicas must be an integer ≥ 1']),
@@ -121,9 +126,18 @@ export function mqttDeploymentViolations(md: MqttDeployment, policy: PlatformPol
   return out;
 }
 
-/** Egress entries of an AuthSource that reach a denied range (the cluster's own networks, link-local). */
+/**
+ * Egress entries of an AuthSource that reach into the cluster where the platform does not allow
+ * it: a range overlapping a denied one (pod and service ranges, link-local), or the pods of
+ * another namespace than the source's own that the policy does not list.
+ */
 export function authSourceViolations(source: AuthSource, policy: PlatformPolicy): string[] {
+  const namespaces = policy.allowedEgressNamespaces;
   return (source.spec.egress ?? []).flatMap((e, i) => {
+    if (e.namespace !== undefined) {
+      const allowed = e.namespace === source.metadata.namespace || namespaces.includes('*') || namespaces.includes(e.namespace);
+      return allowed ? [] : [`spec.egress[${i}].namespace ${e.namespace} is not an allowed egress namespace (policy ${POLICY.egress}: the AuthSource's own${namespaces.length > 0 ? `, ${namespaces.join(', ')}` : ''})`];
+    }
     const denied = e.cidr === undefined ? undefined : policy.deniedEgressCidrs.find((d) => cidrsOverlap(e.cidr!, d));
     return denied === undefined ? [] : [`spec.egress[${i}].cidr ${e.cidr} overlaps the denied range ${denied} (policy ${POLICY.egress})`];
   });

@@ -52,8 +52,15 @@ describe('authSourceViolations (DeniedEgress)', () => {
   ])('%s', (_what, cidr, expected) => {
     expect(authSourceViolations(egress(cidr), DEFAULT_POLICY)).toEqual(expected);
   });
-  it('an in-cluster (namespace + pod labels) entry is not a CIDR', () => {
-    expect(authSourceViolations(source('db', { type: 'x509', egress: [{ namespace: 'db', podLabels: { app: 'pg' }, port: 5432 }] }), DEFAULT_POLICY)).toEqual([]);
+  const inCluster = (namespace: string) => source('db', { type: 'x509', egress: [{ namespace, podLabels: { app: 'pg' }, port: 5432 }] });
+  it.each([
+    ['its own namespace', 'team-a', DEFAULT_POLICY, []],
+    ['another team\'s', 'team-b', DEFAULT_POLICY, ["spec.egress[0].namespace team-b is not an allowed egress namespace (policy DeniedEgress: the AuthSource's own)"]],
+    ['kube-system', 'kube-system', { ...DEFAULT_POLICY, allowedEgressNamespaces: ['databases'] }, ["spec.egress[0].namespace kube-system is not an allowed egress namespace (policy DeniedEgress: the AuthSource's own, databases)"]],
+    ['a listed one', 'databases', { ...DEFAULT_POLICY, allowedEgressNamespaces: ['databases'] }, []],
+    ['any, with *', 'team-b', { ...DEFAULT_POLICY, allowedEgressNamespaces: ['*'] }, []],
+  ] as [string, string, PlatformPolicy, string[]][])('in-cluster backend in %s', (_what, namespace, policy, expected) => {
+    expect(authSourceViolations(inCluster(namespace), policy)).toEqual(expected);
   });
 });
 
