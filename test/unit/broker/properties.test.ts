@@ -27,7 +27,11 @@ const filterArb = fc.tuple(fc.array(fc.constantFrom('a', 'b', '$s', '', '+'), { 
 const options = (qos: 0 | 1 | 2): SubscriptionOptions => ({ qos, noLocal: false, retainAsPublished: false, retainHandling: 0, identifier: undefined });
 
 class Sub {
-  constructor(readonly clientId: string) {}
+  readonly clientId: string;
+  constructor(clientId: string) {
+    this.clientId = clientId;
+  }
+
   isOnline(): boolean {
     return true;
   }
