@@ -1,12 +1,15 @@
 // `npm start` as a user runs it (scripts/start.ts on Node 24): --help and bad input give a clear
-// message and the right exit code; local mode brings up the control plane, the operator and both
-// quickstart tenants, the printed mosquitto_sub / mosquitto_pub lines work when pasted into a shell,
-// and Ctrl-C stops everything and leaves no process and no temp directory behind.
+// message and the right exit code; local mode brings up the control plane, a real node, the
+// operator and both quickstart tenants — `kubectl get nodes,pods -A` shows the node Ready and the
+// broker pods Running, both MqttDeployments READY True — the printed mosquitto_sub / mosquitto_pub
+// lines work when pasted into a shell, and Ctrl-C stops everything and leaves the machine as it
+// found it: no process, temp directory, iptables chain, ipset, bridge, mount, cgroup or sysctl left.
 import { execFile, spawn } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { hostSnapshot } from '../support/node/host.ts';
 import { freePort } from '../support/process.ts';
 import { REPO, eventually } from '../e2e/support/harness.ts';
 
@@ -85,6 +88,7 @@ describe('npm start: local mode', () => {
   it('runs two tenants whose printed mosquitto lines work, and Ctrl-C leaves nothing running', async () => {
     const env = { ...process.env };
     delete env.KUBECONFIG;
+    const before = await hostSnapshot();
     const child = spawn(NODE, [START], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
@@ -94,13 +98,28 @@ describe('npm start: local mode', () => {
     try {
       // Ready, or fail at once if it exited (its stderr says why).
       await Promise.race([
-        eventually('npm start is ready', async () => out.includes('Press Ctrl-C to stop everything.'), 150_000),
+        eventually('npm start is ready', async () => out.includes('Press Ctrl-C to stop everything.'), 420_000),
         exited.then((code) => Promise.reject(new Error(`npm start exited ${code} before it was ready: ${err}`))),
       ]);
       // Step-by-step progress, then per tenant its endpoints and the lines to paste.
       for (const n of [1, 2, 3, 4, 5]) expect(out).toContain(`enclave: [${n}/5]`);
       const runDir = /export KUBECONFIG=(\S+)\/kube\/admin\.kubeconfig/.exec(out)?.[1]; // <run dir>/kube/admin.kubeconfig
       expect(runDir, out).toBeDefined();
+      // What a user sees with the printed kubectl: the node Ready, the brokers real pods, tenants Ready.
+      const kubectlLine = /^  kubectl: +(\S+) get mqttdeployments -A$/m.exec(out)?.[1];
+      expect(kubectlLine, out).toBeDefined();
+      const kenv = `KUBECONFIG=${runDir!}/kube/admin.kubeconfig`;
+      const nodesPods = await sh(`${kenv} ${kubectlLine!} get nodes,pods -A -o wide`);
+      console.log(`[npm start] kubectl get nodes,pods -A -o wide\n${nodesPods.stdout}`);
+      expect(nodesPods.stdout).toMatch(/^node\/\S+ +Ready /m);
+      const brokerPods = nodesPods.stdout.split('\n').filter((l) => /^enclave-\S+ +pod\/broker-/.test(l));
+      expect(brokerPods, nodesPods.stdout).toHaveLength(2);
+      for (const line of brokerPods) expect(line).toMatch(/ 1\/1 +Running +0 /);
+      const mds = await sh(`${kenv} ${kubectlLine!} get mqttdeployments -A`);
+      console.log(`[npm start] kubectl get mqttdeployments -A\n${mds.stdout}`);
+      const rows = mds.stdout.trim().split('\n').slice(1);
+      expect(rows).toHaveLength(2);
+      for (const row of rows) expect(row.split(/\s+/)[2], row).toBe('True');
       for (const tenant of ['team-a', 'team-b']) {
         const sub = new RegExp(`^  (mosquitto_sub .*'${tenant}/#' -v)$`, 'm').exec(out)?.[1];
         const pub = new RegExp(`^  (mosquitto_pub .*'${tenant}/hello'.*)$`, 'm').exec(out)?.[1];
@@ -120,8 +139,9 @@ describe('npm start: local mode', () => {
       expect(out).toContain('enclave: stopped, nothing left running');
       expect(existsSync(runDir!)).toBe(false);
       expect(processesMentioning(runDir!)).toEqual([]);
+      expect(await hostSnapshot()).toEqual(before);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
-  }, 240_000);
+  }, 600_000);
 });

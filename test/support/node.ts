@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { ControlPlaneInfo } from './control-plane.ts';
 import { exportImage, type NodeImages } from './images.ts';
 import { clusterDnsManifests, cniConfList, containerdConfig, kubeletConfig, nodePaths } from './node/config.ts';
-import { hostSnapshot, installGuards, restoreHost, type HostSnapshot } from './node/host.ts';
+import { hostSnapshot, installGuards, restoreHost, sweepStaleNode, type HostSnapshot } from './node/host.ts';
 import { POD_CIDR } from './node-network.ts';
 import { createLeaf, renderKubeconfig } from './pki.ts';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from './process.ts';
@@ -130,6 +130,7 @@ export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
   const p = nodePaths(opts.dir);
   const name = nodeName();
   const t0 = Date.now();
+  await sweepStaleNode();
   const before: HostSnapshot = await hostSnapshot(opts.dir);
   for (const d of ['containerd', 'cni/net.d', 'cni/ipam', 'kubelet', 'pod-logs', 'volume-plugins', 'pki']) await mkdir(join(p.dir, d), { recursive: true, mode: 0o700 });
   const pki = join(p.dir, 'pki');
@@ -185,21 +186,26 @@ export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
       args: [`--kubeconfig=${schedulerKc}`, `--authentication-kubeconfig=${schedulerKc}`, `--authorization-kubeconfig=${schedulerKc}`,
         '--leader-elect=false', '--bind-address=127.0.0.1', `--secure-port=${schedulerPort}`, `--cert-dir=${join(p.dir, 'scheduler-certs')}`, '--v=1'],
     }));
-    const proxyHealth = await freePort();
-    started.push(spawnService({
+    const [proxyHealth, proxyMetrics] = [await freePort(), await freePort()];
+    const proxyProc = spawnService({
       name: 'kube-proxy', command: proxy, logFile: join(p.dir, 'kube-proxy.log'),
       args: [`--kubeconfig=${proxyKc}`, `--hostname-override=${name}`, '--proxy-mode=iptables', `--cluster-cidr=${POD_CIDR}`,
         // No sysctl or oom_score_adj writes this machine refuses or that outlive the node.
         '--conntrack-max-per-core=0', '--conntrack-tcp-timeout-established=0', '--conntrack-tcp-timeout-close-wait=0', '--oom-score-adj=0',
-        `--healthz-bind-address=127.0.0.1:${proxyHealth}`, '--metrics-bind-address=127.0.0.1:0', '--v=1'],
-    }));
-    started.push(spawnService({
+        `--healthz-bind-address=127.0.0.1:${proxyHealth}`, `--metrics-bind-address=127.0.0.1:${proxyMetrics}`, '--v=1'],
+    });
+    started.push(proxyProc);
+    await waitFor(`node ${name} Ready and untainted`, () => nodeReady(opts.kube, name), 60_000);
+    // After the Node object exists: kube-router identifies its node by it at start.
+    const routerProc = spawnService({
       name: 'kube-router', command: router, logFile: join(p.dir, 'kube-router.log'),
       args: [`--kubeconfig=${routerKc}`, `--hostname-override=${name}`, '--run-firewall=true', '--run-router=false', '--run-service-proxy=false',
-        // Its health port would listen on every address: off (the node's readiness is the kubelet's).
+        // Its health port would listen on every address: off; its chains in the filter table say it runs.
         '--enable-ipv6=false', '--health-port=0', '--metrics-port=0', '--v=1'],
-    }));
-    await waitFor(`node ${name} Ready and untainted`, () => nodeReady(opts.kube, name), 60_000);
+    });
+    started.push(routerProc);
+    await waitUntilReady(proxyProc, async () => (await fetch(`http://127.0.0.1:${proxyHealth}/healthz`, { signal: AbortSignal.timeout(2_000) })).ok, 30_000);
+    await waitUntilReady(routerProc, async () => (await run('iptables', ['-w', '5', '-S', 'KUBE-ROUTER-FORWARD'])).code === 0, 30_000);
     log(`node: ${name} Ready (${Date.now() - t0} ms)`);
 
     const kubectlBin = tool('kubectl', bins);
@@ -208,7 +214,10 @@ export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
     await waitFor('CoreDNS available', async () => {
       const d = (await kubectlJson(opts.kube, ['-n', 'kube-system', 'get', 'deployment', 'coredns'])) as { status?: { availableReplicas?: number } };
       return (d.status?.availableReplicas ?? 0) >= 1;
-    }, 60_000);
+    }, 60_000).catch(async (err: unknown) => {
+      const logs = await run(kubectlBin, [`--kubeconfig=${opts.kube.kubeconfigPath}`, '-n', 'kube-system', 'logs', 'deployment/coredns', '--tail=20']);
+      throw new Error(`${(err as Error).message}; CoreDNS log:\n${logs.stdout}${logs.stderr}`, { cause: err });
+    });
     log(`node: cluster DNS ready (${Date.now() - t0} ms)`);
   } catch (err) {
     await stop();

@@ -1,6 +1,7 @@
 // Owns the throwaway PKI of the test control plane: a serving CA and the apiserver's serving cert,
 // a client CA and client certs (CN = user, O = groups, as kube-apiserver reads them), and the
 // service-account signing key. Made with the openssl CLI (EC P-256; RSA only for the SA key).
+import { randomBytes } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -63,7 +64,8 @@ export async function createLeaf(dir: string, name: string, ca: KeyPair, opts: L
   if (opts.altNames?.length) lines.push(`subjectAltName=${opts.altNames.join(',')}`);
   await writeFile(ext, lines.join('\n') + '\n');
   await openssl(
-    ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-days', '7',
+    // A random serial, not -CAcreateserial: leaves signed in parallel by one CA would race on its .srl file.
+    ['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(16).toString('hex')}`, '-days', '7',
       '-out', pair.cert, '-extfile', ext],
     dir,
   );

@@ -27,6 +27,8 @@ export function run(bin: string, args: string[], opts: { input?: string; env?: N
         resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
       },
     );
+    // A command that exits without reading its input must not crash us with EPIPE.
+    child.stdin?.on('error', () => {});
     child.stdin?.end(opts.input ?? '');
   });
 }

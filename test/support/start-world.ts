@@ -52,7 +52,7 @@ export async function startWorld(opts: StartWorldOptions = {}): Promise<RunningW
   const failures = parts.filter((p): p is PromiseRejectedResult => p.status === 'rejected');
   if (failures.length > 0) {
     await stopAll();
-    const reasons = failures.map((f) => (f.reason instanceof Error ? f.reason.message : String(f.reason)));
+    const reasons = failures.map((f) => (f.reason instanceof Error ? f.reason.message || String(f.reason.stack) : String(f.reason)));
     throw new Error(`the test world failed to start (files in ${runDir}):\n${reasons.join('\n\n')}`);
   }
   const [kube, postgres, mariadb, redis, images] = parts.map((p) => (p as PromiseFulfilledResult<unknown>).value) as [

@@ -79,7 +79,9 @@ function nodeProcesses(): string[] {
     if (!/^\d+$/.test(pid)) continue;
     try {
       const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-      if (names.has(comm)) found.push(comm);
+      // A zombie is gone in all but name (this sandbox's PID 1 may never reap it).
+      const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+      if (names.has(comm) && state !== 'Z') found.push(comm);
     } catch {
       // exited meanwhile
     }
@@ -200,4 +202,19 @@ export async function restoreHost(opts: RestoreOptions): Promise<void> {
     }
   }
   for (const p of FIXED_PATHS) if (!opts.before.paths.includes(p)) await rm(p, { recursive: true, force: true });
+}
+
+/**
+ * What a node killed without its teardown (SIGKILL, a crash) leaves in the way of the next one: its
+ * chains, ipsets and bridge. Only when no node program runs on the machine (one node per machine).
+ */
+export async function sweepStaleNode(): Promise<void> {
+  if (nodeProcesses().some((p) => p === 'kubelet' || p === 'containerd' || p === 'kube-router')) {
+    throw new Error('another node runs on this machine (kubelet, containerd or kube-router is running): one node per machine');
+  }
+  await dropNodeChains('iptables-save', 'iptables-restore');
+  await dropNodeChains('ip6tables-save', 'ip6tables-restore');
+  const sets = await run('ipset', ['list', '-n']);
+  for (const name of sets.stdout.split('\n').filter((n) => /^(KUBE-|kube-router)/i.test(n))) await run('ipset', ['destroy', name]);
+  await run('ip', ['link', 'delete', BRIDGE]);
 }
