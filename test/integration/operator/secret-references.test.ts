@@ -73,9 +73,9 @@ describe('SecretReferenceOptIn', () => {
       { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'no-key', namespace: ns }, stringData: { other: 'x' } },
       httpSource(ns, 'probe-has-key', 'has-key'),
       httpSource(ns, 'probe-no-key', 'no-key'),
-      httpSource(ns, 'probe-absent', 'absent'),
+      httpSource(ns, 'probe-never-made', 'never-made'),
     ]);
-    const messages = await Promise.all(['has-key', 'no-key', 'absent'].map((secret) => eventually(`probe-${secret} reported`, async () => {
+    const messages = await Promise.all(['has-key', 'no-key', 'never-made'].map((secret) => eventually(`probe-${secret} reported`, async () => {
       const s = await cr('authsources', `probe-${secret}`, ns);
       const ready = condition(s, 'Ready');
       return ready?.status === 'False' ? `${ready.reason}: ${ready.message.replaceAll(secret, '<secret>')}` : undefined;
