@@ -90,6 +90,7 @@ export class Connection implements SessionLink {
       this.broker.metrics.bytesIn += chunk.length;
       this.framed = false;
       this.splitter.push(chunk);
+      if (this.state === 'closed') return; // a packet in this chunk closed it: no deadline for the rest
       if (this.splitter.buffered === 0) {
         this.partialSince = 0;
       } else if (this.partialSince === 0 || this.framed) {
@@ -230,7 +231,7 @@ export class Connection implements SessionLink {
    * keep-alive). Time during which the broker itself does not read does not count.
    */
   private armPacketDeadline(): void {
-    if (this.packetTimer !== undefined) return;
+    if (this.packetTimer !== undefined || this.state === 'closed') return;
     const limit = this.broker.config.limits.packetReadTimeoutMs;
     const check = (): void => {
       this.packetTimer = undefined;

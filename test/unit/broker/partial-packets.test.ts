@@ -1,6 +1,8 @@
 // Packets that arrive in pieces: reassembly is linear in the bytes received however small the
 // pieces, and a packet begun must be finished in time — neither keep-alive nor a trickle of bytes
 // may hold a half-sent packet (and its buffer) open for ever.
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
 import { FrameSplitter } from '../../../broker/protocol/framing.ts';
 import { RawClient, connect311, publish, sleep, startTestBroker, subscribe } from './helpers.ts';
@@ -49,6 +51,30 @@ describe('a packet that is never finished', () => {
       expect(closedAfter).toBeDefined();
       expect(closedAfter!).toBeGreaterThan(700);
       expect(closedAfter!).toBeLessThan(2500);
+    } finally {
+      await tb.stop();
+    }
+  });
+});
+
+describe('a connection closed with a packet half read', () => {
+  it('is not kept alive by the packet deadline (found by the fuzzer: each held its buffer for 30 s)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const tb = await startTestBroker();
+    try {
+      const connections = (tb.broker as unknown as { connections: Set<object> }).connections;
+      const c = await RawClient.connect(tb.port);
+      while (connections.size === 0) await sleep(5);
+      const conn = new WeakRef([...connections][0]!);
+      // PINGREQ before CONNECT closes the connection; a PUBLISH begun in the same write stays half read.
+      c.send(Buffer.concat([Buffer.from([0xc0, 0x00]), unfinished]));
+      await c.closedPromise;
+      for (let i = 0; i < 20 && conn.deref() !== undefined; i++) {
+        await sleep(100);
+        gc();
+      }
+      expect(conn.deref()).toBeUndefined();
     } finally {
       await tb.stop();
     }
