@@ -199,12 +199,16 @@ export class Connection implements SessionLink {
     return (this.inAliases ??= new Map<number, string>());
   }
 
-  /** Assigns aliases to topics first come, first served until the client's maximum is used up. */
+  /**
+   * Assigns aliases to topics first come, first served until the client's maximum, or ours
+   * (`limits.topicAliasMaximum`) if lower, is used up: a client announcing 65,535 must not make
+   * the broker keep 65,535 topics per connection. [MQTT-3.3.2-12 allows using fewer]
+   */
   outboundAlias(topic: string): { alias: number; known: boolean } | undefined {
     const map = (this.outAliases ??= new Map<string, number>());
     const alias = map.get(topic);
     if (alias !== undefined) return { alias, known: true };
-    if (map.size >= this.clientTopicAliasMaximum) return undefined;
+    if (map.size >= this.clientTopicAliasMaximum || map.size >= this.broker.config.limits.topicAliasMaximum) return undefined;
     const next = map.size + 1;
     map.set(topic, next);
     return { alias: next, known: false };

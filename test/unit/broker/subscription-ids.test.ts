@@ -87,3 +87,29 @@ describe('overlapping subscriptions', () => {
     pub.end();
   });
 });
+
+describe('outbound topic aliases', () => {
+  it('a client announcing Topic Alias Maximum 65535 gets at most limits.topicAliasMaximum (64) aliases', async () => {
+    const sub = await RawClient.connect(tb.port);
+    sub.send(connect5('alias-greedy', 0x02, Buffer.from([0x22, 0xff, 0xff]))); // Topic Alias Maximum 65535
+    await sub.packet();
+    sub.send(subscribe5(1, 'alias/#', 0x00));
+    await sub.packet();
+    const pub = await RawClient.connect(tb.port);
+    pub.send(connect5('alias-pub'));
+    await pub.packet();
+    pub.send(Buffer.concat(Array.from({ length: 100 }, (_, i) => publish(`alias/${i}`, 'x', 0, 0, false, true))));
+    const got = await drain(sub);
+    expect(got).toHaveLength(100);
+    // Property 0x23 Topic Alias in the first 64 PUBLISHes only.
+    const aliased = got.map((p) => Buffer.from(p, 'hex')).map((b) => {
+      const topicLen = b.readUInt16BE(2);
+      const propsLen = b[4 + topicLen]!;
+      return propsLen > 0 && b[5 + topicLen] === 0x23;
+    });
+    expect(aliased.filter(Boolean)).toHaveLength(64);
+    expect(aliased.slice(0, 64).every(Boolean)).toBe(true);
+    sub.end();
+    pub.end();
+  });
+});
