@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from '../../support/world.ts';
 import { runtimeNamespaceName } from '../../../operator/api/names.ts';
-import { apply, condition, ensureNamespace, eventually, get, installCrds, startOperator, type MqttDeploymentObj, type Obj, type TestOperator } from './harness.ts';
+import { apply, condition, ensureNamespace, eventually, get, installCrds, operatorLog, startOperator, type MqttDeploymentObj, type Obj, type TestOperator } from './harness.ts';
 
 const OPERATOR_NS = 'ppit-system';
 const API = 'mqtt.enclave.dev/v1alpha1';
@@ -82,6 +82,30 @@ describe('PolicyViolation (the operator, admission off)', () => {
     await kubectl(['delete', 'mqttdeployments.mqtt.enclave.dev', 'tightened', '-n', NS, '--wait=false']);
     await eventually('purged', async () => (await md('tightened')) === undefined, 90_000);
     expect(await get('namespace', runtimeNs)).toBeUndefined();
+  });
+});
+
+describe('API errors', () => {
+  it('reach status and the log as the API server\'s one-line message, without response body or headers', async () => {
+    // Within the ceilings, but the API server refuses the Deployment (request above limit).
+    await apply([broker('refused-by-api', { resources: { requests: { cpu: '1' }, limits: { cpu: '500m' } } })]);
+    const m = await eventually('ApplyFailed', async () => {
+      const x = await md('refused-by-api');
+      return condition(x, 'Ready')?.reason === 'ApplyFailed' ? x : undefined;
+    });
+    const message = condition(m, 'Ready')!.message;
+    expect(message).toContain('must be less than or equal to cpu limit');
+    expect(message).not.toMatch(/\n|Headers|Body|content-type/i);
+    const lines = await eventually('the failure logged', async () => {
+      const found = operatorLog(op).split('\n').filter((l) => l.includes('Reconcile failed') && l.includes('refused-by-api'));
+      return found.length > 0 ? found : undefined;
+    });
+    for (const line of lines) {
+      const err = (JSON.parse(line) as { err: string }).err;
+      expect(err).toContain('must be less than or equal to cpu limit');
+      expect(err).not.toMatch(/\n|Headers|Body|content-type|audit-id/i);
+    }
+    await kubectl(['delete', 'mqttdeployments.mqtt.enclave.dev', 'refused-by-api', '-n', NS, '--wait=false']);
   });
 });
 
