@@ -171,6 +171,25 @@ describe('runtime namespace squatting', () => {
   });
 });
 
+describe('a policy tightened under existing objects', () => {
+  it('blocks spec changes only: metadata edits and the operator\'s finalizer removal (the purge) go through', async () => {
+    expect((await applyAsIntruder([broker('at-ceiling', { replicas: 3 })])).code).toBe(0);
+    await eventually('at-ceiling has its finalizer', async () => (await md('at-ceiling'))?.metadata.finalizers?.includes('mqtt.enclave.dev/purge'));
+    await helm(['upgrade', release, chartDir, '-n', releaseNs, '--reuse-values', '--set', 'policy.ceilings.replicas=2']);
+    try {
+      // The API server picks a changed admission policy up within a moment: probe with a dry run.
+      await eventually('the tighter policy in force', async () =>
+        (await asIntruder(['apply', '--server-side', '--dry-run=server', '-f', '-'], JSON.stringify(broker('probe', { replicas: 3 })))).stderr.includes('ceiling 2'));
+      expect((await asIntruder(['-n', TENANT, 'label', MD, 'at-ceiling', 'team=a'])).code).toBe(0);
+      expect(await refusedForIntruder([broker('at-ceiling', { replicas: 3, authentication: { allowAnonymous: false } })])).toContain('spec.replicas is above the ceiling 2 (policy ResourceCeilings)');
+      expect((await asIntruder(['-n', TENANT, 'delete', MD, 'at-ceiling', '--wait=false'])).code).toBe(0);
+      await eventually('purged: the finalizer update was not blocked', async () => (await md('at-ceiling')) === undefined, 90_000);
+    } finally {
+      await helm(['upgrade', release, chartDir, '-n', releaseNs, '--reuse-values', '--set', 'policy.ceilings.replicas=3']);
+    }
+  });
+});
+
 describe('what the examples do still works for the same identity', () => {
   // Every example folder in team-a: its Namespace and Secrets are the Secret owner's to apply (they
   // carry the opt-in); the Enclave objects are the intruder's.
