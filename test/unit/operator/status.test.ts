@@ -18,6 +18,7 @@ describe('mqttDeploymentStatus', () => {
     ['apply failed', { ...base, applyError: 'boom' }, ['False', 'ApplyFailed'], ['True', 'ApplyFailed']],
     ['listener disabled', { ...base, disabled: [{ name: 'mqtt', absent: ['server'] }] }, ['False', 'ListenerDisabled'], ['True', 'ListenerDisabled']],
     ['missing wins over disabled', { ...base, missing: ['AuthSource pg'], disabled: [{ name: 'mqtt', absent: ['server'] }] }, ['False', 'InvalidReference'], ['True', 'InvalidReference']],
+    ['policy violation wins over a missing reference', { ...base, policy: ['spec.replicas: 9 is above the ceiling 3 (policy ResourceCeilings)'], missing: ['AuthSource pg'] }, ['False', 'PolicyViolation'], ['True', 'PolicyViolation']],
   ] as [string, Observed, [string, string], [string, string]][])('%s', (_n, observed, [ready, readyReason], [degraded, degradedReason]) => {
     const s = mqttDeploymentStatus(md(), observed, T);
     const get = (t: string) => s.conditions!.find((c) => c.type === t)!;
