@@ -83,12 +83,12 @@ beforeAll(async () => {
     '--set', 'operator.image.repository=localhost/enclave-operator', '--set', `operator.image.tag=src-${hash}`,
     '--set', 'broker.image.repository=localhost/enclave-broker', '--set', `broker.image.tag=src-${hash}`,
     '--set', `networkPolicy.apiServer.cidrs={${POD_GATEWAY}/32}`, '--set', `networkPolicy.apiServer.ports={${w.kube.apiPort}}`,
-    '--set', 'operator.resyncSeconds=30']);
+    '--set', 'operator.resyncSeconds=30'], { timeoutMs: 230_000 });
 }, 240_000);
 
 afterAll(async () => {
   for (const ns of [A, B]) await kubectl(['delete', MD, '--all', '-n', ns, '--wait=true', '--timeout=120s'], { allowFailure: true });
-  await helm(['uninstall', 'enclave', '-n', RELEASE_NS, '--wait', '--timeout', '120s'], { allowFailure: true });
+  await helm(['uninstall', 'enclave', '-n', RELEASE_NS, '--wait', '--timeout', '120s'], { allowFailure: true, timeoutMs: 130_000 });
   for (const ns of [A, B, AUTH, RELEASE_NS]) await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
 }, 300_000);
 
@@ -231,7 +231,7 @@ describe('rotation, failures, delete', () => {
   }, 150_000);
 
   it('refuses helm uninstall while MqttDeployments exist', async () => {
-    const r = await helm(['uninstall', 'enclave', '-n', RELEASE_NS, '--timeout', '120s'], { allowFailure: true });
+    const r = await helm(['uninstall', 'enclave', '-n', RELEASE_NS, '--timeout', '120s'], { allowFailure: true, timeoutMs: 130_000 });
     expect(r.code).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/pre-delete hook|uninstall-guard/);
     expect((await kubectl(['get', 'deployment', '-n', RELEASE_NS, '-o', 'name'])).stdout).toMatch(/deployment/);

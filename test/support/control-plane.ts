@@ -62,6 +62,8 @@ export const CONTROLLERS = [
   'node-lifecycle-controller',
   'endpointslice-controller',
   'pod-garbage-collector-controller',
+  // Jobs run for real now (the chart's pre-delete uninstall guard is one).
+  'job-controller',
 ];
 
 interface Pki {

@@ -54,18 +54,21 @@ export interface KubectlOptions {
   kubeconfig?: string;
   /** When false (default), a non-zero exit throws with kubectl's stderr. */
   allowFailure?: boolean;
+  /** Kill the command after this long (default 120 s); `helm --wait` on the node may need more. */
+  timeoutMs?: number;
 }
 
 async function runTool(bin: string, args: string[], opts: KubectlOptions, env?: NodeJS.ProcessEnv): Promise<KubectlResult> {
   const name = bin.split('/').pop() ?? bin;
   const result = await new Promise<KubectlResult>((resolve, reject) => {
-    const child = execFile(bin, args, { maxBuffer: 64 * 1024 * 1024, timeout: 120_000, env: env ?? process.env }, (err, stdout, stderr) => {
+    const child = execFile(bin, args, { maxBuffer: 64 * 1024 * 1024, timeout: opts.timeoutMs ?? 120_000, env: env ?? process.env }, (err, stdout, stderr) => {
       if (err && typeof err.code !== 'number') {
         reject(new Error(`${name} ${args.join(' ')}: ${err.message}`, { cause: err }));
         return;
       }
       resolve({ code: typeof err?.code === 'number' ? err.code : 0, stdout, stderr });
     });
+    child.stdin?.on('error', () => {}); // a command that exits without reading its input
     child.stdin?.end(opts.input ?? '');
   });
   if (result.code !== 0 && !opts.allowFailure) {
