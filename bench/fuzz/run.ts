@@ -1,23 +1,33 @@
-// `node bench/fuzz/run.ts [--execs N] [--seed S]`: a long run of the broker fuzz harness
-// (test/unit/broker/fuzz-harness.ts; the unit suite runs 2,000 inputs of it). Prints executions,
-// rate, what the inputs reached (messages in, connections refused/accepted) and the process's
-// RSS and heap every 100,000 executions; a failing input is written to bench/fuzz/failures/ and
-// the run exits 1. Flat memory across the run is part of the check.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// `npm run fuzz [-- --execs N] [-- --seed S]` (node --expose-gc bench/fuzz/run.ts): a long run of
+// the broker fuzz harness (test/unit/broker/fuzz-harness.ts; the unit suite runs 2,000 inputs of
+// it). The corpus in bench/fuzz/corpus/ is replayed first. Prints executions, rate, what the inputs
+// reached (messages in, sessions, retained) and the process's RSS and heap every 100,000
+// executions; a failing input is added to the corpus as failure-seed-<S>.json (commit it with the
+// fix: every later run and the unit suite replay it) and the run exits 1. Flat memory across the
+// run is part of the check.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import fc from 'fast-check';
-import { fuzzInputArb, startFuzzBroker } from '../../test/unit/broker/fuzz-harness.ts';
+import { corpusDir, fuzzInputArb, readCorpus, startFuzzBroker, toCorpusEntry } from '../../test/unit/broker/fuzz-harness.ts';
 
 const args = process.argv.slice(2);
 const arg = (name: string, dflt: number): number => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
 const total = arg('--execs', 1_000_000);
 const seed = arg('--seed', Date.now() % 2_147_483_647);
 const batch = 100_000;
-const here = dirname(fileURLToPath(import.meta.url));
 const MiB = 1024 * 1024;
 
 const fb = await startFuzzBroker();
+const corpus = readCorpus();
+for (const { file, input } of corpus) {
+  const problems = await fb.run(input);
+  if (problems.length > 0) {
+    console.log(`FAILED on corpus/${file}:\n${problems.join('\n')}`);
+    await fb.stop();
+    process.exit(1);
+  }
+}
+console.log(`fuzz: corpus of ${corpus.length} inputs replayed`);
 const started = performance.now();
 let done = 0;
 console.log(`fuzz: ${total} executions, seed ${seed}`);
@@ -28,10 +38,9 @@ for (let round = 0; done < total; round++) {
     if (problems.length > 0) throw new Error(problems.join('\n'));
   }), { numRuns: n, seed: seed + round, endOnFailure: true });
   if (result.failed) {
-    mkdirSync(join(here, 'failures'), { recursive: true });
-    const file = join(here, 'failures', `seed-${seed + round}.json`);
+    const file = join(corpusDir, `failure-seed-${seed + round}.json`);
     const input = result.counterexample?.[0];
-    writeFileSync(file, JSON.stringify({ seed: seed + round, error: String(result.errorInstance), version: input?.version, chunks: input?.chunks.map((c) => c.toString('hex')) }, null, 2));
+    if (input !== undefined) writeFileSync(file, `${JSON.stringify(toCorpusEntry(input, `failed: ${String(result.errorInstance).slice(0, 500)}`), null, 2)}\n`);
     console.log(`FAILED after ${done + result.numRuns} executions: ${String(result.errorInstance)}\ninput written to ${file}`);
     await fb.stop();
     process.exit(1);

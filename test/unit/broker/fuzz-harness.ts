@@ -4,10 +4,13 @@
 // broker through an in-memory socket. After each input the broker must not have thrown out of a
 // handler, what it wrote back must be a well-formed MQTT byte stream of packets that parse, and
 // the connection must be gone once its socket closed. Used by fuzz.test.ts (a short run in the
-// unit suite) and bench/fuzz/run.ts (long runs).
+// unit suite) and bench/fuzz/run.ts (long runs); both replay the corpus first (bench/fuzz/corpus/:
+// hand-written seeds and every input that once failed, one JSON file each).
 //
 // Not coverage-guided: @jazzer.js/core 4.0.0 ships its native fuzzer only as a prebuilt binary
 // that needs glibc 2.38 (Debian bookworm has 2.36), and its package carries no sources to build.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Duplex } from 'node:stream';
 import fc from 'fast-check';
 import { pino } from 'pino';
@@ -21,6 +24,27 @@ import type { Broker } from '../../../broker/server.ts';
 export interface FuzzInput {
   version: 4 | 5;
   chunks: Buffer[];
+}
+
+/** A corpus file: an input as hex chunks, with a line saying why it is there. */
+export interface CorpusEntry {
+  note: string;
+  version: 4 | 5;
+  chunks: string[];
+}
+
+export const corpusDir = join(import.meta.dirname, '../../../bench/fuzz/corpus');
+
+export function toCorpusEntry(input: FuzzInput, note: string): CorpusEntry {
+  return { note, version: input.version, chunks: input.chunks.map((c) => c.toString('hex')) };
+}
+
+/** Every input in the corpus directory, oldest name first. */
+export function readCorpus(dir = corpusDir): { file: string; input: FuzzInput }[] {
+  return readdirSync(dir).filter((f) => f.endsWith('.json')).sort().map((file) => {
+    const entry = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CorpusEntry;
+    return { file, input: { version: entry.version, chunks: entry.chunks.map((h) => Buffer.from(h, 'hex')) } };
+  });
 }
 
 /** An in-memory socket: push() is what the client sends, `written` what the broker wrote. */
