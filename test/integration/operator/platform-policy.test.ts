@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from '../../support/world.ts';
 import { runtimeNamespaceName } from '../../../operator/api/names.ts';
-import { apply, condition, ensureNamespace, eventually, get, installCrds, operatorLog, startOperator, type MqttDeploymentObj, type Obj, type TestOperator } from './harness.ts';
+import { apply, condition, ensureNamespace, eventually, get, installCrds, list, operatorLog, startOperator, type MqttDeploymentObj, type Obj, type TestOperator } from './harness.ts';
 
 const OPERATOR_NS = 'ppit-system';
 const API = 'mqtt.enclave.dev/v1alpha1';
@@ -129,5 +129,15 @@ describe('what an allowed deployment gets', () => {
     });
     const limits = await get<Obj & { spec: { limits: Record<string, unknown>[] } }>('limitrange', 'enclave-ceilings', runtimeNs);
     expect(limits?.spec.limits[0]).toMatchObject({ type: 'Container', max: { cpu: '1', memory: '1Gi' }, default: { cpu: '1', memory: '512Mi' } });
+    // The broker's own pods get through admission (the ReplicaSet controller creates them through
+    // LimitRanger and ResourceQuota), the CPU limit coming from the LimitRange. The test world runs
+    // no resourcequota controller, so usage is not counted here.
+    const pods = await eventually('both broker pods admitted', async () => {
+      const found = await list('pods', runtimeNs);
+      return found.length === 2 ? found : undefined;
+    });
+    for (const p of pods) {
+      expect((p as Obj & { spec: { containers: { resources: unknown }[] } }).spec.containers[0]?.resources).toEqual({ requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } });
+    }
   });
 });
