@@ -246,6 +246,7 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     observed.replicas = dep.status?.replicas ?? 0;
     observed.readyReplicas = dep.status?.readyReplicas ?? 0;
     observed.updatedReplicas = dep.status?.updatedReplicas ?? 0;
+    observed.deploymentCurrent = (dep.status?.observedGeneration ?? 0) >= (dep.metadata?.generation ?? 0);
   }
   const waiting = await observePods(deps, observed, runtimeNs, md.spec.replicas ?? 1);
   const status = mqttDeploymentStatus(md, observed, deps.now().toISOString());
@@ -268,7 +269,8 @@ const POD_RECHECK_MS = 5_000;
  */
 async function observePods(deps: ControllerDeps, observed: Observed, runtimeNs: string, desired: number): Promise<boolean> {
   const settled = observed.conflict !== undefined || observed.applyError !== undefined || observed.missing.length > 0 || (observed.invalid?.length ?? 0) > 0;
-  if (settled || desired === 0 || (observed.readyReplicas >= desired && observed.updatedReplicas >= desired)) return false;
+  const rolledOut = observed.readyReplicas >= desired && observed.updatedReplicas >= desired && observed.replicas <= desired && observed.deploymentCurrent !== false;
+  if (settled || desired === 0 || rolledOut) return false;
   try {
     const pods = await deps.client.listPods(runtimeNs, brokerSelector());
     observed.podProblem = podProblem(pods, deps.now());

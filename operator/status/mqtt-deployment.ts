@@ -26,6 +26,8 @@ export interface Observed {
   replicas: number;
   readyReplicas: number;
   updatedReplicas: number;
+  /** False while the Deployment controller has not yet seen the latest pod template. */
+  deploymentCurrent?: boolean;
   /** Why the broker pods are not ready, when the kubelet or scheduler says so (status/pods.ts). */
   podProblem?: PodProblem;
 }
@@ -87,7 +89,9 @@ export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: strin
       c('Degraded', 'True', 'ApplyFailed', o.applyError),
     ];
   } else {
-    const rolledOut = o.readyReplicas >= desired && o.updatedReplicas >= desired;
+    // Rolled out: enough ready pods of the current template and no pod of an older one left (a new
+    // pod that cannot start keeps the old one serving; that is still a rollout, not Ready).
+    const rolledOut = o.readyReplicas >= desired && o.updatedReplicas >= desired && o.replicas <= desired && o.deploymentCurrent !== false;
     const problem = rolledOut ? undefined : o.podProblem;
     conditions = [
       rolledOut

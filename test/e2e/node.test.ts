@@ -13,7 +13,7 @@ import { sourceHash } from '../support/images.ts';
 import { POD_GATEWAY } from '../support/node-network.ts';
 import { helm, kubectl, world } from '../support/world.ts';
 import { API, apply, connect, deleteAndWait, eventually, get, refusal, type Obj } from './support/harness.ts';
-import { HTTP_AUTH_SERVER, execInBroker, restricted, runInPod } from './support/pods.ts';
+import { HTTP_AUTH_SERVER, execIn, execInBroker, restricted, startClientPod } from './support/pods.ts';
 
 const RELEASE_NS = 'enclave-node-e2e';
 const A = 'e2e-node-a';
@@ -83,6 +83,8 @@ beforeAll(async () => {
     '--set', 'operator.image.repository=localhost/enclave-operator', '--set', `operator.image.tag=src-${hash}`,
     '--set', 'broker.image.repository=localhost/enclave-broker', '--set', `broker.image.tag=src-${hash}`,
     '--set', `networkPolicy.apiServer.cidrs={${POD_GATEWAY}/32}`, '--set', `networkPolicy.apiServer.ports={${w.kube.apiPort}}`,
+    // A shared auth service in its own namespace, as a platform team would allow one.
+    '--set', `policy.allowedEgressNamespaces={${AUTH}}`,
     '--set', 'operator.resyncSeconds=30'], { timeoutMs: 230_000 });
 }, 240_000);
 
@@ -116,7 +118,7 @@ describe('the chart on the node', () => {
 describe('tenants on the node', () => {
   it('runs each broker as a restricted pod, Ready through its real probes', async () => {
     await apply([...tenant(A, { password: 'alice-a' }), ...tenant(B, { password: 'alice-b' })]);
-    const [a, b] = await Promise.all([readyDeployment(A), readyDeployment(B)]);
+    const [a, b] = await Promise.all([readyDeployment(A), readyDeployment(B), startClientPod(A), startClientPod(B)]);
     runtimeA = a.status!.namespace!;
     runtimeB = b.status!.namespace!;
     const labels = (await kubectl(['get', 'namespace', runtimeA, '-o', 'jsonpath={.metadata.labels.pod-security\\.kubernetes\\.io/enforce}'])).stdout;
@@ -129,21 +131,22 @@ describe('tenants on the node', () => {
   it('serves a client pod of its own namespace through the ClusterIP and the Service DNS name', async () => {
     const ip = await clusterIP(runtimeA);
     const env = { PORT: '1883', USERNAME: 'alice', PASSWORD: 'alice-a', TOPIC: 'devices/d1/temp', PAYLOAD: 'via-ip', CLIENT_ID: 'pod-a-1' };
-    expect(await runInPod(A, 'mqtt', { ...env, HOST: ip })).toBe('GOT via-ip');
+    expect(await execIn(A, 'client', 'mqtt', { ...env, HOST: ip })).toBe('GOT via-ip');
     const dnsName = `broker.${runtimeA}.svc.cluster.local`;
-    expect(await runInPod(A, 'dns', { NAME: dnsName })).toBe(ip);
-    expect(await runInPod(A, 'mqtt', { ...env, HOST: dnsName, PAYLOAD: 'via-dns', CLIENT_ID: 'pod-a-2' })).toBe('GOT via-dns');
+    expect(await execIn(A, 'client', 'dns', { NAME: dnsName })).toBe(ip);
+    expect(await execIn(A, 'client', 'mqtt', { ...env, HOST: dnsName, PAYLOAD: 'via-dns', CLIENT_ID: 'pod-a-2' })).toBe('GOT via-dns');
     // Tenant B's credentials are not tenant A's.
-    expect(await runInPod(A, 'mqtt', { ...env, HOST: ip, PASSWORD: 'alice-b', CLIENT_ID: 'pod-a-3' })).toBe('CONNACK 4');
+    expect(await execIn(A, 'client', 'mqtt', { ...env, HOST: ip, PASSWORD: 'alice-b', CLIENT_ID: 'pod-a-3' })).toBe('CONNACK 4');
   }, 180_000);
 
   it("refuses a TCP connection from another tenant's pod (NetworkPolicy enforced)", async () => {
-    const ipA = await clusterIP(runtimeA);
-    const fromB = await runInPod(B, 'tcp', { HOST: ipA, PORT: '1883' });
+    const [ipA, ipB] = [await clusterIP(runtimeA), await clusterIP(runtimeB)];
+    // The same pod reaches its own tenant's broker: it is known to the enforcer, the probe works.
+    expect(await execIn(B, 'client', 'tcp', { HOST: ipB, PORT: '1883' })).toBe('CONNECTED');
+    const fromB = await execIn(B, 'client', 'tcp', { HOST: ipA, PORT: '1883' });
     console.log(`[node] tenant B pod → tenant A broker ${ipA}:1883: ${fromB}`);
     expect(['TIMEOUT', 'REFUSED']).toContain(fromB);
-    // The same probe from tenant A's own namespace connects: the refusal is the policy, not the probe.
-    expect(await runInPod(A, 'tcp', { HOST: ipA, PORT: '1883' })).toBe('CONNECTED');
+    expect(await execIn(A, 'client', 'tcp', { HOST: ipA, PORT: '1883' })).toBe('CONNECTED');
   }, 120_000);
 });
 
@@ -189,14 +192,14 @@ describe('egress from the broker', () => {
     console.log(`[node] broker → undeclared auth backend: ${blocked}`);
     const ipB = await clusterIP(runtimeB);
     // Fail closed: the backend is unreachable, so the user it would allow is refused.
-    const denied = await runInPod(B, 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'x', CLIENT_ID: 'pod-b-1' });
+    const denied = await execIn(B, 'client', 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'x', CLIENT_ID: 'pod-b-1' });
     expect(denied).toMatch(/^CONNACK [45]$/);
     // Declared: the same Service name works.
     await apply([httpSource([{ namespace: AUTH, podLabels: { app: 'auth' }, port: 8080 }])]);
     await eventually('the declared backend is reachable from the broker', async () =>
       (await execInBroker(runtimeB, 'tcp', { HOST: `auth.${AUTH}.svc.cluster.local`, PORT: '8080' })) === 'CONNECTED');
     const allowed = await eventually('a client authenticated by the in-cluster backend', async () => {
-      const r = await runInPod(B, 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'through-http-auth', CLIENT_ID: 'pod-b-2' });
+      const r = await execIn(B, 'client', 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'through-http-auth', CLIENT_ID: 'pod-b-2' });
       return r.startsWith('GOT') ? r : undefined;
     }, 60_000);
     expect(allowed).toBe('GOT through-http-auth');
@@ -221,11 +224,14 @@ describe('rotation, failures, delete', () => {
 
   it('reports an image that cannot be pulled with the kubelet reason', async () => {
     await apply(tenant(B, { password: 'alice-b', chain: ['http', 'users'], image: 'localhost/enclave-broker:does-not-exist' }));
+    let cur: Obj | undefined;
     const m = await eventually('Ready=False with the pull failure', async () => {
-      const cur = await get(MD, 'broker', B);
+      cur = await get(MD, 'broker', B);
       const ready = condition(cur, 'Ready');
       return ready?.status === 'False' && /ImagePullBackOff|ErrImagePull/.test(ready.reason) ? cur : undefined;
-    }, 120_000);
+    }, 120_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; conditions: ${JSON.stringify(cur?.status?.conditions ?? [])}`, { cause: err });
+    });
     expect(condition(m, 'Ready')?.message).toMatch(/Pod broker-.*container broker is (ImagePullBackOff|ErrImagePull)/);
     expect(condition(m, 'Degraded')?.status).toBe('True');
   }, 150_000);

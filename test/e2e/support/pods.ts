@@ -4,7 +4,6 @@
 // ClusterIP or DNS name, from its own namespace — so NetworkPolicies apply to it as they would in
 // production (kube-router always lets the node itself through, so the host is no fair test).
 import { kubectl, world } from '../../support/world.ts';
-import { eventually } from './harness.ts';
 
 /** TCP connect with a deadline: prints CONNECTED, REFUSED, TIMEOUT or ERROR <code>. */
 const TCP_PROBE = `
@@ -79,48 +78,43 @@ export const restricted = {
   seccompProfile: { type: 'RuntimeDefault' },
 };
 
-let seq = 0;
+/** A pod that only waits (PID 1 ends on SIGTERM): what probes are exec'd in. */
+const IDLE = `process.on('SIGTERM', () => process.exit(0)); setInterval(() => {}, 1 << 30);`;
 
 /**
- * Runs `script` (one of SCRIPTS) once in a pod of `namespace` and returns its single output line.
- * The pod is deleted afterwards.
+ * A long-lived client pod in `namespace`, Ready before it is used: NetworkPolicy enforcers learn a
+ * new pod's address a moment after it starts, so a probe from a pod created just for it would test
+ * that lag instead of the policy.
  */
-export async function runInPod(namespace: string, script: keyof typeof SCRIPTS, env: Record<string, string>, timeoutMs = 60_000): Promise<string> {
-  const name = `probe-${script}-${process.pid}-${++seq}`;
+export async function startClientPod(namespace: string, name = 'client'): Promise<string> {
   const pod = {
-    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels: { 'e2e.enclave.dev/probe': script } },
+    apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace, labels: { 'e2e.enclave.dev/client': 'true' } },
     spec: {
-      restartPolicy: 'Never',
-      terminationGracePeriodSeconds: 0,
+      terminationGracePeriodSeconds: 1,
       automountServiceAccountToken: false,
       enableServiceLinks: false,
       containers: [{
-        name: 'probe', image: world().node.images.broker, imagePullPolicy: 'Never',
-        command: ['node', '-e', SCRIPTS[script]],
-        env: Object.entries(env).map(([k, v]) => ({ name: k, value: v })),
+        name: 'client', image: world().node.images.broker, imagePullPolicy: 'Never', command: ['node', '-e', IDLE],
         securityContext: restricted,
         resources: { requests: { cpu: '10m', memory: '32Mi' }, limits: { memory: '128Mi' } },
       }],
     },
   };
   await kubectl(['apply', '-f', '-'], { input: JSON.stringify(pod) });
-  try {
-    await eventually(`pod ${namespace}/${name} finished`, async () => {
-      const r = await kubectl(['get', 'pod', name, '-n', namespace, '-o', 'jsonpath={.status.phase}']);
-      return r.stdout === 'Succeeded' || r.stdout === 'Failed';
-    }, timeoutMs);
-    const logs = await kubectl(['logs', name, '-n', namespace]);
-    return logs.stdout.trim().split('\n').pop() ?? '';
-  } finally {
-    await kubectl(['delete', 'pod', name, '-n', namespace, '--wait=false', '--ignore-not-found']);
-  }
+  await kubectl(['wait', '--for=condition=Ready', `pod/${name}`, '-n', namespace, '--timeout=90s'], { timeoutMs: 100_000 });
+  return name;
 }
 
-/** `kubectl exec` into the broker pod of a runtime namespace: what the broker itself can reach. */
-export async function execInBroker(runtimeNs: string, script: keyof typeof SCRIPTS, env: Record<string, string>): Promise<string> {
-  const pods = await kubectl(['get', 'pods', '-n', runtimeNs, '-l', 'app.kubernetes.io/name=enclave-broker', '-o', 'jsonpath={.items[0].metadata.name}']);
+/** Runs one of SCRIPTS in a running pod (kubectl exec) and returns its single output line. */
+export async function execIn(namespace: string, pod: string, script: keyof typeof SCRIPTS, env: Record<string, string>, container?: string): Promise<string> {
   const envArgs = Object.entries(env).map(([k, v]) => `${k}=${v}`);
-  const r = await kubectl(['exec', '-n', runtimeNs, pods.stdout, '-c', 'broker', '--', 'env', ...envArgs, 'node', '-e', SCRIPTS[script]], { allowFailure: true });
-  if (r.code !== 0) throw new Error(`kubectl exec into ${runtimeNs}/${pods.stdout} failed: ${r.stderr}`);
+  const r = await kubectl(['exec', '-n', namespace, pod, ...(container ? ['-c', container] : []), '--', 'env', ...envArgs, 'node', '-e', SCRIPTS[script]], { allowFailure: true });
+  if (r.code !== 0) throw new Error(`kubectl exec into ${namespace}/${pod} failed: ${r.stderr}`);
   return r.stdout.trim().split('\n').pop() ?? '';
+}
+
+/** The same in the broker pod of a runtime namespace: what the broker itself can reach. */
+export async function execInBroker(runtimeNs: string, script: keyof typeof SCRIPTS, env: Record<string, string>): Promise<string> {
+  const pods = await kubectl(['get', 'pods', '-n', runtimeNs, '-l', 'app.kubernetes.io/name=enclave-broker', '--field-selector=status.phase=Running', '-o', 'jsonpath={.items[0].metadata.name}']);
+  return execIn(runtimeNs, pods.stdout, script, env, 'broker');
 }

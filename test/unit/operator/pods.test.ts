@@ -41,4 +41,14 @@ describe('podProblem', () => {
     expect(ready).toMatchObject({ status: 'False', reason: 'CrashLoopBackOff', message: '0/1 replicas ready. Pod b: container broker is CrashLoopBackOff.' });
     expect(status.conditions?.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'CrashLoopBackOff' });
   });
+
+  it('is not Ready while an old pod still serves and the new one cannot start', () => {
+    const md = mqttDeployment();
+    const base = { namespace: 'enclave-x', missing: [], readyReplicas: 1, updatedReplicas: 1 };
+    const ready = (o: object) => mqttDeploymentStatus(md, { ...base, replicas: 1, ...o }, now.toISOString()).conditions?.find((c) => c.type === 'Ready');
+    expect(ready({})?.status).toBe('True');
+    // The new pod counts as updated, the old one as ready: two pods for one replica is a rollout.
+    expect(ready({ replicas: 2 })).toMatchObject({ status: 'False', reason: 'RollingOut' });
+    expect(ready({ deploymentCurrent: false })).toMatchObject({ status: 'False', reason: 'RollingOut' });
+  });
 });
