@@ -33,11 +33,19 @@ function makeParser(protocolVersion: ProtocolVersion): SharedParser {
   return shared;
 }
 
-const parsers: Record<ProtocolVersion, SharedParser> = { 3: makeParser(3), 4: makeParser(4), 5: makeParser(5) };
+/**
+ * CONNECT has a parser of its own: mqtt-packet's parser takes its protocol level (and bridge mode)
+ * from the last CONNECT it parsed, so a v5 CONNECT through the shared 3.1.1 parser made it read
+ * every 3.1.1 client's next SUBSCRIBE as v5 (and close it as malformed). A CONNECT carries its
+ * own level, so one parser reads all of them.
+ */
+type ParserKey = ProtocolVersion | 'connect';
+const parsers: Record<ParserKey, SharedParser> = { 3: makeParser(3), 4: makeParser(4), 5: makeParser(5), connect: makeParser(4) };
 
 /** Parses one complete frame. Returns an Error for anything malformed; never throws. */
 export function parseFrame(frame: Buffer, version: ProtocolVersion): Packet | Error {
-  const shared = parsers[version];
+  const key: ParserKey = frame[0]! >> 4 === 1 ? 'connect' : version;
+  const shared = parsers[key];
   shared.packet = undefined;
   shared.error = undefined;
   let left: number;
@@ -52,7 +60,7 @@ export function parseFrame(frame: Buffer, version: ProtocolVersion): Packet | Er
   shared.error = undefined;
   if (error !== undefined || packet === undefined || left !== 0) {
     // A fresh parser: mqtt-packet keeps partial state (list, position) after an error.
-    parsers[version] = makeParser(version);
+    parsers[key] = makeParser(key === 'connect' ? 4 : key);
     return error ?? new Error(left !== 0 ? 'packet has trailing bytes' : 'truncated packet');
   }
   return packet;

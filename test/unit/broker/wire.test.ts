@@ -103,6 +103,19 @@ describe('PINGREQ / PUBLISH / SUBSCRIBE / UNSUBSCRIBE / DISCONNECT', () => {
     pub.end();
   });
 
+  it('a 3.1.1 SUBSCRIBE and UNSUBSCRIBE are read as 3.1.1 after a v5 client connected', async () => {
+    // mqtt-packet's parser takes its protocol level from the last CONNECT it parsed: a v5 CONNECT
+    // made the next 3.1.1 SUBSCRIBE read as v5 (the filter's length taken for properties), closed as malformed.
+    const c = await connected('w-mixed-311');
+    const v5 = await connected('w-mixed-v5', true);
+    c.send(subscribe(3, 'w/mixed', 1));
+    expect(await c.packetHex()).toBe('9003000301');
+    const v5b = await connected('w-mixed-v5b', true);
+    c.send('a20b00040007772f6d69786564'); // UNSUBSCRIBE w/mixed
+    expect(await c.packetHex()).toBe('b0020004');
+    for (const x of [v5, v5b, c]) x.end();
+  });
+
   it('QoS 2 exactly once: duplicate PUBLISH is acknowledged but not delivered again', async () => {
     const sub = await connected('w-sub2');
     sub.send(subscribe(2, 'w/q2', 2));
