@@ -55,6 +55,10 @@ export interface LimitsConfig {
   maxSubscriptionsPerClient: number;
   /** Total payload bytes of retained messages; a retained message beyond it is delivered but not kept. */
   maxRetainedBytes: number;
+  /** TLS and WebSocket handshakes in progress, all listeners together; a connection beyond it is closed at accept. */
+  maxPendingHandshakes: number;
+  /** A TLS or WebSocket handshake not finished within this closes the connection. */
+  handshakeTimeoutMs: number;
 }
 
 export interface BrokerConfig {
@@ -92,6 +96,8 @@ export const defaultLimits: LimitsConfig = {
   maxSessions: 100_000,
   maxSubscriptionsPerClient: 1000,
   maxRetainedBytes: 128 * 1024 * 1024,
+  maxPendingHandshakes: 512,
+  handshakeTimeoutMs: 10_000,
 };
 
 /**
@@ -180,6 +186,8 @@ export const brokerConfigSchema = {
         maxSessions: int(0, 10_000_000, defaultLimits.maxSessions),
         maxSubscriptionsPerClient: int(1, 10_000_000, defaultLimits.maxSubscriptionsPerClient),
         maxRetainedBytes: int(1, Number.MAX_SAFE_INTEGER, defaultLimits.maxRetainedBytes),
+        maxPendingHandshakes: int(1, 1_000_000, defaultLimits.maxPendingHandshakes),
+        handshakeTimeoutMs: int(100, 600_000, defaultLimits.handshakeTimeoutMs),
       },
     },
     authentication: {

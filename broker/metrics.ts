@@ -16,6 +16,7 @@ export class BrokerMetrics {
   readonly connectionsTotal: Counter<'listener'>;
   readonly authDecisions: Counter<'action' | 'result'>;
   readonly disconnects: Counter<'reason'>;
+  readonly handshakesAborted: Counter<'reason'>;
   private latencySample = 0;
 
   constructor(registry: Registry | undefined, gauges: { connections: () => number; sessions: () => number; subscriptions: () => number; retained: () => number; retainedBytes: () => number }) {
@@ -49,6 +50,12 @@ export class BrokerMetrics {
     this.connectionsTotal = new Counter({ name: 'enclave_broker_connections_total', help: 'Accepted connections', labelNames: ['listener'], registers: [registry] });
     this.authDecisions = new Counter({ name: 'enclave_broker_auth_decisions_total', help: 'Authentication and authorization decisions', labelNames: ['action', 'result'], registers: [registry] });
     this.disconnects = new Counter({ name: 'enclave_broker_disconnects_total', help: 'Connections closed, by reason', labelNames: ['reason'], registers: [registry] });
+    this.handshakesAborted = new Counter({
+      name: 'enclave_broker_handshakes_aborted_total',
+      help: 'TLS and WebSocket handshakes cut: too many in progress (limit) or not finished in handshakeTimeoutMs (timeout)',
+      labelNames: ['reason'],
+      registers: [registry],
+    });
     this.latency = new Histogram({
       name: 'enclave_broker_publish_to_deliver_seconds',
       help: 'Time from PUBLISH arrival to the write of the first delivery (sampled 1 in 16)',

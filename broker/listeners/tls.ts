@@ -4,6 +4,7 @@ import type { TlsOptions, TLSSocket } from 'node:tls';
 import type { ListenerConfig, ListenerTlsConfig } from '../config.ts';
 import type { Broker } from '../server.ts';
 import { verifiedPeer } from './cert-info.ts';
+import { handshakeGate } from './handshakes.ts';
 import { closeServer, listenOn, peerHostOf } from './index.ts';
 import type { RunningListener } from './index.ts';
 import { readTlsMaterial, watchTlsMaterial } from './tls-material.ts';
@@ -26,7 +27,9 @@ export function acceptTlsPeer(socket: TLSSocket, tls: ListenerTlsConfig): boolea
 export async function startTlsListener(broker: Broker, config: ListenerConfig): Promise<RunningListener> {
   const tls = config.tls!;
   const info = { name: config.name, allowAnonymous: config.allowAnonymous === true };
+  const gate = handshakeGate(broker);
   const server = createServer({ ...tlsServerOptions(tls), ...(await readTlsMaterial(tls)) }, (socket) => {
+    gate.done(socket);
     if (!acceptTlsPeer(socket, tls)) {
       socket.destroy();
       return;
@@ -34,6 +37,7 @@ export async function startTlsListener(broker: Broker, config: ListenerConfig): 
     socket.setNoDelay(true);
     broker.accept(socket, info, peerHostOf(socket.remoteAddress), verifiedPeer(socket));
   });
+  gate.guard(server);
   server.on('tlsClientError', (err) => broker.log.debug({ listener: config.name, err: err.message }, 'TLS handshake failed'));
   const stopWatching = watchTlsMaterial(tls, () => {
     readTlsMaterial(tls).then((material) => {

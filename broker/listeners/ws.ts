@@ -10,6 +10,7 @@ import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { ListenerConfig } from '../config.ts';
 import type { Broker } from '../server.ts';
 import { verifiedPeer } from './cert-info.ts';
+import { handshakeGate } from './handshakes.ts';
 import { closeServer, listenOn, peerHostOf } from './index.ts';
 import type { RunningListener } from './index.ts';
 import { acceptTlsPeer, tlsServerOptions } from './tls.ts';
@@ -28,6 +29,9 @@ export async function startWsListener(broker: Broker, config: ListenerConfig): P
   const server = tls === undefined
     ? createHttpServer()
     : createHttpsServer({ ...tlsServerOptions(tls), ...(await readTlsMaterial(tls)) });
+  // The handshake is TCP accept → (TLS) → HTTP upgrade: over when the WebSocket is open.
+  const gate = handshakeGate(broker);
+  gate.guard(server);
   const wss = new WebSocketServer({
     server,
     path: config.path ?? '/mqtt',
@@ -40,6 +44,7 @@ export async function startWsListener(broker: Broker, config: ListenerConfig): P
     handleProtocols: (protocols) => mqttSubprotocol([...protocols].join(',')) ?? false,
   });
   wss.on('connection', (ws, req) => {
+    gate.done(req.socket);
     const socket = req.socket as TLSSocket;
     if (tls !== undefined && !acceptTlsPeer(socket, tls)) {
       ws.terminate();
