@@ -11,7 +11,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
-import { CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } from '@kubernetes/client-node';
 import { apiErrorMessage } from '../operator/kube/client.ts';
 import { pino } from 'pino';
 import { runOperator, type RunningOperator } from '../operator/main.ts';
@@ -175,7 +175,8 @@ try {
   else await localMode();
   setInterval(() => {}, 1 << 30);
 } catch (err) {
-  // An API error prints as the API server's message, not client-node's dump with response headers.
-  console.error(`enclave: error: ${apiErrorMessage(err)}`);
+  // An API error prints as the API server's message, not client-node's dump with response headers;
+  // our own errors (a service that failed to start) print whole: their detail is the log tail.
+  console.error(`enclave: error: ${err instanceof ApiException ? apiErrorMessage(err) : err instanceof Error ? err.message : String(err)}`);
   await shutdown('failed', 1);
 }

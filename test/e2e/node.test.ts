@@ -9,7 +9,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import bcrypt from 'bcryptjs';
 import type { MqttClient } from 'mqtt';
-import { sourceHash } from '../support/images.ts';
 import { POD_GATEWAY } from '../support/node-network.ts';
 import { helm, kubectl, world } from '../support/world.ts';
 import { API, apply, connect, deleteAndWait, eventually, get, refusal, type Obj } from './support/harness.ts';
@@ -20,7 +19,8 @@ const A = 'e2e-node-a';
 const B = 'e2e-node-b';
 const AUTH = 'e2e-node-auth';
 const MD = 'mqttdeployments.mqtt.enclave.dev';
-const hash = sourceHash();
+/** `repository:tag` of an image the node holds, split for the chart's values. */
+const repoTag = (image: string): [string, string] => [image.slice(0, image.lastIndexOf(':')), image.slice(image.lastIndexOf(':') + 1)];
 
 const users = (password: string) => ({
   users: [{ username: 'alice', password_hash: bcrypt.hashSync(password, 4) }],
@@ -77,11 +77,14 @@ let runtimeB = '';
 
 beforeAll(async () => {
   const w = world();
+  // The tags the world built (not recomputed here: the tree may have changed since).
+  const [operatorRepo, operatorTag] = repoTag(w.node.images.operator);
+  const [brokerRepo, brokerTag] = repoTag(w.node.images.broker);
   // The chart as a user installs it, pointed at the images the node holds and at where the API
   // server really is for pods (the `kubernetes` Service leads to the node bridge's gateway).
   await helm(['upgrade', '--install', 'enclave', 'charts/enclave', '-n', RELEASE_NS, '--create-namespace', '--wait', '--timeout', '180s',
-    '--set', 'operator.image.repository=localhost/enclave-operator', '--set', `operator.image.tag=src-${hash}`,
-    '--set', 'broker.image.repository=localhost/enclave-broker', '--set', `broker.image.tag=src-${hash}`,
+    '--set', `operator.image.repository=${operatorRepo}`, '--set', `operator.image.tag=${operatorTag}`,
+    '--set', `broker.image.repository=${brokerRepo}`, '--set', `broker.image.tag=${brokerTag}`,
     '--set', `networkPolicy.apiServer.cidrs={${POD_GATEWAY}/32}`, '--set', `networkPolicy.apiServer.ports={${w.kube.apiPort}}`,
     // A shared auth service in its own namespace, as a platform team would allow one.
     '--set', `policy.allowedEgressNamespaces={${AUTH}}`,
@@ -223,7 +226,7 @@ describe('rotation, failures, delete', () => {
   }, 150_000);
 
   it('reports an image that cannot be pulled with the kubelet reason', async () => {
-    await apply(tenant(B, { password: 'alice-b', chain: ['http', 'users'], image: 'localhost/enclave-broker:does-not-exist' }));
+    await apply(tenant(B, { password: 'alice-b', chain: ['http', 'users'], image: `${repoTag(world().node.images.broker)[0]}:does-not-exist` }));
     let cur: Obj | undefined;
     const m = await eventually('Ready=False with the pull failure', async () => {
       cur = await get(MD, 'broker', B);

@@ -106,7 +106,7 @@ describe('npm start: local mode', () => {
       const runDir = /export KUBECONFIG=(\S+)\/kube\/admin\.kubeconfig/.exec(out)?.[1]; // <run dir>/kube/admin.kubeconfig
       expect(runDir, out).toBeDefined();
       // What a user sees with the printed kubectl: the node Ready, the brokers real pods, tenants Ready.
-      const kubectlLine = /^  kubectl: +(\S+) get mqttdeployments -A$/m.exec(out)?.[1];
+      const kubectlLine = /^ {2}kubectl: +(\S+) get mqttdeployments -A$/m.exec(out)?.[1];
       expect(kubectlLine, out).toBeDefined();
       const kenv = `KUBECONFIG=${runDir!}/kube/admin.kubeconfig`;
       const nodesPods = await sh(`${kenv} ${kubectlLine!} get nodes,pods -A -o wide`);

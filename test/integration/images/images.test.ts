@@ -7,13 +7,14 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
-import { buildahAvailable, ensureLocalBase, sourceHash, imageConfig, imageSize, localBase, mountImage, runFromImage } from '../../support/images.ts';
+import { world } from '../../support/world.ts';
+import { buildahAvailable, ensureLocalBase, imageConfig, imageSize, localBase, mountImage, runFromImage } from '../../support/images.ts';
 
-// The tags the test node runs (built once per source tree by the world, see test/support/images.ts).
-const hash = sourceHash();
+// The images the test node runs: built from the published Dockerfiles by the world before any test
+// (test/support/images.ts), tagged by a hash of their sources.
 const images = {
-  operator: { dockerfile: 'images/operator/Dockerfile', tag: `localhost/enclave-operator:src-${hash}`, entrypoint: ['node', '/app/dist/operator/main.js'] },
-  broker: { dockerfile: 'images/broker/Dockerfile', tag: `localhost/enclave-broker:src-${hash}`, entrypoint: ['node', '/app/dist/broker/main.js'] },
+  operator: { tag: world().node.images.operator, entrypoint: ['node', '/app/dist/operator/main.js'] },
+  broker: { tag: world().node.images.broker, entrypoint: ['node', '/app/dist/broker/main.js'] },
 } as const;
 const MB = 1e6;
 const mounts: { remove(): Promise<void> }[] = [];
