@@ -7,7 +7,7 @@ import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { asUser, helm, kubectl, world } from '../support/world.ts';
-import { API, OPERATOR_NS, apply, brokerOf, connect, list, mosquitto, refusal, startEnclave, subscriber, deleteAndWait, eventually, type Enclave } from './support/harness.ts';
+import { API, OPERATOR_NS, apply, brokerOf, connect, list, mosquitto, refusal, startEnclave, subscriber, deleteAndWait, eventually, type Enclave, SECRET_OPT_IN } from './support/harness.ts';
 
 const A = 'e2e-iso-a';
 const B = 'e2e-iso-b';
@@ -26,10 +26,10 @@ function tenant(ns: string, user: string, password: string, withBackend = false)
   const redis = world().redis;
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns }, stringData: { 'users.yaml': users } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: ns, labels: SECRET_OPT_IN }, stringData: { 'users.yaml': users } },
     { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace: ns }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users', key: 'users.yaml' } }, passwordHash: { algorithm: 'bcrypt' } } },
     ...(withBackend ? [
-      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'redis-credentials', namespace: ns }, stringData: { username: redis.user, password: redis.password } },
+      { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'redis-credentials', namespace: ns, labels: SECRET_OPT_IN }, stringData: { username: redis.user, password: redis.password } },
       {
         apiVersion: API, kind: 'AuthSource', metadata: { name: 'redis-acl', namespace: ns },
         spec: {

@@ -183,8 +183,8 @@ describe('egress from the broker', () => {
       apiVersion: API, kind: 'AuthSource', metadata: { name: 'http', namespace: B },
       spec: { type: 'http', http: { url: authUrl, method: 'POST', bodyFormat: 'json' }, timeout: '2s', onBackendFailure: 'deny', egress },
     });
-    // Declared elsewhere (a namespace without the backend): the broker may not reach it.
-    await apply([httpSource([{ namespace: A, port: 8080 }]), ...tenant(B, { password: 'alice-b', chain: ['http', 'users'] })]);
+    // Not declared: the broker may not reach it.
+    await apply([httpSource([]), ...tenant(B, { password: 'alice-b', chain: ['http', 'users'] })]);
     await readyDeployment(B);
     const authIp = await clusterIP(AUTH, 'auth');
     expect(await execInBroker(runtimeB, 'dns', { NAME: `auth.${AUTH}.svc.cluster.local` })).toBe(authIp);

@@ -8,7 +8,7 @@ import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OWNED_KINDS } from '../../operator/api/owned-kinds.ts';
 import { kubectl } from '../support/world.ts';
-import { API, OPERATOR_NS, apply, brokerOf, connect, deleteAndWait, eventually, get, list, startEnclave, subscriber, type Enclave } from './support/harness.ts';
+import { API, OPERATOR_NS, apply, brokerOf, connect, deleteAndWait, eventually, get, list, startEnclave, subscriber, type Enclave, SECRET_OPT_IN } from './support/harness.ts';
 
 const NS = 'e2e-purge';
 const MD = 'mqttdeployments.mqtt.enclave.dev';
@@ -17,7 +17,7 @@ let e: Enclave;
 const objects = (): unknown[] => [
   { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
   {
-    apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: NS },
+    apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: NS, labels: SECRET_OPT_IN },
     stringData: { 'users.yaml': `users:\n  - username: device\n    password_hash: '${bcrypt.hashSync('device-pw', 8)}'\nacl:\n  - username: device\n    permission: allow\n    action: all\n    topic: '#'\n` },
   },
   { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace: NS }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users', key: 'users.yaml' } }, passwordHash: { algorithm: 'bcrypt' } } },

@@ -7,14 +7,14 @@ import bcrypt from 'bcryptjs';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl, world } from '../support/world.ts';
-import { API, apply, brokerOf, connect, deleteAndWait, eventually, refusal, sleep, startEnclave, subscriber, type Enclave } from './support/harness.ts';
+import { API, apply, brokerOf, connect, deleteAndWait, eventually, refusal, sleep, startEnclave, subscriber, type Enclave, SECRET_OPT_IN } from './support/harness.ts';
 
 const NS = 'e2e-rotation';
 const DB = 'e2e_rotation';
 let e: Enclave;
 
 const usersSecret = (password: string) => ({
-  apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: NS },
+  apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: NS, labels: SECRET_OPT_IN },
   stringData: { 'users.yaml': `users:\n  - username: alice\n    password_hash: '${bcrypt.hashSync(password, 8)}'\nacl:\n  - username: alice\n    permission: allow\n    action: all\n    topic: 'r/#'\n` },
 });
 const serverCert = (dnsNames: string[]) => ({
@@ -72,7 +72,7 @@ beforeAll(async () => {
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
     usersSecret('old-pw'),
     serverCert(['localhost']),
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'auth-db', namespace: NS }, stringData: { username: pgInfo.user, password: pgInfo.password } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'auth-db', namespace: NS, labels: SECRET_OPT_IN }, stringData: { username: pgInfo.user, password: pgInfo.password } },
     { apiVersion: API, kind: 'AuthSource', metadata: { name: 'users', namespace: NS }, spec: { type: 'builtin', builtin: { secretRef: { name: 'users', key: 'users.yaml' } }, passwordHash: { algorithm: 'bcrypt' } } },
     {
       apiVersion: API, kind: 'AuthSource', metadata: { name: 'db-users', namespace: NS },

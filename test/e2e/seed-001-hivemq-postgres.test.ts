@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl, world } from '../support/world.ts';
-import { API, REPO, apply, brokerOf, connect, deleteAndWait, eventually, mosquitto, refusal, sleep, startEnclave, suback, subscriber, within, type Enclave } from './support/harness.ts';
+import { API, REPO, apply, brokerOf, connect, deleteAndWait, eventually, mosquitto, refusal, sleep, startEnclave, suback, subscriber, within, type Enclave, SECRET_OPT_IN } from './support/harness.ts';
 
 const NS = 'e2e-seed001';
 const DB = 'e2e_seed001';
@@ -34,7 +34,7 @@ beforeAll(async () => {
   e = await startEnclave('seed001', [NS]);
   await apply([
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'auth-db', namespace: NS }, stringData: { username: info.user, password: info.password } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'auth-db', namespace: NS, labels: SECRET_OPT_IN }, stringData: { username: info.user, password: info.password } },
     {
       apiVersion: API, kind: 'AuthSource', metadata: { name: 'hivemq-ese', namespace: NS },
       spec: {

@@ -8,7 +8,7 @@ import bcrypt from 'bcryptjs';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl, world } from '../support/world.ts';
-import { API, REPO, apply, brokerOf, connect, deleteAndWait, eventually, mosquitto, refusal, startEnclave, suback, subscriber, type Enclave } from './support/harness.ts';
+import { API, REPO, apply, brokerOf, connect, deleteAndWait, eventually, mosquitto, refusal, startEnclave, suback, subscriber, type Enclave, SECRET_OPT_IN } from './support/harness.ts';
 
 const NS = 'e2e-seed003';
 const DB = 'e2e_seed003';
@@ -32,8 +32,8 @@ beforeAll(async () => {
   const builtin = `users:\n  - username: ops\n    password_hash: '${bcrypt.hashSync('ops-pw', 8)}'\nacl:\n  - username: ops\n    permission: allow\n    action: all\n    topic: 'ops/#'\n  - username: ops\n    permission: allow\n    action: subscribe\n    topic: '$SYS/e2e/#'\n`;
   await apply([
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ops-users', namespace: NS }, stringData: { 'users.yaml': builtin } },
-    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'emqx-db', namespace: NS }, stringData: { username: info.user, password: info.password } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'ops-users', namespace: NS, labels: SECRET_OPT_IN }, stringData: { 'users.yaml': builtin } },
+    { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'emqx-db', namespace: NS, labels: SECRET_OPT_IN }, stringData: { username: info.user, password: info.password } },
     { apiVersion: API, kind: 'AuthSource', metadata: { name: 'ops', namespace: NS }, spec: { type: 'builtin', builtin: { secretRef: { name: 'ops-users', key: 'users.yaml' } }, passwordHash: { algorithm: 'bcrypt' } } },
     {
       apiVersion: API, kind: 'AuthSource', metadata: { name: 'emqx-mysql', namespace: NS },

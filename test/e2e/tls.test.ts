@@ -13,7 +13,7 @@ import bcrypt from 'bcryptjs';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from '../support/world.ts';
-import { API, apply, brokerOf, connect, deleteAndWait, eventually, get, mosquitto, refusal, sleep, startEnclave, subscriber, type Enclave } from './support/harness.ts';
+import { API, apply, brokerOf, connect, deleteAndWait, eventually, get, mosquitto, refusal, sleep, startEnclave, subscriber, type Enclave, SECRET_OPT_IN } from './support/harness.ts';
 
 const NS = 'e2e-tls';
 let e: Enclave;
@@ -40,11 +40,11 @@ beforeAll(async () => {
   await apply([
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } },
     {
-      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'device-ca', namespace: NS },
+      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'device-ca', namespace: NS, labels: SECRET_OPT_IN },
       data: { 'tls.crt': b64(file('device-ca.crt')), 'tls.key': b64(file('device-ca.key')), 'ca.crt': b64(file('device-ca.crt')) },
     },
     {
-      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: NS },
+      apiVersion: 'v1', kind: 'Secret', metadata: { name: 'users', namespace: NS, labels: SECRET_OPT_IN },
       stringData: { 'users.yaml': `users:\n  - username: alice\n    password_hash: '${bcrypt.hashSync('alice-pw', 8)}'\nacl:\n  - username: alice\n    permission: allow\n    action: all\n    topic: 'devices/#'\n  - username: device-1\n    permission: allow\n    action: publish\n    topic: 'devices/device-1/#'\n` },
     },
     { apiVersion: API, kind: 'TlsCertificate', metadata: { name: 'server', namespace: NS }, spec: { issue: { commonName: 'mqtt.e2e-tls', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] } } },

@@ -15,6 +15,8 @@ import { adminKubeConfig, kubectl, world } from '../../support/world.ts';
 export const REPO = resolve(fileURLToPath(import.meta.url), '../../../..');
 export const API = 'mqtt.enclave.dev/v1alpha1';
 export const OPERATOR_NS = 'enclave-system';
+/** The label a Secret needs before an AuthSource or TlsCertificate may use it (policy SecretReferenceOptIn). */
+export const SECRET_OPT_IN = { 'mqtt.enclave.dev/allow-reference': 'true' };
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface Enclave {
