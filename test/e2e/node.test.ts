@@ -27,7 +27,7 @@ const users = (password: string) => ({
   acl: [{ username: 'alice', permission: 'allow', action: 'all', topic: 'devices/#' }],
 });
 
-function tenant(ns: string, opts: { password: string; image?: string; chain?: string[] }): object[] {
+function tenant(ns: string, opts: { password: string; image?: string; chain?: string[]; replicas?: number; maxConnections?: number }): object[] {
   const chain = opts.chain ?? ['users'];
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { 'app.kubernetes.io/part-of': 'enclave-e2e' } } },
@@ -39,8 +39,9 @@ function tenant(ns: string, opts: { password: string; image?: string; chain?: st
     {
       apiVersion: API, kind: 'MqttDeployment', metadata: { name: 'broker', namespace: ns },
       spec: {
-        replicas: 1,
+        replicas: opts.replicas ?? 1,
         ...(opts.image ? { image: opts.image } : {}),
+        ...(opts.maxConnections ? { limits: { maxConnections: opts.maxConnections } } : {}),
         listeners: [{ name: 'mqtt', protocol: 'mqtt', port: 1883 }],
         authentication: { chain: chain.map((name) => ({ name })) },
         authorization: { chain: chain.map((name) => ({ name })), noMatch: 'deny' },
@@ -88,6 +89,8 @@ beforeAll(async () => {
     '--set', `networkPolicy.apiServer.cidrs={${POD_GATEWAY}/32}`, '--set', `networkPolicy.apiServer.ports={${w.kube.apiPort}}`,
     // A shared auth service in its own namespace, as a platform team would allow one.
     '--set', `policy.allowedEgressNamespaces={${AUTH}}`,
+    // The crash-loop test runs the operator image as a broker: the platform allows that repository.
+    '--set', `policy.allowedImageRepositories={${operatorRepo}}`,
     '--set', 'operator.resyncSeconds=30'], { timeoutMs: 230_000 });
 }, 240_000);
 
@@ -244,6 +247,47 @@ describe('rotation, failures, delete', () => {
     expect(r.code).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/pre-delete hook|uninstall-guard/);
     expect((await kubectl(['get', 'deployment', '-n', RELEASE_NS, '-o', 'name'])).stdout).toMatch(/deployment/);
+  }, 180_000);
+
+  it('a config change rolls the pods one at a time; a client reconnects and keeps publishing', async () => {
+    await apply(tenant(A, { password: 'alice-a-2', replicas: 2 }));
+    await eventually('two broker pods ready', async () => {
+      const m = await get(MD, 'broker', A);
+      return condition(m, 'Ready')?.status === 'True' && m?.status?.readyReplicas === 2;
+    }, 120_000);
+    const before = (await brokerPods(runtimeA)).map((p) => p.name);
+    const ip = await clusterIP(runtimeA);
+    const client = await connect(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-a-2', clientId: 'through-rollout', reconnectPeriod: 300 });
+    let reconnects = 0;
+    client.on('reconnect', () => reconnects++);
+    // A changed limit changes the rendered config, hence the pod template's config hash: a rollout.
+    await apply(tenant(A, { password: 'alice-a-2', replicas: 2, maxConnections: 5000 }));
+    let minReady = 2;
+    await eventually('the rollout replaced both pods', async () => {
+      const d = (await kubectl(['get', 'deployment', 'broker', '-n', runtimeA, '-o', 'jsonpath={.status.readyReplicas} {.status.updatedReplicas} {.status.replicas}'])).stdout.split(' ').map(Number);
+      minReady = Math.min(minReady, d[0] ?? 0);
+      const now = (await brokerPods(runtimeA)).map((p) => p.name);
+      return d[0] === 2 && d[1] === 2 && d[2] === 2 && now.every((n) => !before.includes(n));
+    }, 150_000);
+    console.log(`[node] rollout: at least ${minReady} of 2 pods ready throughout; the client reconnected ${reconnects} time(s)`);
+    expect(minReady).toBeGreaterThanOrEqual(1);
+    await eventually('the client is connected again', async () => client.connected);
+    await client.publishAsync('devices/rollout/t', 'after the rollout', { qos: 1 });
+    await client.endAsync();
+  }, 300_000);
+
+  it('reports a broker that crashes at start as CrashLoopBackOff with its exit code', async () => {
+    // The operator image as a broker: it exits at once (no API credentials in a broker pod).
+    await apply(tenant(B, { password: 'alice-b', chain: ['http', 'users'], image: world().node.images.operator }));
+    let cur: Obj | undefined;
+    const m = await eventually('Ready=False with the crash loop', async () => {
+      cur = await get(MD, 'broker', B);
+      const ready = condition(cur, 'Ready');
+      return ready?.status === 'False' && ready.reason === 'CrashLoopBackOff' ? cur : undefined;
+    }, 150_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; conditions: ${JSON.stringify(cur?.status?.conditions ?? [])}`, { cause: err });
+    });
+    expect(condition(m, 'Ready')?.message).toMatch(/container broker is CrashLoopBackOff.*Last exit: code [1-9]/);
   }, 180_000);
 
   it('deletes gracefully: v5 clients get DISCONNECT 0x8B, then the runtime namespace is gone', async () => {
