@@ -41,7 +41,8 @@ async function usersFile(generation: number): Promise<string> {
   return stringify({ users: [{ username: soakUser.username, password_hash: hash, salt }, ...extra], acl });
 }
 
-export async function startSoakBroker(): Promise<SoakBroker> {
+/** `nodeFlags`: flags for the broker's node process (e.g. `--max-semi-space-size=16`), to compare settings. */
+export async function startSoakBroker(nodeFlags: string[] = []): Promise<SoakBroker> {
   const dir = mkdtempSync(join(tmpdir(), 'enclave-soak-'));
   const users = join(dir, 'users.yaml');
   const rewriteUsers = async (generation: number): Promise<void> => {
@@ -59,7 +60,7 @@ export async function startSoakBroker(): Promise<SoakBroker> {
     authorization: { chain: ['users'], noMatch: 'deny', denyAction: 'ignore' },
     logging: { level: 'info' },
   }));
-  const child = spawn(process.execPath, [main, '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...nodeFlags, main, '--config', config], { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const started = await new Promise<{ port: number; admin: number }>((resolve, reject) => {
     const lines = createInterface({ input: child.stdout });
