@@ -41,6 +41,8 @@ const between = (lo: number, hi: number): number => lo + Math.floor(Math.random(
 export function startSoakLoad(broker: SoakBroker): SoakLoad {
   const stats: LoadStats = { connects: 0, connectFailures: 0, unexpectedCloses: 0, published: 0, received: 0, authReloads: 0 };
   const open = new Set<MqttClient>();
+  /** Clients on their way out by our choice: their close is not the broker's doing. */
+  const leaving = new WeakSet<MqttClient>();
   const loops: Promise<void>[] = [];
   let stopping = false;
   const abort = new AbortController();
@@ -59,7 +61,7 @@ export function startSoakLoad(broker: SoakBroker): SoakLoad {
       c.on('error', () => undefined);
       c.on('message', () => stats.received++);
       c.on('close', () => {
-        if (!stopping && !(c as MqttClient & { soakLeaving?: boolean }).soakLeaving) stats.unexpectedCloses++;
+        if (!stopping && !leaving.has(c)) stats.unexpectedCloses++;
         if (!stayConnected) open.delete(c);
       });
       if (stayConnected) c.on('connect', () => stats.connects++);
@@ -72,7 +74,7 @@ export function startSoakLoad(broker: SoakBroker): SoakLoad {
 
   /** Leaves by DISCONNECT, or (`abrupt`) by dropping the socket as a device losing power does. */
   async function leave(c: MqttClient, abrupt = false): Promise<void> {
-    (c as MqttClient & { soakLeaving?: boolean }).soakLeaving = true;
+    leaving.add(c);
     open.delete(c);
     if (abrupt) {
       c.stream.destroy();
