@@ -242,10 +242,12 @@ describe('rotation, failures, delete', () => {
     expect(condition(m, 'Degraded')?.status).toBe('True');
   }, 150_000);
 
-  it('refuses helm uninstall while MqttDeployments exist', async () => {
+  it('refuses helm uninstall while MqttDeployments exist (the guard Job runs on the node and names them)', async () => {
     const r = await helm(['uninstall', 'enclave', '-n', RELEASE_NS, '--timeout', '120s'], { allowFailure: true, timeoutMs: 130_000 });
     expect(r.code).not.toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/pre-delete hook|uninstall-guard/);
+    const logs = await kubectl(['logs', 'job/enclave-uninstall-guard', '-n', RELEASE_NS], { allowFailure: true });
+    expect(logs.stdout + logs.stderr).toContain(`${A}/broker`);
     expect((await kubectl(['get', 'deployment', '-n', RELEASE_NS, '-o', 'name'])).stdout).toMatch(/deployment/);
   }, 180_000);
 
@@ -299,4 +301,12 @@ describe('rotation, failures, delete', () => {
     expect((await kubectl(['get', 'namespace', runtimeA], { allowFailure: true })).code).not.toBe(0);
     client.end(true);
   }, 180_000);
+
+  it('allows helm uninstall once no MqttDeployment is left; the CRDs stay', async () => {
+    await deleteAndWait(MD, 'broker', B, 120_000);
+    const r = await helm(['uninstall', 'enclave', '-n', RELEASE_NS, '--wait', '--timeout', '120s'], { timeoutMs: 130_000 });
+    expect(r.code).toBe(0);
+    expect((await kubectl(['get', 'deployment', '-n', RELEASE_NS, '-o', 'name'])).stdout).toBe('');
+    await kubectl(['get', 'crd/mqttdeployments.mqtt.enclave.dev']);
+  }, 300_000);
 });
