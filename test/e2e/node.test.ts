@@ -57,7 +57,9 @@ async function readyDeployment(ns: string, name = 'broker', timeoutMs = 120_000)
   let last: Obj | undefined;
   return eventually(`MqttDeployment ${ns}/${name} Ready`, async () => {
     last = await get(MD, name, ns);
-    return condition(last, 'Ready')?.status === 'True' ? last : undefined;
+    // Ready for this generation, not a Ready left over from the spec before.
+    const ready = condition(last, 'Ready') as { status: string; observedGeneration?: number } | undefined;
+    return ready?.status === 'True' && ready.observedGeneration === (last?.metadata as { generation?: number } | undefined)?.generation ? last : undefined;
   }, timeoutMs).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}; conditions: ${JSON.stringify(last?.status?.conditions ?? [])}`, { cause: err });
   });
@@ -204,10 +206,14 @@ describe('egress from the broker', () => {
     await apply([httpSource([{ namespace: AUTH, podLabels: { app: 'auth' }, port: 8080 }])]);
     await eventually('the declared backend is reachable from the broker', async () =>
       (await execInBroker(runtimeB, 'tcp', { HOST: `auth.${AUTH}.svc.cluster.local`, PORT: '8080' })) === 'CONNECTED');
+    let last = '';
     const allowed = await eventually('a client authenticated by the in-cluster backend', async () => {
-      const r = await execIn(B, 'client', 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'through-http-auth', CLIENT_ID: 'pod-b-2' });
-      return r.startsWith('GOT') ? r : undefined;
-    }, 60_000);
+      last = await execIn(B, 'client', 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'through-http-auth', CLIENT_ID: 'pod-b-2' });
+      return last.startsWith('GOT') ? last : undefined;
+    }, 60_000).catch(async (err: unknown) => {
+      const log = await kubectl(['logs', '-n', runtimeB, '-l', 'app.kubernetes.io/name=enclave-broker', '--tail=15'], { allowFailure: true });
+      throw new Error(`${(err as Error).message}; last client result: ${last}; broker log:\n${log.stdout}`, { cause: err });
+    });
     expect(allowed).toBe('GOT through-http-auth');
   }, 300_000);
 });

@@ -55,7 +55,7 @@ describe('npm start: flags and errors', () => {
     const r = await start(['--help']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/Cluster mode \(--kubeconfig or \$KUBECONFIG set\)/);
-    expect(r.stdout).toMatch(/Local mode \(no kubeconfig\)/);
+    expect(r.stdout).toMatch(/Local mode \(no kubeconfig, needs root\)/);
   });
 
   it('an unknown flag names the flag and exits non-zero', async () => {
