@@ -1,37 +1,27 @@
 // An ACL that changes takes effect on subscriptions a session already holds (broker-anchors §6 #32):
 // on resume of a persistent session, and for connected clients when the auth source reloads its
 // data. A real auth chain over a builtin users file that the tests rewrite, bytes on the wire.
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { createAuthChain } from '../../../broker/auth/chain.ts';
 import type { AuthHook } from '../../../broker/auth/hook.ts';
-import { embeddedDefaultConfig, validateBrokerConfig } from '../../../broker/config.ts';
-import type { BrokerConfig } from '../../../broker/config.ts';
-import { RawClient, connectPacket, publish, sleep, startTestBroker, subscribe } from './helpers.ts';
-import type { TestBroker } from './helpers.ts';
+import { RawClient, connectPacket, publish, sleep, startUsersFileBroker, subscribe } from './helpers.ts';
+import type { TestBroker, UsersData, UsersFileBroker } from './helpers.ts';
 
-let dir: string;
-let usersFile: string;
+let ub: UsersFileBroker;
 let hook: AuthHook;
 let tb: TestBroker;
 
-const PLAIN = { algorithm: 'plain' } as const;
-
 /** alice may use alerts/# and, while `newsAllowed`, news/#; pub may publish anywhere. */
-async function writeAcl(newsAllowed: boolean): Promise<void> {
+function aclData(newsAllowed: boolean): UsersData {
   const acl = [
     { username: 'alice', permission: 'allow', action: 'all', topic: 'alerts/#' },
     ...(newsAllowed ? [{ username: 'alice', permission: 'allow', action: 'all', topic: 'news/#' }] : []),
     { username: 'pub', permission: 'allow', action: 'publish', topic: '#' },
   ];
   const users = [{ username: 'alice', password_hash: 'alice-pw' }, { username: 'pub', password_hash: 'pub-pw' }];
-  await writeFile(`${usersFile}.tmp`, stringify({ users, acl }));
-  await rename(`${usersFile}.tmp`, usersFile); // a new inode, as a Secret volume update gives
+  return { users, acl };
 }
+
+const writeAcl = (newsAllowed: boolean): Promise<void> => ub.write(aclData(newsAllowed));
 
 /** Waits until the chain has read the file (its answer for alice on news/# is `allowed`). */
 async function aclInForce(allowed: boolean): Promise<void> {
@@ -43,26 +33,13 @@ async function aclInForce(allowed: boolean): Promise<void> {
   throw new Error(`ACL for news/# never became ${allowed ? 'allow' : 'deny'}`);
 }
 
-const patch = (c: BrokerConfig): void => {
-  c.sources = { file: { type: 'builtin', dataFile: usersFile, passwordHash: PLAIN } };
-  c.authentication = { chain: ['file'], allowAnonymous: false };
-  c.authorization = { chain: ['file'], noMatch: 'deny', denyAction: 'ignore', cache: { enabled: true, maxSize: 32, ttlSeconds: 60 } };
-  c.listeners[0]!.allowAnonymous = false;
-};
-
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'acl-changes-'));
-  usersFile = join(dir, 'users.yaml');
-  await writeAcl(true);
-  const config = embeddedDefaultConfig('127.0.0.1', 0);
-  patch(config);
-  hook = await createAuthChain(validateBrokerConfig(config), { logger: pino({ level: 'silent' }), fileWatchIntervalMs: 20 });
-  tb = await startTestBroker(patch, hook);
+  ub = await startUsersFileBroker('acl-changes', aclData(true));
+  tb = ub;
+  hook = ub.hook;
 });
-
 afterAll(async () => {
-  await tb.stop();
-  await rm(dir, { recursive: true, force: true });
+  await ub.stop();
 });
 
 async function login(clientId: string, username: string, flags: number, sessionPresent = false): Promise<RawClient> {

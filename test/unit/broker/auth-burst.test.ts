@@ -2,53 +2,32 @@
 // subscriptions resumed, an auth source reload re-checking them. The per-source cap on calls in
 // flight (auth/circuit.ts) must make calls wait their turn, never answer "deny" for a local reason.
 // A real auth chain over a builtin users file; assertions on SUBACK bytes and delivered messages.
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { createAuthChain } from '../../../broker/auth/chain.ts';
-import { embeddedDefaultConfig, validateBrokerConfig } from '../../../broker/config.ts';
-import type { BrokerConfig } from '../../../broker/config.ts';
-import { RawClient, connectPacket, frame, publish, sleep, startTestBroker, str } from './helpers.ts';
-import type { TestBroker } from './helpers.ts';
+import { RawClient, connectPacket, frame, publish, sleep, startUsersFileBroker, str } from './helpers.ts';
+import type { TestBroker, UsersData, UsersFileBroker } from './helpers.ts';
 
 const FILTERS = 200;
-let dir: string;
-let usersFile: string;
+let ub: UsersFileBroker;
 let tb: TestBroker;
 
 /** The users file; `generation` adds an unrelated user, so a rewrite is a change the source reloads. */
-async function writeUsers(generation = 0): Promise<void> {
+function usersData(generation = 0): UsersData {
   const users = [{ username: 'dev', password_hash: 'dev-pw' }, { username: 'pub', password_hash: 'pub-pw' }, { username: `other-${generation}`, password_hash: 'x' }];
   const acl = [
     { username: 'dev', permission: 'allow', action: 'all', topic: 'dev/#' },
     { username: 'pub', permission: 'allow', action: 'publish', topic: '#' },
   ];
-  await writeFile(`${usersFile}.tmp`, stringify({ users, acl }));
-  await rename(`${usersFile}.tmp`, usersFile);
+  return { users, acl };
 }
 
-const patch = (c: BrokerConfig): void => {
-  c.sources = { file: { type: 'builtin', dataFile: usersFile, passwordHash: { algorithm: 'plain' } } };
-  c.authentication = { chain: ['file'], allowAnonymous: false };
-  c.authorization = { chain: ['file'], noMatch: 'deny', denyAction: 'ignore', cache: { enabled: true, maxSize: 32, ttlSeconds: 60 } };
-  c.listeners[0]!.allowAnonymous = false;
-};
+const writeUsers = (generation = 0): Promise<void> => ub.write(usersData(generation));
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'auth-burst-'));
-  usersFile = join(dir, 'users.yaml');
-  await writeUsers();
-  const config = embeddedDefaultConfig('127.0.0.1', 0);
-  patch(config);
-  const hook = await createAuthChain(validateBrokerConfig(config), { logger: pino({ level: 'silent' }), fileWatchIntervalMs: 20 });
-  tb = await startTestBroker(patch, hook);
+  ub = await startUsersFileBroker('auth-burst', usersData());
+  tb = ub;
 });
 afterAll(async () => {
-  await tb.stop();
-  await rm(dir, { recursive: true, force: true });
+  await ub.stop();
 });
 
 async function login(clientId: string, username: string, flags: number): Promise<{ client: RawClient; connack: string | undefined }> {

@@ -1,6 +1,11 @@
 // Test helpers: a broker on an ephemeral 127.0.0.1 port, and a raw socket client that writes bytes
 // and reads whole MQTT packets back (the wire-level tests assert on those bytes).
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { createAuthChain } from '../../../broker/auth/chain.ts';
 import type { Socket } from 'node:net';
 import { pino } from 'pino';
 import type { Logger } from 'pino';
@@ -25,6 +30,43 @@ export async function startTestBroker(
   const broker = createBroker({ config: validateBrokerConfig(config), authHook, logger, sysIntervalMs: 0 });
   await broker.start();
   return { broker, port: broker.addresses()[0]!.port, stop: () => broker.stop(200) };
+}
+
+/** The contents of a builtin source's users file. */
+export interface UsersData { users: object[]; acl: object[] }
+
+/** A broker whose auth chain is one builtin source (plain passwords) over a users file the test rewrites. */
+export interface UsersFileBroker extends TestBroker {
+  hook: AuthHook;
+  /** Rewrites the file atomically (a new inode, as a Secret volume update gives); the source reloads it. */
+  write(data: UsersData): Promise<void>;
+}
+
+export async function startUsersFileBroker(name: string, initial: UsersData): Promise<UsersFileBroker> {
+  const dir = await mkdtemp(join(tmpdir(), `${name}-`));
+  const usersFile = join(dir, 'users.yaml');
+  const write = async (data: UsersData): Promise<void> => {
+    await writeFile(`${usersFile}.tmp`, stringify(data));
+    await rename(`${usersFile}.tmp`, usersFile);
+  };
+  await write(initial);
+  const patch = (c: BrokerConfig): void => {
+    c.sources = { file: { type: 'builtin', dataFile: usersFile, passwordHash: { algorithm: 'plain' } } };
+    c.authentication = { chain: ['file'], allowAnonymous: false };
+    c.authorization = { chain: ['file'], noMatch: 'deny', denyAction: 'ignore', cache: { enabled: true, maxSize: 32, ttlSeconds: 60 } };
+    c.listeners[0]!.allowAnonymous = false;
+  };
+  const config = embeddedDefaultConfig('127.0.0.1', 0);
+  patch(config);
+  const hook = await createAuthChain(validateBrokerConfig(config), { logger: pino({ level: 'silent' }), fileWatchIntervalMs: 20 });
+  const tb = await startTestBroker(patch, hook);
+  return {
+    ...tb, hook, write,
+    async stop() {
+      await tb.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
 
 export function hex(s: string): Buffer {

@@ -2,55 +2,35 @@
 // data changes (or the decision cache TTL passed) the right is asked again before a new subscriber
 // gets the message, and a message whose publisher lost the right is removed from the store.
 // A real auth chain over a builtin users file; assertions on the bytes subscribers receive.
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-import { createAuthChain } from '../../../broker/auth/chain.ts';
 import type { AuthHook } from '../../../broker/auth/hook.ts';
-import { embeddedDefaultConfig, validateBrokerConfig } from '../../../broker/config.ts';
-import type { BrokerConfig } from '../../../broker/config.ts';
-import { RawClient, connectPacket, publish, sleep, startTestBroker, subscribe } from './helpers.ts';
-import type { TestBroker } from './helpers.ts';
+import { RawClient, connectPacket, publish, sleep, startUsersFileBroker, subscribe } from './helpers.ts';
+import type { TestBroker, UsersData, UsersFileBroker } from './helpers.ts';
 
-let dir: string;
-let usersFile: string;
+let ub: UsersFileBroker;
 let hook: AuthHook;
 let tb: TestBroker;
 
 /** `reader` may subscribe to everything under r/; `writer` may publish to r/a always and to r/b while `writerOnB`. */
-async function writeAcl(writerOnB: boolean): Promise<void> {
+function aclData(writerOnB: boolean): UsersData {
   const users = [{ username: 'reader', password_hash: 'reader-pw' }, { username: 'writer', password_hash: 'writer-pw' }];
   const acl = [
     { username: 'reader', permission: 'allow', action: 'subscribe', topic: 'r/#' },
     { username: 'writer', permission: 'allow', action: 'publish', topic: 'r/a' },
     ...(writerOnB ? [{ username: 'writer', permission: 'allow', action: 'publish', topic: 'r/b' }] : []),
   ];
-  await writeFile(`${usersFile}.tmp`, stringify({ users, acl }));
-  await rename(`${usersFile}.tmp`, usersFile);
+  return { users, acl };
 }
 
-const patch = (c: BrokerConfig): void => {
-  c.sources = { file: { type: 'builtin', dataFile: usersFile, passwordHash: { algorithm: 'plain' } } };
-  c.authentication = { chain: ['file'], allowAnonymous: false };
-  c.authorization = { chain: ['file'], noMatch: 'deny', denyAction: 'ignore', cache: { enabled: true, maxSize: 32, ttlSeconds: 60 } };
-  c.listeners[0]!.allowAnonymous = false;
-};
+const writeAcl = (writerOnB: boolean): Promise<void> => ub.write(aclData(writerOnB));
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'retained-rights-'));
-  usersFile = join(dir, 'users.yaml');
-  await writeAcl(true);
-  const config = embeddedDefaultConfig('127.0.0.1', 0);
-  patch(config);
-  hook = await createAuthChain(validateBrokerConfig(config), { logger: pino({ level: 'silent' }), fileWatchIntervalMs: 20 });
-  tb = await startTestBroker(patch, hook);
+  ub = await startUsersFileBroker('retained-rights', aclData(true));
+  tb = ub;
+  hook = ub.hook;
 });
 afterAll(async () => {
-  await tb.stop();
-  await rm(dir, { recursive: true, force: true });
+  await ub.stop();
 });
 
 async function login(clientId: string, username: string): Promise<RawClient> {
