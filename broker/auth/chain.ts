@@ -105,6 +105,8 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     await Promise.allSettled([...states.values()].map((s) => s.source.close()));
     throw err;
   }
+  // What each source can do is known from its config alone (source-schema.ts sourceRoles, which the
+  // operator checks before it renders); the instances are the final word.
   for (const name of config.authentication.chain) {
     if (!states.get(name)?.source.authenticate) throw new ChainError(`source "${name}" (${config.sources[name]?.type}) cannot authenticate`);
   }

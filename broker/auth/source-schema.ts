@@ -119,3 +119,29 @@ export function authSourceProblems(sources: Record<string, unknown>): string[] {
   }
   return [...new Set(problems)];
 }
+
+/**
+ * Which chains a source can sit in, from its config alone (what each backend provides): jwt and
+ * x509 only authenticate; http authorizes only with an aclUrl; builtin, SQL and Redis do both.
+ */
+export function sourceRoles(raw: unknown): { authenticate: boolean; authorize: boolean } {
+  const o = (raw ?? {}) as { type?: unknown; aclUrl?: unknown };
+  if (o.type === 'jwt' || o.type === 'x509') return { authenticate: true, authorize: false };
+  if (o.type === 'http') return { authenticate: true, authorize: typeof o.aclUrl === 'string' && o.aclUrl.length > 0 };
+  return { authenticate: true, authorize: true };
+}
+
+/** A source named in a chain it cannot serve: the broker would refuse to start (auth/chain.ts). */
+export function chainRoleProblems(config: { sources: Record<string, unknown>; authentication: { chain: string[] }; authorization: { chain: string[] } }): string[] {
+  const problems: string[] = [];
+  for (const [chain, role] of [['authentication', 'authenticate'], ['authorization', 'authorize']] as const) {
+    for (const name of config[chain].chain) {
+      const raw = config.sources[name];
+      if (raw !== undefined && !sourceRoles(raw)[role]) {
+        const type = String((raw as { type?: unknown }).type);
+        problems.push(`${chain}.chain: source "${name}" (${type}) cannot ${role}${type === 'http' ? ' without an aclUrl' : ''}; remove it from the ${chain} chain`);
+      }
+    }
+  }
+  return problems;
+}

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { ConfigError, validateBrokerConfig, type BrokerConfig, type ListenerConfig } from '../../broker/config.ts';
-import { authSourceProblems } from '../../broker/auth/source-schema.ts';
+import { authSourceProblems, chainRoleProblems } from '../../broker/auth/source-schema.ts';
 import type { AuthSourceConfig, BackendTls, PasswordHashConfig } from '../../broker/auth/config.ts';
 import type { AuthSource, BackendTlsSpec } from '../api/types.ts';
 import { ADMIN_PORT, BROKER_CONFIG_SECRET, LABEL_ROLE, ROLE_BROKER_CONFIG, ownerLabels } from '../api/names.ts';
@@ -37,6 +37,7 @@ export function brokerConfigProblems(config: BrokerConfig): string[] {
     problems.push(...(err instanceof ConfigError ? err.problems : [(err as Error).message]));
   }
   problems.push(...authSourceProblems(config.sources));
+  if (problems.length === 0) problems.push(...chainRoleProblems(config));
   return problems;
 }
 

@@ -16,12 +16,12 @@ export interface PodProblem {
 const STUCK = new Set(['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull', 'InvalidImageName', 'CrashLoopBackOff', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
 const HINT: Record<string, string> = {
-  ImagePullBackOff: 'check spec.image and that the node can pull it',
-  ErrImagePull: 'check spec.image and that the node can pull it',
-  ErrImageNeverPull: 'the image is not present on the node',
-  InvalidImageName: 'fix spec.image',
-  CrashLoopBackOff: 'the broker exits at start; see `kubectl logs` of the pod',
-  CreateContainerConfigError: 'the pod spec cannot be run as configured',
+  ImagePullBackOff: 'Check spec.image and that the node can pull it.',
+  ErrImagePull: 'Check spec.image and that the node can pull it.',
+  ErrImageNeverPull: 'The image is not present on the node.',
+  InvalidImageName: 'Fix spec.image.',
+  CrashLoopBackOff: 'The broker exits at start; see `kubectl logs` of the pod.',
+  CreateContainerConfigError: 'The pod spec cannot be run as configured.',
 };
 
 const clip = (s: string | undefined, n = 300): string => (s ?? '').replace(/\s+/g, ' ').trim().slice(0, n);

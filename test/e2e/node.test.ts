@@ -29,6 +29,8 @@ const users = (password: string) => ({
 
 function tenant(ns: string, opts: { password: string; image?: string; chain?: string[]; replicas?: number; maxConnections?: number }): object[] {
   const chain = opts.chain ?? ['users'];
+  // An http source without an aclUrl cannot answer authorization (its reply's ACL is the client's).
+  const authz = chain.filter((name) => name !== 'http');
   return [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: ns, labels: { 'app.kubernetes.io/part-of': 'enclave-e2e' } } },
     {
@@ -44,7 +46,7 @@ function tenant(ns: string, opts: { password: string; image?: string; chain?: st
         ...(opts.maxConnections ? { limits: { maxConnections: opts.maxConnections } } : {}),
         listeners: [{ name: 'mqtt', protocol: 'mqtt', port: 1883 }],
         authentication: { chain: chain.map((name) => ({ name })) },
-        authorization: { chain: chain.map((name) => ({ name })), noMatch: 'deny' },
+        authorization: { chain: authz.map((name) => ({ name })), noMatch: 'deny' },
         network: { allowFrom: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } }] },
       },
     },

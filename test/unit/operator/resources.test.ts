@@ -53,6 +53,16 @@ describe('desiredState', () => {
 });
 
 describe('renderBrokerConfig', () => {
+  it('refuses a source in a chain it cannot serve (the broker would exit at start): http without aclUrl, jwt in authorization', () => {
+    const http = source('web', { type: 'http', http: { url: 'http://auth.auth.svc:8080/auth', method: 'POST', bodyFormat: 'json' }, egress: [{ namespace: 'auth', port: 8080 }] });
+    const withAcl = source('web', { type: 'http', http: { url: 'http://auth.auth.svc:8080/auth', aclUrl: 'http://auth.auth.svc:8080/acl', method: 'POST', bodyFormat: 'json' }, egress: [{ namespace: 'auth', port: 8080 }] });
+    const spec = md({ authentication: { chain: [{ name: 'web' }] }, authorization: { chain: [{ name: 'web' }], noMatch: 'deny' } });
+    expect(renderBrokerConfig(ctx(spec, { sources: [http] })).invalid).toEqual([
+      'authorization.chain: source "web" (http) cannot authorize without an aclUrl; remove it from the authorization chain',
+    ]);
+    expect(renderBrokerConfig(ctx(spec, { sources: [withAcl] })).invalid).toEqual([]);
+  });
+
   it.each([
     ['defaults: one mqtt listener on 1883, deny by default', md(), {}, { listeners: [{ name: 'mqtt', protocol: 'mqtt', port: 1883 }], noMatch: 'deny', sources: [] }],
     ['postgres source with copied credentials', md({ authentication: { chain: [{ name: 'pg' }] }, authorization: { chain: [{ name: 'pg' }] } }), { sources: [pg], secrets: pgSecrets },
