@@ -15,9 +15,15 @@ export interface PodProblem {
 /** Waiting reasons that will not go away by themselves (a transient ContainerCreating is not one). */
 const STUCK = new Set(['ImagePullBackOff', 'ErrImagePull', 'ErrImageNeverPull', 'InvalidImageName', 'CrashLoopBackOff', 'CreateContainerConfigError', 'CreateContainerError', 'RunContainerError']);
 
+/**
+ * The kubelet alternates some reasons while it retries (ErrImagePull ↔ ImagePullBackOff; a crashing
+ * container is briefly Running between back-offs) and puts counters in its messages: the condition
+ * uses one reason per problem and a message without them, so an unchanged problem writes no status.
+ */
+const REASON: Record<string, string> = { ErrImagePull: 'ImagePullBackOff' };
+
 const HINT: Record<string, string> = {
   ImagePullBackOff: 'Check spec.image and that the node can pull it.',
-  ErrImagePull: 'Check spec.image and that the node can pull it.',
   ErrImageNeverPull: 'The image is not present on the node.',
   InvalidImageName: 'Fix spec.image.',
   CrashLoopBackOff: 'The broker exits at start; see `kubectl logs` of the pod.',
@@ -26,6 +32,29 @@ const HINT: Record<string, string> = {
 
 const clip = (s: string | undefined, n = 300): string => (s ?? '').replace(/\s+/g, ' ').trim().slice(0, n);
 
+type ContainerStatus = NonNullable<NonNullable<V1Pod['status']>['containerStatuses']>[number];
+
+function containerProblem(pod: string, cs: ContainerStatus, now: Date, probeGraceMs: number): PodProblem | undefined {
+  const waiting = cs.state?.waiting?.reason;
+  const last = cs.lastState?.terminated;
+  // Crashing: waiting in back-off, or (between back-offs) running again or just exited, not ready.
+  if (waiting === 'CrashLoopBackOff' || (!cs.ready && cs.restartCount > 0 && last !== undefined && waiting === undefined)) {
+    const exit = last ? ` (last exit: code ${last.exitCode}${last.reason ? `, ${last.reason}` : ''})` : '';
+    return { reason: 'CrashLoopBackOff', message: `Pod ${pod}: container ${cs.name} keeps exiting${exit}. ${HINT.CrashLoopBackOff}` };
+  }
+  if (waiting && STUCK.has(waiting)) {
+    const reason = REASON[waiting] ?? waiting;
+    const detail = reason === 'ImagePullBackOff' ? `cannot pull image ${cs.image}` : `is ${waiting}${cs.state?.waiting?.message ? `: ${clip(cs.state.waiting.message)}` : ''}`;
+    return { reason, message: `Pod ${pod}: container ${cs.name} ${detail} (${reason}). ${HINT[reason] ?? ''}`.trim() };
+  }
+  // Running for a while yet not ready: its readiness probe keeps failing.
+  const started = cs.state?.running?.startedAt;
+  if (started && !cs.ready && now.getTime() - new Date(started).getTime() > probeGraceMs) {
+    return { reason: 'ProbeFailing', message: `Pod ${pod}: container ${cs.name} is running but its readiness probe fails; see \`kubectl describe pod\` in the runtime namespace.` };
+  }
+  return undefined;
+}
+
 /** The first problem among `pods` (oldest pod first), or undefined when they are merely starting. */
 export function podProblem(pods: readonly V1Pod[], now: Date, probeGraceMs = 30_000): PodProblem | undefined {
   const sorted = [...pods].filter((p) => !p.metadata?.deletionTimestamp)
@@ -33,18 +62,8 @@ export function podProblem(pods: readonly V1Pod[], now: Date, probeGraceMs = 30_
   for (const pod of sorted) {
     const name = pod.metadata?.name ?? '?';
     for (const cs of [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])]) {
-      const waiting = cs.state?.waiting;
-      if (waiting?.reason && STUCK.has(waiting.reason)) {
-        const last = cs.lastState?.terminated;
-        const exited = last ? ` Last exit: code ${last.exitCode}${last.reason ? ` (${last.reason})` : ''}, ${cs.restartCount} restart(s).` : '';
-        const detail = clip(waiting.message);
-        return { reason: waiting.reason, message: `Pod ${name}: container ${cs.name} is ${waiting.reason}${detail ? `: ${detail}` : ''}.${exited} ${HINT[waiting.reason] ?? ''}`.trim() };
-      }
-      // Running for a while yet not ready: its readiness probe keeps failing.
-      const started = cs.state?.running?.startedAt;
-      if (started && !cs.ready && now.getTime() - new Date(started).getTime() > probeGraceMs) {
-        return { reason: 'ProbeFailing', message: `Pod ${name}: container ${cs.name} has run for ${Math.round((now.getTime() - new Date(started).getTime()) / 1000)} s but its readiness probe fails (${cs.restartCount} restart(s)); see \`kubectl describe pod\` in the runtime namespace.` };
-      }
+      const problem = containerProblem(name, cs, now, probeGraceMs);
+      if (problem) return problem;
     }
     const unschedulable = pod.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False' && c.reason === 'Unschedulable');
     if (unschedulable) return { reason: 'Unschedulable', message: `Pod ${name} cannot be scheduled: ${clip(unschedulable.message)}` };

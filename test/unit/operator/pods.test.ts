@@ -11,15 +11,28 @@ const container = (state: object, extra: object = {}) => ({ name: 'broker', imag
 
 describe('podProblem', () => {
   it.each([
-    ['image cannot be pulled', container({ waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope:1"' } }), 'ImagePullBackOff', /Back-off pulling image "nope:1".*spec\.image/],
+    ['image cannot be pulled (back-off)', container({ waiting: { reason: 'ImagePullBackOff', message: 'Back-off pulling image "nope:1"' } }), 'ImagePullBackOff', /container broker cannot pull image x \(ImagePullBackOff\)\. Check spec\.image/],
+    ['image cannot be pulled (retrying)', container({ waiting: { reason: 'ErrImagePull', message: 'rpc error: code = Unknown desc = dial tcp: lookup ghcr.io' } }), 'ImagePullBackOff', /container broker cannot pull image x \(ImagePullBackOff\)/],
     ['image not on the node', container({ waiting: { reason: 'ErrImageNeverPull', message: 'Container image "x" is not present with pull policy of Never' } }), 'ErrImageNeverPull', /not present/],
-    ['crash loop', container({ waiting: { reason: 'CrashLoopBackOff', message: 'back-off 20s restarting failed container' } }, { restartCount: 3, lastState: { terminated: { exitCode: 1, reason: 'Error' } } }), 'CrashLoopBackOff', /Last exit: code 1 \(Error\), 3 restart/],
-    ['readiness probe failing', container({ running: { startedAt: new Date('2026-12-02T09:59:00Z') } }), 'ProbeFailing', /run for 60 s but its readiness probe fails/],
+    ['crash loop, waiting', container({ waiting: { reason: 'CrashLoopBackOff', message: 'back-off 20s restarting failed container' } }, { restartCount: 3, lastState: { terminated: { exitCode: 1, reason: 'Error' } } }), 'CrashLoopBackOff', /keeps exiting \(last exit: code 1, Error\)/],
+    ['crash loop, running again between back-offs', container({ running: { startedAt: new Date('2026-12-02T09:59:59Z') } }, { restartCount: 4, lastState: { terminated: { exitCode: 1, reason: 'Error' } } }), 'CrashLoopBackOff', /keeps exiting \(last exit: code 1, Error\)/],
+    ['readiness probe failing', container({ running: { startedAt: new Date('2026-12-02T09:59:00Z') } }), 'ProbeFailing', /is running but its readiness probe fails/],
   ])('%s', (_what, cs, reason, message) => {
     const p = podProblem([pod('broker-1', { containerStatuses: [cs] })], now);
     expect(p?.reason).toBe(reason);
     expect(p?.message).toMatch(message);
     expect(p?.message).toContain('broker-1');
+  });
+
+  it('says the same while the kubelet retries: no status write per back-off', () => {
+    const at = (waiting: object, restartCount: number, startedAt?: string) => podProblem([pod('b', { containerStatuses: [container(startedAt ? { running: { startedAt: new Date(startedAt) } } : { waiting }, { restartCount, lastState: { terminated: { exitCode: 2, reason: 'Error' } } })] })], now);
+    const a = at({ reason: 'CrashLoopBackOff', message: 'back-off 10s restarting failed container' }, 2);
+    const b = at({ reason: 'CrashLoopBackOff', message: 'back-off 2m40s restarting failed container' }, 6);
+    const c = at({}, 7, '2026-12-02T09:59:58Z');
+    expect(b).toEqual(a);
+    expect(c).toEqual(a);
+    const pull = (reason: string, message: string) => podProblem([pod('b', { containerStatuses: [container({ waiting: { reason, message } })] })], now);
+    expect(pull('ErrImagePull', 'rpc error: one')).toEqual(pull('ImagePullBackOff', 'Back-off pulling image "x"'));
   });
 
   it('is silent while pods are merely starting', () => {
