@@ -330,7 +330,7 @@ export class Broker {
       this.route(msg, undefined);
       return;
     }
-    // A will is a publish like any other: it needs permission (aedes #214, broker-anchors §6 #25).
+    // A will is a publish like any other: it needs permission (aedes #214, docs/hostile-inputs.md #25).
     void this.authHook.authorize(client, { action: 'publish', topic: will.topic, qos: will.qos, retain: will.retain })
       .catch(() => false)
       .then((ok) => {

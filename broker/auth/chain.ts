@@ -1,5 +1,5 @@
 // Owns the auth chain: the loop over configured sources that implements AuthHook with EMQX 5
-// semantics and fail-closed defaults (DESIGN.md "Auth chain semantics"). Authentication: sources in
+// semantics and fail-closed defaults (docs/auth-semantics.md). Authentication: sources in
 // order answer allow | deny | ignore; all ignore → deny unless allowAnonymous; a failure → deny
 // unless the source says `onBackendFailure: ignore`. Authorization: superuser → allow; the ACL the
 // client brought from authentication; then sources in order; first match wins; else `noMatch`.

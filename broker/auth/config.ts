@@ -2,7 +2,7 @@
 // operator renders from AuthSource CRs (operator/resources/broker-config.ts). Paths (`*File`) point
 // at mounted Secret files, which the broker re-reads when they change; secrets themselves never
 // appear inline in the config. Validated at start by source-schema.ts (unknown fields refused).
-// Semantics: DESIGN.md "Auth chain semantics"; placeholders: placeholders.ts.
+// Semantics: docs/auth-semantics.md; placeholders: placeholders.ts.
 
 /** What a source's backend failure (error, timeout, unreachable) means: deny the request, or skip to the next source. Default deny. */
 export type OnBackendFailure = 'deny' | 'ignore';

@@ -169,7 +169,7 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
   }
 
   // 8. A resumed session keeps only the subscriptions the current ACL still allows, and nothing is
-  // delivered before they are checked (broker-anchors §6 #32: the ACL may have changed, or another
+  // delivered before they are checked (docs/hostile-inputs.md #32: the ACL may have changed, or another
   // user may own this client id now). The loop ends on a synchronous look that finds nothing
   // unchecked, so no subscription can be added between the last check and openSession() below.
   const cleanStart = packet.clean ?? true;

@@ -110,7 +110,7 @@ function dispatchPacket(conn: Connection, packet: Packet): Promise<void> | undef
       conn.close(RC.PROTOCOL_ERROR, 'second-connect'); // [MQTT-3.1.0-2]
       return undefined;
     default:
-      // CONNACK, SUBACK, UNSUBACK, PINGRESP only flow server → client (broker-anchors §6 #9)
+      // CONNACK, SUBACK, UNSUBACK, PINGRESP only flow server → client (docs/hostile-inputs.md #9)
       conn.close(RC.PROTOCOL_ERROR, `client-sent-${packet.cmd}`);
       return undefined;
   }

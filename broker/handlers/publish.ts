@@ -36,7 +36,7 @@ export function handlePublish(
   let topic = topicIn;
 
   if (qos === 0 && dup) {
-    conn.close(RC.PROTOCOL_ERROR, 'dup-on-qos0'); // [MQTT-3.3.1-2] (broker-anchors §6 #30)
+    conn.close(RC.PROTOCOL_ERROR, 'dup-on-qos0'); // [MQTT-3.3.1-2] (docs/hostile-inputs.md #30)
     return undefined;
   }
   if (props !== undefined) {
@@ -64,7 +64,7 @@ export function handlePublish(
   }
   const problem = publishTopicProblem(topic, broker.config.limits);
   if (problem !== undefined) {
-    conn.close(RC.TOPIC_NAME_INVALID, 'topic-name-invalid', problem); // broker-anchors §6 #7, #19, #20
+    conn.close(RC.TOPIC_NAME_INVALID, 'topic-name-invalid', problem); // docs/hostile-inputs.md #7, #19, #20
     return undefined;
   }
 
@@ -84,7 +84,7 @@ export function handlePublish(
     }
   }
 
-  // Clients never publish into the broker's own `$` namespace. (broker-anchors §6 #8, #24)
+  // Clients never publish into the broker's own `$` namespace. (docs/hostile-inputs.md #8, #24)
   if (topic.charCodeAt(0) === 0x24) {
     refusePublish(conn, qos, messageId, 'publish to $-topic');
     return undefined;

@@ -65,7 +65,7 @@ export function handleSubscribe(conn: Connection, packet: SubscribePacket): Prom
   return broker.authorizeMany(conn, 'subscribe', asked.map((p) => ({ topic: p.key, qos: p.options.qos }))).then((verdicts) => {
     if (conn.state === 'closed') return undefined;
     // A denied filter is answered in SUBACK whatever `denyAction` says: that setting is about
-    // PUBLISH (DESIGN.md "Auth chain semantics"), and a SUBACK failure code already refuses.
+    // PUBLISH (docs/auth-semantics.md), and a SUBACK failure code already refuses.
     verdicts.forEach((ok, i) => {
       if (!ok) asked[i]!.code = RC.NOT_AUTHORIZED;
     });

@@ -95,7 +95,7 @@ export function decodePublishFast(frame: Buffer, version: ProtocolVersion): Fast
   pos = topicEnd;
   let messageId = 0;
   if (qos > 0) {
-    // broker-anchors §6 #6: QoS>0 PUBLISH that ends right after the topic
+    // docs/hostile-inputs.md #6: QoS>0 PUBLISH that ends right after the topic
     if (pos + 2 > frame.length) return new Error('PUBLISH without packet identifier');
     messageId = frame.readUInt16BE(pos);
     pos += 2;

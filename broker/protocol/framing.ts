@@ -1,6 +1,6 @@
 // Cuts an MQTT byte stream into whole control packets, enforcing the maximum packet size from the
 // fixed header BEFORE any body is buffered (mqtt-packet's parser would buffer until the declared
-// Remaining Length arrives: broker-anchors §6 #1–#3). Pure: no sockets, no timers.
+// Remaining Length arrives: docs/hostile-inputs.md #1–#3). Pure: no sockets, no timers.
 
 export type FrameError = 'malformed-length' | 'packet-too-large' | 'reserved-type';
 

@@ -41,7 +41,7 @@ export interface SharedFilter {
 
 /**
  * `$share/{group}/{filter}` → parts; undefined when not shared; an Error when malformed
- * (`$share/x`, `$share//t`, `$share/g/`: broker-anchors §6 #18). [MQTT-4.8.2-1, 4.8.2-2]
+ * (`$share/x`, `$share//t`, `$share/g/`: docs/hostile-inputs.md #18). [MQTT-4.8.2-1, 4.8.2-2]
  */
 export function parseShared(filter: string): SharedFilter | Error | undefined {
   if (!filter.startsWith('$share/')) return undefined;

@@ -2,7 +2,7 @@
 // (handlers/connect.ts) and when an auth source reports that its data changed (server.ts). A
 // subscription the current ACL denies is removed together with the messages queued for it, so an
 // ACL revoked while a client was away, or while it stayed connected, takes effect
-// (broker-anchors §6 #32, mosquitto CVE-2021-34434).
+// (docs/hostile-inputs.md #32, mosquitto CVE-2021-34434).
 import type { Logger } from 'pino';
 import type { Connection } from '../connection.ts';
 import { topicMatches } from '../router/topics.ts';

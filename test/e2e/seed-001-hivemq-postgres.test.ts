@@ -105,7 +105,7 @@ describe('seed 001: HiveMQ ESE role model on PostgreSQL', () => {
     const fe = await as('frontendclient', 'frontend-secret', 'fe-3');
     const feGot: string[] = [];
     fe.on('message', (t, p) => feGot.push(`${t} ${p.toString()}`));
-    // denyAction is about PUBLISH (DESIGN.md): a denied filter is refused in its SUBACK and the
+    // denyAction is about PUBLISH (docs/auth-semantics.md): a denied filter is refused in its SUBACK and the
     // connection stays open.
     expect(await suback(fe, 'topic/fe-3/status')).toBe(0x87);
     expect(await suback(fe, 'topic/+/status')).toBe(0x87);

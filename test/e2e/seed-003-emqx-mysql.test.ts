@@ -152,7 +152,7 @@ describe('seed 003: builtin → mysql (EMQX 4 tables) → noMatch deny', () => {
 
   // Seed row 4 (ipaddr 127.0.0.1 may publish $SYS/#) is the one row Enclave does not honour, on
   // purpose: `$SYS/` carries the broker's own statistics, and no client may forge them, whatever an
-  // ACL says (issue 3: "clients may read, never publish to $-topics"; broker-anchors §6 #8, #24).
+  // ACL says (issue 3: "clients may read, never publish to $-topics"; docs/hostile-inputs.md #8, #24).
   // Inside a Kubernetes pod 127.0.0.1 is the pod itself, so the row had no client to serve anyway.
   it('nobody publishes into $SYS, not even 127.0.0.1 (ipaddr row): the broker owns that namespace', async () => {
     const ops = await connect(url, { username: 'ops', password: 'ops-pw', clientId: 'ops-sys' });

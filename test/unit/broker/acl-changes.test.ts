@@ -1,4 +1,4 @@
-// An ACL that changes takes effect on subscriptions a session already holds (broker-anchors §6 #32):
+// An ACL that changes takes effect on subscriptions a session already holds (docs/hostile-inputs.md #32):
 // on resume of a persistent session, and for connected clients when the auth source reloads its
 // data. A real auth chain over a builtin users file that the tests rewrite, bytes on the wire.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,6 +1,6 @@
 // `denyAction: disconnect` closes the connection on a denied PUBLISH only; a denied SUBSCRIBE
 // filter is answered in SUBACK (0x87 on v5, 0x80 on 3.1.1) and the connection stays
-// (DESIGN.md "Auth chain semantics"). A real auth chain over a builtin users file, bytes on the wire.
+// (docs/auth-semantics.md). A real auth chain over a builtin users file, bytes on the wire.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

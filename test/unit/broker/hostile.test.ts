@@ -1,4 +1,4 @@
-// Hostile inputs (research/broker-anchors.md §6): each closes that connection (or answers with the
+// Hostile inputs (docs/hostile-inputs.md): each closes that connection (or answers with the
 // right reason code), the broker keeps serving everyone else, and nothing is buffered unboundedly.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, connect311, connect5, connectPacket, frame, hex, props, publish, startTestBroker, str, subscribe } from './helpers.ts';
