@@ -98,6 +98,18 @@ async function readyDeployment(ns: string, name = 'broker', timeoutMs = 120_000)
   });
 }
 
+/** Waits until MqttDeployment ns/broker is Ready=False with `reason`; the conditions seen last on timeout. */
+async function notReadyBecause(ns: string, reason: string, timeoutMs: number): Promise<Obj> {
+  let cur: Obj | undefined;
+  return eventually(`Ready=False reason ${reason}`, async () => {
+    cur = await get(MD, 'broker', ns);
+    const ready = condition(cur, 'Ready');
+    return ready?.status === 'False' && ready.reason === reason ? cur : undefined;
+  }, timeoutMs).catch((err: unknown) => {
+    throw new Error(`${(err as Error).message}; conditions: ${JSON.stringify(cur?.status?.conditions ?? [])}`, { cause: err });
+  });
+}
+
 async function clusterIP(ns: string, service = 'broker'): Promise<string> {
   return (await kubectl(['get', 'service', service, '-n', ns, '-o', 'jsonpath={.spec.clusterIP}'])).stdout;
 }
@@ -295,14 +307,7 @@ describe('rotation, failures, delete', () => {
 
   it('reports an image that cannot be pulled with the kubelet reason', async () => {
     await apply(tenant(B, { password: 'alice-b', chain: ['http', 'users'], image: `${repoTag(world().node.images.broker)[0]}:does-not-exist` }));
-    let cur: Obj | undefined;
-    const m = await eventually('Ready=False with the pull failure', async () => {
-      cur = await get(MD, 'broker', B);
-      const ready = condition(cur, 'Ready');
-      return ready?.status === 'False' && ready.reason === 'ImagePullBackOff' ? cur : undefined;
-    }, 120_000).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}; conditions: ${JSON.stringify(cur?.status?.conditions ?? [])}`, { cause: err });
-    });
+    const m = await notReadyBecause(B, 'ImagePullBackOff', 120_000);
     expect(condition(m, 'Ready')?.message).toMatch(/Pod broker-.*container broker cannot pull image .*:does-not-exist \(ImagePullBackOff\)/);
     expect(condition(m, 'Degraded')?.status).toBe('True');
   }, 150_000);
@@ -356,14 +361,7 @@ describe('rotation, failures, delete', () => {
   it('reports a broker that crashes at start as CrashLoopBackOff with its exit code', async () => {
     // The operator image as a broker: it exits at once (no API credentials in a broker pod).
     await apply(tenant(B, { password: 'alice-b', chain: ['http', 'users'], image: world().node.images.operator }));
-    let cur: Obj | undefined;
-    const m = await eventually('Ready=False with the crash loop', async () => {
-      cur = await get(MD, 'broker', B);
-      const ready = condition(cur, 'Ready');
-      return ready?.status === 'False' && ready.reason === 'CrashLoopBackOff' ? cur : undefined;
-    }, 150_000).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}; conditions: ${JSON.stringify(cur?.status?.conditions ?? [])}`, { cause: err });
-    });
+    const m = await notReadyBecause(B, 'CrashLoopBackOff', 150_000);
     expect(condition(m, 'Ready')?.message).toMatch(/container broker keeps exiting \(last exit: code [1-9]/);
   }, 180_000);
 
