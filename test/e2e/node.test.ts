@@ -184,7 +184,11 @@ describe('tenants on the node', () => {
   it('serves a client pod of its own namespace through the ClusterIP and the Service DNS name', async () => {
     const ip = await clusterIP(runtimeA);
     const env = { PORT: '1883', USERNAME: 'alice', PASSWORD: 'alice-a', TOPIC: 'devices/d1/temp', PAYLOAD: 'via-ip', CLIENT_ID: 'pod-a-1' };
-    expect(await execIn(A, 'client', 'mqtt', { ...env, HOST: ip })).toBe('GOT via-ip');
+    // The enforcer learns a new pod's address a moment after the pod is Ready: the first probe may wait.
+    expect(await eventually('the client pod reaches its broker', async () => {
+      const r = await execIn(A, 'client', 'mqtt', { ...env, HOST: ip });
+      return r.startsWith('GOT') ? r : undefined;
+    }, 30_000)).toBe('GOT via-ip');
     const dnsName = `broker.${runtimeA}.svc.cluster.local`;
     expect(await execIn(A, 'client', 'dns', { NAME: dnsName })).toBe(ip);
     expect(await execIn(A, 'client', 'mqtt', { ...env, HOST: dnsName, PAYLOAD: 'via-dns', CLIENT_ID: 'pod-a-2' })).toBe('GOT via-dns');
@@ -195,7 +199,10 @@ describe('tenants on the node', () => {
   it("refuses a TCP connection from another tenant's pod (NetworkPolicy enforced)", async () => {
     const [ipA, ipB] = [await clusterIP(runtimeA), await clusterIP(runtimeB)];
     // The same pod reaches its own tenant's broker: it is known to the enforcer, the probe works.
-    expect(await execIn(B, 'client', 'tcp', { HOST: ipB, PORT: '1883' })).toBe('CONNECTED');
+    expect(await eventually('tenant B reaches its own broker', async () => {
+      const r = await execIn(B, 'client', 'tcp', { HOST: ipB, PORT: '1883' });
+      return r === 'CONNECTED' ? r : undefined;
+    }, 30_000)).toBe('CONNECTED');
     const fromB = await execIn(B, 'client', 'tcp', { HOST: ipA, PORT: '1883' });
     console.log(`[node] tenant B pod → tenant A broker ${ipA}:1883: ${fromB}`);
     expect(['TIMEOUT', 'REFUSED']).toContain(fromB);
@@ -323,13 +330,12 @@ describe('rotation, failures, delete', () => {
 
   it('a config change rolls the pods one at a time; a client reconnects and keeps publishing', async () => {
     await apply(tenant(A, { password: 'alice-a-2', replicas: 2 }));
-    await eventually('two broker pods ready', async () => {
-      const m = await get(MD, 'broker', A);
-      return condition(m, 'Ready')?.status === 'True' && m?.status?.readyReplicas === 2;
-    }, 120_000);
+    // Ready at this generation: both pods of the current template, no older pod left serving.
+    expect((await readyDeployment(A)).status?.readyReplicas).toBe(2);
     const before = (await brokerPods(runtimeA)).map((p) => p.name);
     const ip = await clusterIP(runtimeA);
-    const client = await connect(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-a-2', clientId: 'through-rollout', reconnectPeriod: 300 });
+    const client = await eventually('a client connected through the Service', () =>
+      connect(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-a-2', clientId: 'through-rollout', reconnectPeriod: 300 }).catch(() => undefined));
     let reconnects = 0;
     let errors = 0;
     client.on('reconnect', () => reconnects++);
