@@ -115,6 +115,10 @@ export async function execIn(namespace: string, pod: string, script: keyof typeo
 
 /** The same in the broker pod of a runtime namespace: what the broker itself can reach. */
 export async function execInBroker(runtimeNs: string, script: keyof typeof SCRIPTS, env: Record<string, string>): Promise<string> {
-  const pods = await kubectl(['get', 'pods', '-n', runtimeNs, '-l', 'app.kubernetes.io/name=enclave-broker', '--field-selector=status.phase=Running', '-o', 'jsonpath={.items[0].metadata.name}']);
-  return execIn(runtimeNs, pods.stdout, script, env, 'broker');
+  // A ready pod that is not on its way out (a replaced pod stays Running while it drains).
+  const r = await kubectl(['get', 'pods', '-n', runtimeNs, '-l', 'app.kubernetes.io/name=enclave-broker', '-o', 'json']);
+  const pods = (JSON.parse(r.stdout) as { items: { metadata: { name: string; deletionTimestamp?: string }; status?: { conditions?: { type: string; status: string }[] } }[] }).items;
+  const pod = pods.find((p) => !p.metadata.deletionTimestamp && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+  if (!pod) throw new Error(`no ready broker pod in ${runtimeNs}`);
+  return execIn(runtimeNs, pod.metadata.name, script, env, 'broker');
 }
