@@ -165,10 +165,12 @@ describe('MqttDeployment → runtime namespace', () => {
   });
 
   it('writes nothing when reconciled again (restart = full resync)', async () => {
-    // Settle first: status follows the Deployment controller's own writes for a moment.
+    // Settle first: the broker pods really run, so status follows the kubelet (pods ready) and the
+    // Deployment controller's own writes for a while: wait for Ready, then for a quiet window.
+    await eventually('the broker is Ready', async () => condition(await md(ns, name), 'Ready')?.status === 'True', 120_000);
     let before = await versions(ns, name, runtimeNs);
     await eventually('objects settled', async () => {
-      await sleep(1500);
+      await sleep(4000);
       const now = await versions(ns, name, runtimeNs);
       const same = JSON.stringify(now) === JSON.stringify(before);
       before = now;
