@@ -251,6 +251,10 @@ describe('egress from the broker', () => {
     });
     console.log(`[node] broker → undeclared auth backend: ${blocked}`);
     const ipB = await clusterIP(runtimeB);
+    // The broker pod is new (the chain changed its config): wait out the enforcer's lag for its
+    // address, so what follows measures the auth backend and not the path to the broker.
+    await eventually('the client pod reaches the new broker pod', async () =>
+      (await execIn(B, 'client', 'tcp', { HOST: ipB, PORT: '1883' })) === 'CONNECTED', 30_000);
     // Fail closed: the backend is unreachable, so the user it would allow is refused — with 3.1.1's
     // code 3 (server unavailable): a backend failure, not bad credentials.
     const denied = await execIn(B, 'client', 'mqtt', { HOST: ipB, PORT: '1883', USERNAME: 'pod-user', PASSWORD: 'pod-pw', TOPIC: 'devices/x', PAYLOAD: 'x', CLIENT_ID: 'pod-b-1' });
