@@ -3,7 +3,8 @@
 // connection info to test files as `inject('world')` (typed in world.ts), and tears it all down
 // afterwards. Both projects list this file; they share one world (reference-counted on globalThis,
 // which is the same main process for all projects), so tests must use their own namespaces/tables.
-// Set ENCLAVE_KEEP_WORLD=1 to keep the temp dir (logs, data) after the run.
+// Set ENCLAVE_KEEP_WORLD=1 to keep the temp dir (logs, data) after the run; ENCLAVE_WORLD_NODE=0
+// starts no node (see StartWorldOptions.noNode).
 import { rm } from 'node:fs/promises';
 import type { TestProject } from 'vitest/node';
 import { startWorld, type RunningWorld } from './start-world.ts';
@@ -19,7 +20,7 @@ const holder = globalThis as typeof globalThis & { [key]?: Shared };
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   let shared = holder[key];
   if (shared === undefined) {
-    shared = { world: startWorld({ log: (line) => console.log(`[world] ${line}`) }), users: 0 };
+    shared = { world: startWorld({ log: (line) => console.log(`[world] ${line}`), noNode: process.env.ENCLAVE_WORLD_NODE === '0' }), users: 0 };
     holder[key] = shared;
   }
   shared.users++;

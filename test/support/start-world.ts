@@ -15,6 +15,12 @@ export interface StartWorldOptions {
   log?: (line: string) => void;
   /** Skip the databases (e.g. `npm start` only needs Kubernetes). */
   kubeOnly?: boolean;
+  /**
+   * Skip the node and its images (ENCLAVE_WORLD_NODE=0): a focused run of tests that need only the
+   * API server and the databases, which may then run beside a full world (one node per machine).
+   * Tests that touch `world().node` fail in such a world.
+   */
+  noNode?: boolean;
 }
 
 export interface RunningWorld {
@@ -42,7 +48,7 @@ export async function startWorld(opts: StartWorldOptions = {}): Promise<RunningW
     opts.kubeOnly ? Promise.resolve(null) : timed('postgres', startPostgres(runDir)),
     opts.kubeOnly ? Promise.resolve(null) : timed('mariadb', startMariadb(runDir)),
     opts.kubeOnly ? Promise.resolve(null) : timed('redis', startRedis(runDir)),
-    timed('images', ensureNodeImages(log)),
+    opts.noNode ? Promise.resolve(null) : timed('images', ensureNodeImages(log)),
   ]);
   let node: RunningNode | undefined;
   const stopAll = async () => {
@@ -64,12 +70,12 @@ export async function startWorld(opts: StartWorldOptions = {}): Promise<RunningW
   ];
   const { stop: _stop, ...kubeInfo } = kube;
   try {
-    node = await timed('node', startNode({ dir: join(runDir, 'node'), kube: kubeInfo, images, log }));
+    if (!opts.noNode) node = await timed('node', startNode({ dir: join(runDir, 'node'), kube: kubeInfo, images, log }));
   } catch (err) {
     await stopAll();
     throw new Error(`the test node failed to start (files in ${join(runDir, 'node')}): ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
-  const { stop: _stopNode, ...nodeInfo } = node;
+  const { stop: _stopNode, ...nodeInfo } = node ?? ({ stop: undefined } as unknown as RunningNode);
   const none = { host: '', port: 0, user: '', password: '', database: '', logFile: '' };
   return {
     info: {
