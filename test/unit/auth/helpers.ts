@@ -1,7 +1,8 @@
 // Test helpers for the auth chain (used by unit and integration auth tests): a chain over one or
 // more sources with a log we can read, connect attempts, and real X.509 client certificates
-// (openssl, test/support/pki.ts) turned into the VerifiedCertificate the TLS listener would hand over — only
-// after node's X509Certificate has verified them against the CA.
+// (openssl, test/support/pki.ts) turned into the VerifiedCertificate by the TLS listener's own
+// certificateInfo (broker/listeners/cert-info.ts) — only after node's X509Certificate has verified
+// them against the CA — so the x509 tests exercise the product's parsing, not a copy of it.
 import { Writable } from 'node:stream';
 import { X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
@@ -11,6 +12,7 @@ import { embeddedDefaultConfig, type BrokerConfig } from '../../../broker/config
 import type { AuthSourceConfig } from '../../../broker/auth/config.ts';
 import type { AuthenticatedClient, AuthHook, AuthorizationRequest, ConnectAttempt, VerifiedCertificate } from '../../../broker/auth/hook.ts';
 import { createAuthChain } from '../../../broker/auth/chain.ts';
+import { certificateInfo } from '../../../broker/listeners/cert-info.ts';
 import { createCa, createLeaf } from '../../support/pki.ts';
 
 export interface ChainUnderTest {
@@ -101,23 +103,7 @@ export async function createTestPki(dir: string): Promise<TestPki> {
       const pem = await readFile(pair.cert, 'utf8');
       const node = new X509Certificate(pem);
       if (!node.verify(caNode.publicKey)) throw new Error('test certificate does not verify against its CA');
-      return { pem, keyFile: pair.key, certFile: pair.cert, verified: verifiedCertificateOf(node) };
+      return { pem, keyFile: pair.key, certFile: pair.cert, verified: certificateInfo(node) };
     },
-  };
-}
-
-/** The fields the TLS listener extracts from a verified peer certificate. */
-export function verifiedCertificateOf(cert: X509Certificate): VerifiedCertificate {
-  const subjectLines = cert.subject.split('\n');
-  const cn = subjectLines.find((l) => l.startsWith('CN='))?.slice(3);
-  const sans = (cert.subjectAltName ?? '').split(', ').filter((s) => s !== '');
-  const pick = (prefix: string): string[] => sans.filter((s) => s.startsWith(prefix)).map((s) => s.slice(prefix.length));
-  return {
-    subject: subjectLines.join(','),
-    commonName: cn,
-    dnsNames: pick('DNS:'),
-    emails: pick('email:'),
-    uris: pick('URI:'),
-    sha256Fingerprint: cert.fingerprint256.replace(/:/g, '').toLowerCase(),
   };
 }
