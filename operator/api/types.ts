@@ -106,7 +106,20 @@ export interface MqttDeploymentSpec {
   authorization?: AuthorizationSpec;
   network?: { allowFrom?: NetworkPeer[] };
   limits?: LimitsSpec;
+  state?: StateSpec;
   deletionPolicy?: 'Delete' | 'Retain';
+}
+
+/** Where the replicas keep their shared state (see the CRD's description of spec.state). */
+export interface StateSpec {
+  backend: 'memory' | 'redis';
+  redis?: {
+    managed?: { persistence?: { size: string; storageClassName?: string } };
+    external?: {
+      secretRef: { name: string };
+      egress?: { cidr?: string; namespace?: string; podLabels?: Record<string, string>; port: number };
+    };
+  };
 }
 
 export interface Endpoint {

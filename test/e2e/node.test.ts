@@ -46,6 +46,8 @@ function tenant(ns: string, opts: { password: string; image?: string; chain?: st
       apiVersion: API, kind: 'MqttDeployment', metadata: { name: 'broker', namespace: ns },
       spec: {
         replicas: opts.replicas ?? 1,
+        // More than one replica shares its state through a Redis the operator runs (the CRD insists).
+        ...((opts.replicas ?? 1) > 1 ? { state: { backend: 'redis', redis: { managed: {} } } } : {}),
         ...(opts.image ? { image: opts.image } : {}),
         ...(opts.maxConnections ? { limits: { maxConnections: opts.maxConnections } } : {}),
         listeners: [

@@ -112,7 +112,7 @@ describe('MqttDeployment → runtime namespace', () => {
 
   it('creates the full, locked-down object set', async () => {
     await ensureNamespace(ns);
-    await apply(tenant(ns, name, { replicas: 2 }));
+    await apply(tenant(ns, name, { replicas: 2, state: { backend: 'redis', redis: { managed: {} } } }));
     const m = await reconciled(ns, name);
     expect(m.status?.namespace).toBe(runtimeNs);
     expect(m.metadata.finalizers).toContain('mqtt.enclave.dev/purge');

@@ -50,7 +50,7 @@ describe('PolicyViolation (the operator, admission off)', () => {
   it.each([
     ['image', { image: 'docker.io/someone/broker:1' }, 'spec.image docker.io/someone/broker:1 is not from an allowed repository (policy AllowedBrokerImages: '],
     ['scheduling', { tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }] }, 'spec.tolerations: tenants may not set scheduling; the platform\'s applies (policy TenantScheduling)'],
-    ['replicas', { replicas: 3 }, 'spec.replicas: 3 is above the ceiling 2 (policy ResourceCeilings)'],
+    ['replicas', { replicas: 3, state: { backend: 'redis', redis: { managed: {} } } }, 'spec.replicas: 3 is above the ceiling 2 (policy ResourceCeilings)'],
     ['memory', { resources: { limits: { memory: '4Gi' } } }, 'spec.resources.limits.memory: 4Gi is above the ceiling 1Gi (policy ResourceCeilings)'],
   ])('%s', async (what, spec, message) => {
     await apply([broker(`bad-${what}`, spec)]);
@@ -71,12 +71,12 @@ describe('PolicyViolation (the operator, admission off)', () => {
   });
 
   it('a violation introduced later leaves the running broker as it was, and deleting still purges', async () => {
-    await apply([broker('tightened', { replicas: 2 })]);
+    await apply([broker('tightened', { replicas: 2, state: { backend: 'redis', redis: { managed: {} } } })]);
     const runtimeNs = await eventually('applied', async () => {
       const m = await md('tightened');
       return m?.status?.configHash && (await get('deployment', 'broker', m.status.namespace)) ? m.status.namespace : undefined;
     });
-    await apply([broker('tightened', { replicas: 3 })]);
+    await apply([broker('tightened', { replicas: 3, state: { backend: 'redis', redis: { managed: {} } } })]);
     await eventually('PolicyViolation', async () => condition(await md('tightened'), 'Ready')?.reason === 'PolicyViolation');
     expect((await get<Obj & { spec: { replicas: number } }>('deployment', 'broker', runtimeNs))?.spec.replicas).toBe(2);
     await kubectl(['delete', 'mqttdeployments.mqtt.enclave.dev', 'tightened', '-n', NS, '--wait=false']);
@@ -111,7 +111,7 @@ describe('API errors', () => {
 
 describe('what an allowed deployment gets', () => {
   it('the platform scheduling, complete resources, a ResourceQuota and a LimitRange from the ceilings', async () => {
-    await apply([broker('fine', { replicas: 2, image: 'registry.example/enclave-broker:2.0', resources: { requests: { memory: '256Mi' } } })]);
+    await apply([broker('fine', { replicas: 2, state: { backend: 'redis', redis: { managed: {} } }, image: 'registry.example/enclave-broker:2.0', resources: { requests: { memory: '256Mi' } } })]);
     const m = await eventually('reconciled', async () => {
       const x = await md('fine');
       return x?.status?.configHash && (await get('deployment', 'broker', x.status.namespace)) ? x : undefined;

@@ -45,6 +45,7 @@ const tenantObjects = (name: string, namespace: string): unknown[] => [
     apiVersion: API, kind: 'MqttDeployment', metadata: { name, namespace },
     spec: {
       replicas: 2,
+      state: { backend: 'redis', redis: { managed: {} } },
       listeners: [{ name: 'mqtt', protocol: 'mqtt' }, { name: 'mqtts', protocol: 'mqtts', tlsCertificateRef: { name: 'server' } }],
       authentication: { chain: [{ name: 'users' }] },
       authorization: { chain: [{ name: 'users' }] },

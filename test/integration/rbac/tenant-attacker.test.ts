@@ -117,7 +117,7 @@ describe('refused at admission by the chart\'s ValidatingAdmissionPolicy', () =>
     ['a control-plane toleration', broker('tol', { tolerations: [{ key: 'node-role.kubernetes.io/control-plane', operator: 'Exists', effect: 'NoSchedule' }] }), 'policy TenantScheduling'],
     ['a nodeSelector', broker('sel', { nodeSelector: { 'kubernetes.io/hostname': 'control-plane-1' } }), 'policy TenantScheduling'],
     ['an affinity', broker('aff', { affinity: { nodeAffinity: {} } }), 'policy TenantScheduling'],
-    ['20 replicas', broker('many', { replicas: 20 }), 'spec.replicas is above the ceiling 3 (policy ResourceCeilings)'],
+    ['20 replicas', broker('many', { replicas: 20, state: { backend: 'redis', redis: { managed: {} } } }), 'spec.replicas is above the ceiling 3 (policy ResourceCeilings)'],
     ['64Gi of memory', broker('mem', { resources: { limits: { memory: '64Gi' } } }), 'spec.resources.limits.memory must be a quantity of at most 2Gi (policy ResourceCeilings)'],
     ['16 CPUs', broker('cpu', { resources: { requests: { cpu: 16 } } }), 'spec.resources.requests.cpu must be a quantity of at most 2 (policy ResourceCeilings)'],
     ['a GPU', broker('gpu', { resources: { limits: { 'nvidia.com/gpu': 1 } } }), 'spec.resources.limits: only cpu and memory may be requested (policy ResourceCeilings)'],
@@ -132,7 +132,7 @@ describe('refused at admission by the chart\'s ValidatingAdmissionPolicy', () =>
 
   it('an allowed spec changed into a refused one is refused too', async () => {
     expect((await applyAsIntruder([broker('grows')])).code).toBe(0);
-    expect(await refusedForIntruder([broker('grows', { replicas: 10 })])).toContain('policy ResourceCeilings');
+    expect(await refusedForIntruder([broker('grows', { replicas: 10, state: { backend: 'redis', redis: { managed: {} } } })])).toContain('policy ResourceCeilings');
   });
 });
 
@@ -173,15 +173,15 @@ describe('runtime namespace squatting', () => {
 
 describe('a policy tightened under existing objects', () => {
   it('blocks spec changes only: metadata edits and the operator\'s finalizer removal (the purge) go through', async () => {
-    expect((await applyAsIntruder([broker('at-ceiling', { replicas: 3 })])).code).toBe(0);
+    expect((await applyAsIntruder([broker('at-ceiling', { replicas: 3, state: { backend: 'redis', redis: { managed: {} } } })])).code).toBe(0);
     await eventually('at-ceiling has its finalizer', async () => (await md('at-ceiling'))?.metadata.finalizers?.includes('mqtt.enclave.dev/purge'));
     await helm(['upgrade', release, chartDir, '-n', releaseNs, '--reuse-values', '--set', 'policy.ceilings.replicas=2']);
     try {
       // The API server picks a changed admission policy up within a moment: probe with a dry run.
       await eventually('the tighter policy in force', async () =>
-        (await asIntruder(['apply', '--server-side', '--dry-run=server', '-f', '-'], JSON.stringify(broker('probe', { replicas: 3 })))).stderr.includes('ceiling 2'));
+        (await asIntruder(['apply', '--server-side', '--dry-run=server', '-f', '-'], JSON.stringify(broker('probe', { replicas: 3, state: { backend: 'redis', redis: { managed: {} } } })))).stderr.includes('ceiling 2'));
       expect((await asIntruder(['-n', TENANT, 'label', MD, 'at-ceiling', 'team=a'])).code).toBe(0);
-      expect(await refusedForIntruder([broker('at-ceiling', { replicas: 3, authentication: { allowAnonymous: false } })])).toContain('spec.replicas is above the ceiling 2 (policy ResourceCeilings)');
+      expect(await refusedForIntruder([broker('at-ceiling', { replicas: 3, state: { backend: 'redis', redis: { managed: {} } }, authentication: { allowAnonymous: false } })])).toContain('spec.replicas is above the ceiling 2 (policy ResourceCeilings)');
       expect((await asIntruder(['-n', TENANT, 'delete', MD, 'at-ceiling', '--wait=false'])).code).toBe(0);
       await eventually('purged: the finalizer update was not blocked', async () => (await md('at-ceiling')) === undefined, 90_000);
     } finally {
