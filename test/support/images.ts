@@ -2,16 +2,17 @@
 // chroot isolation (Debian's buildah, run as root), a local stand-in base image
 // (images/local-base.sh), the broker and operator images from their published Dockerfiles (tagged
 // by a hash of their sources, so an unchanged tree reuses the cached build), the test node's own
-// images (pause sandbox from a static C binary, CoreDNS from its static Go binary), exporting them
+// images (pause sandbox from a static C binary, CoreDNS from its static Go binary, Redis from the
+// machine's redis-server and its libraries), exporting them
 // for the node's containerd, and "run from the image" as unshare + read-only bind mount + chroot
 // with a numeric UID.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { binDir, cacheDir } from './paths.ts';
-import { repoRoot, run, type RunResult } from './run.ts';
+import { binDir, cacheDir, repoRoot } from './paths.ts';
+import { run, type RunResult } from './run.ts';
 
 export const store = process.env.ENCLAVE_IMAGE_STORE ?? join(cacheDir(), 'images');
 export const localBase = 'localhost/enclave-node-base:24';
@@ -126,6 +127,8 @@ export interface NodeImages {
   operator: string;
   pause: string;
   coredns: string;
+  /** The managed state backend's Redis (spec.state.redis.managed). */
+  redis: string;
 }
 
 /** The sandbox image: PID 1 that sleeps, reaps children and exits 0 on SIGTERM/SIGINT. */
@@ -173,6 +176,24 @@ async function ensureCoreDns(): Promise<string> {
   return tag;
 }
 
+/**
+ * Redis for the managed state backend: this machine's Debian redis-server with exactly the shared
+ * libraries it loads (ldd), from scratch — the stand-in for a public Redis image where no registry
+ * can be pulled from. Tagged with the binary's version.
+ */
+export async function ensureRedis(): Promise<string> {
+  const bin = '/usr/bin/redis-server';
+  const version = /v=([\d.]+)/.exec((await run(bin, ['--version'])).stdout)?.[1];
+  if (!version) throw new Error(`${bin} --version: no version (apt-get install redis-server)`);
+  const tag = `localhost/enclave-redis:${version}`;
+  if (await imageExists(tag)) return tag;
+  const ldd = await run('ldd', [bin]);
+  const libs = [...ldd.stdout.matchAll(/(\/\S+\.so[.\d]*) \(0x/g)].map((m) => m[1]!);
+  const files = [bin, ...libs].map((src) => ({ src: realpathSync(src), dest: src }));
+  await fromScratch(tag, files, ['--entrypoint', `["${bin}"]`, '--user', '65532:65532']);
+  return tag;
+}
+
 /** Drops older source-hash builds of `repo` so the cached vfs store keeps one build per image. */
 async function pruneOldBuilds(repo: string, keep: string): Promise<void> {
   const r = await buildah(['images', '--json']);
@@ -206,8 +227,9 @@ export async function ensureNodeImages(log: (line: string) => void = () => {}): 
   const operator = await ensureFromDockerfile('localhost/enclave-operator', 'images/operator/Dockerfile', hash);
   const pause = await ensurePause();
   const coredns = await ensureCoreDns();
+  const redis = await ensureRedis();
   log(`images ready in ${Date.now() - t0} ms (broker ${broker}, operator ${operator})`);
-  return { broker, operator, pause, coredns };
+  return { broker, operator, pause, coredns, redis };
 }
 
 /**

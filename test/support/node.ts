@@ -167,8 +167,7 @@ export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
     started.push(containerd);
     const ctr = (args: string[]) => run('ctr', ['--address', p.containerdSocket, '--namespace', 'k8s.io', ...args], { timeoutMs: 300_000 });
     await waitUntilReady(containerd, async () => (await ctr(['version'])).code === 0, 30_000);
-    const { broker, operator, pause, coredns } = opts.images;
-    const archives = await Promise.all([broker, operator, pause, coredns].map((tag) => exportImage(tag)));
+    const archives = await Promise.all(Object.values(opts.images).map((tag) => exportImage(tag)));
     await Promise.all(archives.map(async (a) => {
       const r = await ctr(['images', 'import', a]);
       if (r.code !== 0) throw new Error(`ctr images import ${a}: ${r.stderr}`);
