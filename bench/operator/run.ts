@@ -13,15 +13,15 @@
 import { execFileSync } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { startControlPlane, type ControlPlane } from '../../test/support/control-plane.ts';
 import { kubectl as kubectlFor } from '../../test/support/kube.ts';
+import { repoRoot as root } from '../../test/support/paths.ts';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from '../../test/support/process.ts';
+import { sleep } from '../../test/support/wait.ts';
 import { desiredState } from '../../operator/resources/index.ts';
 import type { AuthSource, MqttDeployment } from '../../operator/api/types.ts';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const args = process.argv.slice(2);
 const flag = (name: string, dflt: number): number => (args.includes(name) ? Number(args[args.indexOf(name) + 1]) : dflt);
 const quick = args.includes('--quick');
@@ -34,7 +34,6 @@ const API = 'mqtt.enclave.dev/v1alpha1';
 const OPERATOR_NS = 'enclave-system';
 
 const log = (line: string): void => console.log(`[bench:operator] ${line}`);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function tenantObjects(ns: string): unknown[] {
   return [

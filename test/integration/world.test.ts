@@ -3,7 +3,6 @@
 // finalization, PodSecurity admission, server-side apply bookkeeping, RBAC on client certs, SQL and
 // Redis round trips). A stub or fake would fail them.
 import { describe, expect, it } from 'vitest';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'node:net';
 import {
   ApiException,
@@ -17,6 +16,7 @@ import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { Redis } from 'ioredis';
 import { readFileSync } from 'node:fs';
+import { eventually } from '../support/wait.ts';
 import { adminKubeConfig, asUser, helm, kubectl, world } from '../support/world.ts';
 
 const core = () => adminKubeConfig().makeApiClient(CoreV1Api);
@@ -31,16 +31,6 @@ function statusMessage(err: unknown): string {
 
 function isNotFound(err: unknown): boolean {
   return err instanceof ApiException && err.code === 404;
-}
-
-/** Polls until `check` is true (controllers act asynchronously); fails with `what` after timeoutMs. */
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(250);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
 }
 
 async function gone(read: () => Promise<unknown>): Promise<boolean> {

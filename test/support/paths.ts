@@ -1,9 +1,14 @@
-// Owns where things live: the tool cache that scripts/build-tools.sh fills (the same rule as the
-// script: $ENCLAVE_CACHE, else $XDG_CACHE_HOME/enclave, else ~/.cache/enclave) and the temp root.
+// Owns where things live: the repository root, the tool cache that scripts/build-tools.sh fills
+// (the same rule as the script: $ENCLAVE_CACHE, else $XDG_CACHE_HOME/enclave, else
+// ~/.cache/enclave) and the temp root.
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository's root directory (this file is test/support/paths.ts). */
+export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export function cacheDir(): string {
   if (process.env.ENCLAVE_CACHE) return process.env.ENCLAVE_CACHE;

@@ -1,10 +1,6 @@
 // Owns running a short-lived command and collecting its output (the tools the harness drives:
-// buildah, ctr, iptables, ip, helm...), and the repository's root path.
+// buildah, ctr, iptables, ip, helm...).
 import { execFile } from 'node:child_process';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export interface RunResult {
   code: number;

@@ -4,20 +4,22 @@
 // MQTT with real clients (MQTT.js and Debian's mosquitto_pub/sub). Scenario files stay short.
 import { execFile } from 'node:child_process';
 import { mkdir } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { pino } from 'pino';
-import { runOperator, type RunningOperator } from '../../../operator/main.ts';
 import { startLocalKubelet, type LocalBroker, type LocalKubelet } from '../../../scripts/local-runtime/kubelet.ts';
+import { installCrds, startOperatorInProcess, type RunningOperator } from '../../support/operator.ts';
+import { repoRoot } from '../../support/paths.ts';
+import { eventually } from '../../support/wait.ts';
 import { adminKubeConfig, kubectl, world } from '../../support/world.ts';
 
-export const REPO = resolve(fileURLToPath(import.meta.url), '../../../..');
+// Waiting and the repository root come from test/support (one implementation for every test);
+// re-exported under the names the scenario files use.
+export { eventually, sleep, within } from '../../support/wait.ts';
+export const REPO = repoRoot;
 export const API = 'mqtt.enclave.dev/v1alpha1';
 export const OPERATOR_NS = 'enclave-system';
 /** The label a Secret needs before an AuthSource or TlsCertificate may use it (policy SecretReferenceOptIn). */
 export const SECRET_OPT_IN = { 'mqtt.enclave.dev/allow-reference': 'true' };
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface Enclave {
   operator: RunningOperator;
@@ -28,16 +30,12 @@ export interface Enclave {
 
 /** CRDs installed, operator running in-process, local runtime for MqttDeployments in `tenants`. */
 export async function startEnclave(name: string, tenants: readonly string[]): Promise<Enclave> {
-  await kubectl(['apply', '--server-side', '--force-conflicts', '-f', join(REPO, 'crds')]);
-  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd/mqttdeployments.mqtt.enclave.dev', 'crd/authsources.mqtt.enclave.dev', 'crd/tlscertificates.mqtt.enclave.dev']);
-  await kubectl(['apply', '--server-side', '-f', '-'], { input: JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: OPERATOR_NS } }) });
+  await installCrds();
   const dir = join(world().runDir, `e2e-${name}`);
   await mkdir(dir, { recursive: true });
   const operatorLog = join(dir, 'operator.log');
-  const logger = pino({ level: 'debug', base: { component: 'enclave-operator' } }, pino.destination({ dest: operatorLog, sync: true }));
-  const kubeConfig = adminKubeConfig();
-  const operator = await runOperator({ kubeConfig, logger, leaderElection: false, config: { metricsPort: 0, metricsHost: '127.0.0.1', operatorNamespace: OPERATOR_NS, resyncSeconds: 30 } });
-  const kubelet = await startLocalKubelet({ kubeConfig, root: join(dir, 'brokers'), ownerNamespaces: tenants, intervalMs: 300 });
+  const operator = await startOperatorInProcess({ operatorNamespace: OPERATOR_NS, logFile: operatorLog, logLevel: 'debug', config: { resyncSeconds: 30 } });
+  const kubelet = await startLocalKubelet({ kubeConfig: adminKubeConfig(), root: join(dir, 'brokers'), ownerNamespaces: tenants, intervalMs: 300 });
   return {
     operator, kubelet, operatorLog,
     async stop() {
@@ -72,34 +70,6 @@ export async function get(kind: string, name: string, namespace?: string): Promi
 export async function list(kind: string, namespace?: string, selector?: string): Promise<Obj[]> {
   const r = await kubectl(['get', kind, ...(namespace ? ['-n', namespace] : ['-A']), ...(selector ? ['-l', selector] : []), '-o', 'json']);
   return (JSON.parse(r.stdout) as { items: Obj[] }).items;
-}
-
-export async function eventually<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}${last ? ` (last error: ${last instanceof Error ? last.message : JSON.stringify(last)})` : ''}`);
-}
-
-/** `promise`, or a rejection naming `what` after `timeoutMs` (for events that may never come). */
-export async function within<T>(what: string, promise: Promise<T>, timeoutMs = 10_000): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`)), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** Waits until MqttDeployment ns/name is reconciled and its broker runs locally; returns both. */

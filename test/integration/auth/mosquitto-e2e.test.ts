@@ -5,7 +5,6 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { pino } from 'pino';
@@ -15,9 +14,10 @@ import { createAuthChain } from '../../../broker/auth/chain.ts';
 import type { AuthSourceConfig } from '../../../broker/auth/config.ts';
 import { embeddedDefaultConfig, type BrokerConfig } from '../../../broker/config.ts';
 import { createBroker, type Broker } from '../../../broker/server.ts';
+import { repoRoot } from '../../support/paths.ts';
 import { world } from '../../support/world.ts';
 
-const examples = fileURLToPath(new URL('../../../examples/auth-schemas/', import.meta.url));
+const examples = join(repoRoot, 'examples', 'auth-schemas');
 let dir: string;
 
 interface Run {

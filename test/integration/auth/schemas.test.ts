@@ -2,16 +2,16 @@
 // PostgreSQL queries alone, and seed 003's EMQX 4 MySQL tables with the default queries.
 import { readFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import pg from 'pg';
 import mysql from 'mysql2/promise';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuthHook } from '../../../broker/auth/hook.ts';
+import { repoRoot } from '../../support/paths.ts';
 import { world } from '../../support/world.ts';
 import { attempt, chainOf, clientOf, pub, sub } from '../../unit/auth/helpers.ts';
 
-const examples = fileURLToPath(new URL('../../../examples/auth-schemas/', import.meta.url));
+const examples = join(repoRoot, 'examples', 'auth-schemas');
 const read = (p: string): Promise<string> => readFile(join(examples, p), 'utf8');
 let dir: string;
 

@@ -3,14 +3,13 @@
 // AuthSource type plus TLS with client certificates.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from '../../support/world.ts';
-import { repoRoot, waitForCrds } from '../helm/helm.ts';
+import { installCrds } from '../../support/operator.ts';
 import { exampleDirs, exampleFiles, exampleObjects } from './examples.ts';
 
 const created: string[] = [];
 
 beforeAll(async () => {
-  await kubectl(['apply', '--server-side', '-f', `${repoRoot}/charts/enclave/crds`]);
-  await waitForCrds();
+  await installCrds();
   // Dry-run does not create namespaces, so objects inside a namespace declared by the same
   // example would fail with NotFound: create the namespaces for real first.
   const namespaces = new Set(exampleDirs().flatMap((d) => exampleObjects(d).flatMap((o) => (o.kind === 'Namespace' ? [o.name] : o.namespace ? [o.namespace] : []))));

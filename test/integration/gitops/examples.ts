@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { repoRoot } from '../helm/helm.ts';
+import { repoRoot } from '../../support/paths.ts';
 
 export const examplesDir = join(repoRoot, 'examples');
 const excluded = new Set(['auth-schemas']);

@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from '../../support/world.ts';
-import { installCrds } from '../operator/harness.ts';
-import { repoRoot } from '../helm/helm.ts';
+import { installCrds } from '../../support/operator.ts';
+import { repoRoot } from '../../support/paths.ts';
+import { eventually } from '../../support/wait.ts';
 
 const NS = 'flux-cel';
 const MD = 'mqttdeployments.mqtt.enclave.dev';
@@ -73,11 +74,8 @@ async function verdict(name: string, generation: number, status: Record<string, 
 describe('the Flux healthCheckExprs in docs/gitops.md', () => {
   // The policies take a moment to be enforced after creation; a probe write shows when.
   beforeAll(async () => {
-    const deadline = Date.now() + 30_000;
-    while (!(await verdict('probe', 1, { observedGeneration: 1, conditions: [cond('Ready', 'True', 1)] })).current) {
-      if (Date.now() > deadline) throw new Error('the admission policies never took effect');
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await eventually('the admission policies take effect (a Ready probe status reports flux-current=true)', async () =>
+      (await verdict('probe', 1, { observedGeneration: 1, conditions: [cond('Ready', 'True', 1)] })).current, 30_000, 500);
   });
 
   it.each([

@@ -3,10 +3,10 @@
 // --server-side` is empty — the operator writes only status and its finalizer, never spec or
 // defaults, so Git and the cluster never disagree.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubectl } from '../../support/world.ts';
-import { repoRoot, waitForCrds } from '../helm/helm.ts';
+import { join } from 'node:path';
+import { kubectl, world } from '../../support/world.ts';
 import { exampleDirs, exampleFiles, exampleObjects, type ExampleObject } from './examples.ts';
-import { startOperator, type RunningOperator } from './operator.ts';
+import { installCrds, startOperatorInProcess, type RunningOperator } from '../../support/operator.ts';
 
 // Every example folder, applied together: reconcile needs nothing outside the cluster (the
 // database, HTTP and JWKS backends are only ever contacted by the broker, and there is no kubelet
@@ -40,8 +40,7 @@ async function appliedState(): Promise<Record<string, string>> {
 let operator: RunningOperator | undefined;
 
 beforeAll(async () => {
-  await kubectl(['apply', '--server-side', '-f', `${repoRoot}/charts/enclave/crds`]);
-  await waitForCrds();
+  await installCrds();
 });
 
 afterAll(async () => {
@@ -82,7 +81,11 @@ describe('server-side apply of the examples', () => {
   });
 
   it('after the operator reconciled, kubectl diff --server-side is empty and another apply is still a no-op', async () => {
-    operator = await startOperator();
+    operator = await startOperatorInProcess({
+      operatorNamespace: 'enclave-gitops',
+      logFile: join(world().runDir, 'operator-enclave-gitops.log'),
+      config: { identity: `gitops-test-${process.pid}`, defaultImage: world().node.images.broker },
+    });
     await operator.idle();
     const deployments = objects.filter((o) => o.kind === 'MqttDeployment');
     // Reconciled = the operator has written status for the current generation (Ready may be

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { kubectl } from '../../support/world.ts';
-import { repoRoot, waitForCrds } from '../helm/helm.ts';
+import { installCrds } from '../../support/operator.ts';
 import { examplesDir } from './examples.ts';
 
 const ns = 'wait-semantics';
@@ -39,8 +39,7 @@ const ready = (observedGeneration?: number) => ({
 });
 
 beforeAll(async () => {
-  await kubectl(['apply', '--server-side', '-f', `${repoRoot}/charts/enclave/crds`]);
-  await waitForCrds();
+  await installCrds();
   await kubectl(['create', 'namespace', ns], { allowFailure: true });
   await kubectl(['apply', '--server-side', '-f', '-'], { input: deploymentManifest() });
   // Generation 2: the spec changed after the first reconcile.

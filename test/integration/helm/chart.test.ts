@@ -4,6 +4,7 @@
 // really runs (test/e2e/node.test.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppsV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { eventually } from '../../support/wait.ts';
 import { adminKubeConfig, kubectl } from '../../support/world.ts';
 import { chartDir, helm, kubeLinter, waitForCrds } from './helm.ts';
 
@@ -88,13 +89,8 @@ describe('helm install / upgrade / uninstall', () => {
     expect(binding.subjects).toEqual([{ kind: 'ServiceAccount', name: 'enclave', namespace: ns }]);
     await rbac.readNamespacedRole({ name: 'enclave-leader-election', namespace: ns });
     // The clusterrole-aggregation controller copies enclave-edit's rules into `edit`.
-    const deadline = Date.now() + 30_000;
-    let edit = await rbac.readClusterRole({ name: 'edit' });
-    while (!edit.rules?.some((r) => r.resources?.includes('mqttdeployments') && r.verbs.includes('create')) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 250));
-      edit = await rbac.readClusterRole({ name: 'edit' });
-    }
-    expect(edit.rules?.some((r) => r.resources?.includes('mqttdeployments') && r.verbs.includes('create'))).toBe(true);
+    await eventually('the built-in edit ClusterRole aggregates create on mqttdeployments', async () =>
+      (await rbac.readClusterRole({ name: 'edit' })).rules?.some((r) => r.resources?.includes('mqttdeployments') && r.verbs.includes('create')), 30_000);
     const view = await rbac.readClusterRole({ name: 'view' });
     expect(view.rules?.some((r) => r.resources?.includes('mqttdeployments') && !r.verbs.includes('create'))).toBe(true);
   });

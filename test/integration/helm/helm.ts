@@ -1,11 +1,15 @@
 // Owns running the built helm (and kube-linter) against the test world's control plane, and the
-// chart's location. Shared by the helm, rbac and gitops integration tests.
+// chart's location. Shared by the helm, rbac and gitops integration tests (it passes on the
+// repository root and the CRD wait from test/support, which own them).
 import { join } from 'node:path';
 import { tool } from '../../support/paths.ts';
-import { kubectl, world } from '../../support/world.ts';
+import { world } from '../../support/world.ts';
 
-export { repoRoot, run, type RunResult } from '../../support/run.ts';
-import { repoRoot, run, type RunResult } from '../../support/run.ts';
+export { repoRoot } from '../../support/paths.ts';
+export { run, type RunResult } from '../../support/run.ts';
+export { enclaveCrds, waitForCrds } from '../../support/operator.ts';
+import { repoRoot } from '../../support/paths.ts';
+import { run, type RunResult } from '../../support/run.ts';
 export const chartDir = join(repoRoot, 'charts', 'enclave');
 export const kubeLinterConfig = join(chartDir, '.kube-linter.yaml');
 
@@ -25,23 +29,4 @@ export async function helm(args: string[], opts: { allowFailure?: boolean; timeo
 
 export function kubeLinter(manifests: string): Promise<RunResult> {
   return run(tool('kube-linter', world().kube.binDir), ['lint', '--config', kubeLinterConfig, '-'], { input: manifests });
-}
-
-export const enclaveCrds = ['mqttdeployments', 'authsources', 'tlscertificates'].map((p) => `${p}.mqtt.enclave.dev`);
-
-/**
- * Waits until the three CRDs are Established and their storage serves lists (right after
- * establishment the apiserver may still answer 429 "storage is (re)initializing").
- */
-export async function waitForCrds(): Promise<void> {
-  await kubectl(['wait', '--for=condition=Established', '--timeout=60s', ...enclaveCrds.map((c) => `crd/${c}`)]);
-  const deadline = Date.now() + 30_000;
-  for (const crd of enclaveCrds) {
-    for (;;) {
-      const r = await kubectl(['get', crd, '-A', '-o', 'name'], { allowFailure: true });
-      if (r.code === 0) break;
-      if (Date.now() > deadline) throw new Error(`${crd} is Established but lists fail: ${r.stderr}`);
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  }
 }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import mqtt from 'mqtt';
+import { eventually } from '../../support/wait.ts';
 import { world } from '../../support/world.ts';
 import { buildahAvailable, ensureLocalBase, imageConfig, imageSize, localBase, mountImage, runFromImage } from '../../support/images.ts';
 
@@ -107,13 +108,8 @@ describe('operator image', () => {
 });
 
 async function connectWithRetry(url: string, log: () => string): Promise<mqtt.MqttClient> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      return await mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 2000 });
-    } catch (err) {
-      if (Date.now() > deadline) throw new Error(`broker from the image did not accept connections: ${String(err)}\n${log()}`, { cause: err });
-      await new Promise((r) => setTimeout(r, 300));
-    }
-  }
+  return eventually('the broker from the image accepts connections', () => mqtt.connectAsync(url, { reconnectPeriod: 0, connectTimeout: 2000 }), 30_000, 300)
+    .catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}\n${log()}`, { cause: err });
+    });
 }

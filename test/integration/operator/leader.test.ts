@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CoordinationV1Api } from '@kubernetes/client-node';
 import { LeaderElector } from '../../../operator/kube/leader.ts';
 import { adminKubeConfig, kubectl } from '../../support/world.ts';
-import { ensureNamespace, eventually } from './harness.ts';
+import { ensureNamespace, eventually, sleep } from './harness.ts';
 
 const NS = 'leader-it';
 const fast = { namespace: NS, leaseSeconds: 5, renewMs: 300, renewDeadlineMs: 2000 };
@@ -24,7 +24,7 @@ describe('LeaderElector', () => {
     await a.acquire(() => undefined);
     let bLeads = false;
     const bAcquired = b.acquire(() => undefined).then(() => (bLeads = true));
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     expect([a.leading, bLeads]).toEqual([true, false]);
     const stoppedAt = Date.now();
     await a.stop();

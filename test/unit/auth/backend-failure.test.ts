@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import type { AuthSourceConfig } from '../../../broker/auth/config.ts';
 import { minMaxInFlight } from '../../../broker/auth/circuit.ts';
+import { sleep } from '../../support/wait.ts';
 import { attempt, chainOf, clientOf, pub } from './helpers.ts';
 
 let dir: string;
@@ -143,7 +144,7 @@ describe('a failed source is a circuit breaker', () => {
         return r;
       }));
     await heldCount(minMaxInFlight);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     expect(held).toHaveLength(minMaxInFlight); // the cap holds
     expect(settled).toEqual([]); // and the 5 beyond it wait rather than fail
     gate = 'ok';

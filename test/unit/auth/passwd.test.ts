@@ -1,9 +1,10 @@
 // enclave-passwd: records that the sources then verify, INSERTs quoted safely, and the CLI itself.
 import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { makeUserRecord } from '../../../broker/auth/passwd.ts';
 import { verifyPassword } from '../../../broker/auth/password.ts';
+import { repoRoot } from '../../support/paths.ts';
 
 describe('makeUserRecord', () => {
   it.each([
@@ -28,8 +29,8 @@ describe('makeUserRecord', () => {
 });
 
 describe('enclave-passwd CLI', () => {
-  const cli = fileURLToPath(new URL('../../../broker/auth/passwd-cli.ts', import.meta.url));
-  const node = fileURLToPath(new URL('../../../node_modules/.bin/node', import.meta.url));
+  const cli = join(repoRoot, 'broker', 'auth', 'passwd-cli.ts');
+  const node = join(repoRoot, 'node_modules', '.bin', 'node');
   const withStdin = (args: string[], input: string) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
       const child = execFile(node, [cli, ...args], (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseBuiltinData } from '../../../broker/auth/backends/builtin.ts';
+import { sleep } from '../../support/wait.ts';
 import { chainOf } from './helpers.ts';
 
 const SECRET = 'hunter2-do-not-log-me';
@@ -42,7 +43,7 @@ describe('builtin users file that is not YAML', () => {
     await writeFile(file, 'users:\n  - username: alice\n    password_hash: alice-secret\nacl: []\n');
     const chain = await chainOf({ users: { type: 'builtin', dataFile: file, passwordHash: { algorithm: 'plain' } } });
     await writeFile(file, `users:\n  - username: alice\n    password_hash: "${SECRET}\n`);
-    await new Promise((r) => setTimeout(r, 300));
+    await sleep(300);
     const log = chain.logs.join('');
     expect(log).toContain('builtin auth data not reloaded');
     expect(log).toMatch(/not valid YAML\/JSON \([A-Z_]+\) at line \d+, column \d+/);

@@ -6,9 +6,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { repoRoot } from '../../support/paths.ts';
 import { sleep } from './helpers.ts';
 
-const main = join(import.meta.dirname, '../../../broker/main.ts');
+const main = join(repoRoot, 'broker', 'main.ts');
 
 export interface BrokerProcess {
   port: number;

@@ -20,6 +20,7 @@ import type { Packet, ProtocolVersion } from '../../../broker/protocol/codec.ts'
 import { FrameSplitter } from '../../../broker/protocol/framing.ts';
 import { createBroker } from '../../../broker/server.ts';
 import type { Broker } from '../../../broker/server.ts';
+import { repoRoot } from '../../support/paths.ts';
 
 export interface FuzzInput {
   version: 4 | 5;
@@ -33,7 +34,7 @@ export interface CorpusEntry {
   chunks: string[];
 }
 
-export const corpusDir = join(import.meta.dirname, '../../../bench/fuzz/corpus');
+export const corpusDir = join(repoRoot, 'bench', 'fuzz', 'corpus');
 
 export function toCorpusEntry(input: FuzzInput, note: string): CorpusEntry {
   return { note, version: input.version, chunks: input.chunks.map((c) => c.toString('hex')) };

@@ -209,7 +209,8 @@ export function subscribe(id: number, filter: string, options: number, v5 = fals
   return Buffer.concat([Buffer.from([0x82, body.length]), body]);
 }
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+// One sleep for every test (test/support/wait.ts); re-exported for the broker tests' imports.
+export { sleep } from '../../support/wait.ts';
 
 // ---- building arbitrary (also invalid) packets byte by byte ------------------------------------
 

@@ -6,9 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt from 'mqtt';
 import { afterAll, describe, expect, it } from 'vitest';
+import { repoRoot } from '../../support/paths.ts';
+import { eventually } from '../../support/wait.ts';
 import { startTestBroker } from './helpers.ts';
 
-const main = join(import.meta.dirname, '../../../broker/main.ts');
+const main = join(repoRoot, 'broker', 'main.ts');
 const dir = mkdtempSync(join(tmpdir(), 'broker-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -52,7 +54,7 @@ describe('enclave-broker CLI', () => {
   it('embedded default with --port: anonymous allowed there; SIGTERM sends v5 clients 0x8B and exits 0', async () => {
     const port = await freePort();
     const b = runBroker(['--port', String(port)]);
-    while (!b.stdout().includes('broker started')) await new Promise((r) => setTimeout(r, 50));
+    await eventually('the broker prints "broker started"', async () => b.stdout().includes('broker started'), 10_000, 50);
     const c = await mqtt.connectAsync({ host: '127.0.0.1', port, protocolVersion: 5, reconnectPeriod: 0 });
     const reason = new Promise<number | undefined>((r) => c.once('disconnect', (p) => r(p.reasonCode)));
     b.kill('SIGTERM');

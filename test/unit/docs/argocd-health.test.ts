@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LuaFactory, type LuaEngine } from 'wasmoon';
-import { repoRoot } from '../../../scripts/sync-chart-crds.ts';
+import { repoRoot } from '../../support/paths.ts';
 
 /** The Lua body of the `resource.customizations.health.mqtt.enclave.dev_*` key, dedented. */
 export function extractHealthLua(markdown: string): string {

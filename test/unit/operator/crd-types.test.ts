@@ -2,11 +2,13 @@
 // declared in the YAML schema exists in the TypeScript interfaces and vice versa. Reads both with
 // their real parsers (the TypeScript compiler API and `yaml`), so a field added on one side only fails.
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import ts from 'typescript';
 import { parse } from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../../support/paths.ts';
 
-const typesFile = new URL('../../../operator/api/types.ts', import.meta.url).pathname;
+const typesFile = join(repoRoot, 'operator', 'api', 'types.ts');
 const program = ts.createProgram([typesFile], { strict: true, noEmit: true, allowImportingTsExtensions: true });
 const checker = program.getTypeChecker();
 const source = program.getSourceFile(typesFile)!;
@@ -56,7 +58,7 @@ const kinds = [
 
 describe('CRD YAML and TypeScript types', () => {
   for (const kind of kinds) {
-    const crd = parse(readFileSync(new URL(`../../../crds/${kind.file}`, import.meta.url), 'utf8')) as {
+    const crd = parse(readFileSync(join(repoRoot, 'crds', kind.file), 'utf8')) as {
       spec: { versions: { schema: { openAPIV3Schema: Schema } }[] };
     };
     const root = crd.spec.versions[0]!.schema.openAPIV3Schema.properties!;
