@@ -11,21 +11,7 @@ type SignAlg = webcrypto.Algorithm | webcrypto.EcdsaParams;
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { IssueSpec } from './api/types.ts';
-
-/** Go-style duration (`90s`, `1h30m`, `2160h`, `500ms`) → milliseconds; throws naming the bad input. */
-export function parseDuration(s: string): number {
-  const re = /(\d+(?:\.\d+)?)(ms|h|m|s)/y;
-  let total = 0;
-  let at = 0;
-  let m: RegExpExecArray | null;
-  while (at < s.length && (m = re.exec(s)) !== null) {
-    const n = Number(m[1]);
-    total += m[2] === 'h' ? n * 3_600_000 : m[2] === 'm' ? n * 60_000 : m[2] === 's' ? n * 1000 : n;
-    at = re.lastIndex;
-  }
-  if (s.length === 0 || at !== s.length) throw new Error(`invalid duration "${s}": use Go syntax such as 90s, 10m, 2160h`);
-  return total;
-}
+import { parseDuration } from './api/duration.ts';
 
 x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoProvider.set>[0]);
 const subtle = webcrypto.subtle;
@@ -159,8 +145,8 @@ async function importCaKey(keyPem: string, caCert: x509.X509Certificate): Promis
  */
 export async function issueLeaf(opts: { ca: KeyPairPem; spec: IssueSpec; now: Date }): Promise<IssuedCertificate> {
   const { spec, now } = opts;
-  const durationMs = parseDuration(spec.duration ?? DEFAULT_DURATION);
-  const renewBeforeMs = parseDuration(spec.renewBefore ?? DEFAULT_RENEW_BEFORE);
+  const durationMs = parseDuration(spec.duration ?? DEFAULT_DURATION, 'spec.issue.duration');
+  const renewBeforeMs = parseDuration(spec.renewBefore ?? DEFAULT_RENEW_BEFORE, 'spec.issue.renewBefore');
   if (renewBeforeMs >= durationMs) {
     throw new Error(`renewBefore (${spec.renewBefore ?? DEFAULT_RENEW_BEFORE}) must be shorter than duration (${spec.duration ?? DEFAULT_DURATION})`);
   }

@@ -12,7 +12,3 @@ export function mergeConditions(previous: Condition[] | undefined, next: Conditi
     return { type: c.type, status: c.status, observedGeneration: c.observedGeneration, lastTransitionTime, reason: c.reason, message: c.message };
   });
 }
-
-export function conditionStatus(conditions: Condition[] | undefined, type: Condition['type']): Condition['status'] | undefined {
-  return conditions?.find((c) => c.type === type)?.status;
-}

@@ -25,13 +25,7 @@ export const LABEL_ALLOW_REFERENCE = 'mqtt.enclave.dev/allow-reference';
 /** Names of objects inside a runtime namespace: fixed, since the namespace itself is per-deployment. */
 export const BROKER_NAME = 'broker';
 export const BROKER_CONFIG_SECRET = 'broker-config';
-export const BROKER_TLS_SECRET = 'broker-tls';
 export const ADMIN_PORT = 9090;
-
-/** Secret in the tenant's namespace holding the per-deployment CA; named with the UID so a re-created deployment gets a fresh CA. */
-export function tenantCaSecretName(ownerName: string, ownerUid: string): string {
-  return boundedName(`enclave-ca-${ownerName}`, ownerUid.slice(0, 8));
-}
 
 function shortHash(input: string): string {
   return createHash('sha256').update(input).digest('hex').slice(0, 8);

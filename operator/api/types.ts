@@ -311,6 +311,4 @@ export interface TlsCertificate {
   status?: TlsCertificateStatus;
 }
 
-export type EnclaveResource = MqttDeployment | AuthSource | TlsCertificate;
-
 export const DEFAULT_PORTS: Record<ListenerProtocol, number> = { mqtt: 1883, mqtts: 8883, ws: 8083, wss: 8084 };

@@ -7,11 +7,19 @@ import {
   type KubeConfig, type KubernetesObject, type V1Pod,
 } from '@kubernetes/client-node';
 import { FIELD_MANAGER } from '../api/names.ts';
+import type { KindInfo } from '../api/owned-kinds.ts';
 
 export interface ObjectRef {
   apiVersion: string;
   kind: string;
   namespace?: string;
+  name: string;
+}
+
+/** One of the operator's own custom resources: its kind's table entry (api/owned-kinds.ts KINDS) and where it is. */
+export interface CustomResourceRef {
+  type: Pick<KindInfo, 'group' | 'version' | 'plural' | 'kind'>;
+  namespace: string;
   name: string;
 }
 
@@ -90,8 +98,9 @@ export class KubeClient {
   }
 
   /** Applies `status` to a custom resource's /status subresource (the operator's only write to its CRs besides the finalizer). */
-  async applyStatus(group: string, version: string, plural: string, kind: string, namespace: string, name: string, status: object): Promise<void> {
+  async applyStatus(ref: CustomResourceRef, status: object): Promise<void> {
     this.count('status');
+    const { type: { group, version, plural, kind }, namespace, name } = ref;
     await this.custom.patchNamespacedCustomObjectStatus(
       { group, version, plural, namespace, name, fieldManager: FIELD_MANAGER, force: true, body: { apiVersion: `${group}/${version}`, kind, metadata: { name, namespace }, status } },
       setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
@@ -99,10 +108,11 @@ export class KubeClient {
   }
 
   /** Sets metadata.finalizers, failing with 409 if the object changed since `resourceVersion` was read. */
-  async setFinalizers(group: string, version: string, plural: string, namespace: string, name: string, finalizers: string[], resourceVersion: string): Promise<void> {
+  async setFinalizers(ref: CustomResourceRef, change: { finalizers: string[]; resourceVersion: string }): Promise<void> {
     this.count('finalizer');
+    const { type: { group, version, plural }, namespace, name } = ref;
     await this.custom.patchNamespacedCustomObject(
-      { group, version, plural, namespace, name, body: { metadata: { finalizers, resourceVersion } } },
+      { group, version, plural, namespace, name, body: { metadata: { finalizers: change.finalizers, resourceVersion: change.resourceVersion } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
   }

@@ -1,7 +1,9 @@
 // Reconcile of one AuthSource: Ready when every Secret it references is opted in (policy
 // SecretReferenceOptIn) and has the keys it needs; usedBy lists the MqttDeployments whose chains
 // name it. Dependents are re-queued by main.ts when the AuthSource or any Secret in its namespace changes.
-import { GROUP, VERSION, type AuthSource, type MqttDeployment } from '../api/types.ts';
+import type { AuthSource, MqttDeployment } from '../api/types.ts';
+import { KINDS } from '../api/owned-kinds.ts';
+import { sourceSecretKeys } from '../api/auth-source-secrets.ts';
 import { managesNamespace, notManagedMessage } from '../config.ts';
 import { referencedSources } from '../resources/listeners.ts';
 import { secretReferenceProblem } from '../policy/secret-references.ts';
@@ -10,25 +12,6 @@ import { authSourceStatus } from '../status/simple.ts';
 import { sameStatus } from '../status/mqtt-deployment.ts';
 import type { ControllerDeps, Result } from './mqtt-deployment.ts';
 
-/** (Secret name, key) pairs an AuthSource needs, key undefined = any key. */
-export function secretRefsOf(source: AuthSource): { name: string; key?: string }[] {
-  const s = source.spec;
-  const refs: { name: string; key?: string }[] = [];
-  if (s.builtin) refs.push({ name: s.builtin.secretRef.name, key: s.builtin.secretRef.key ?? 'users.yaml' });
-  for (const q of [s.postgres, s.mysql, s.redis]) {
-    if (q?.credentialsSecretRef) refs.push({ name: q.credentialsSecretRef.name, key: 'password' });
-    // SQL logins need the user name too (the broker config names both files); Redis may go without.
-    if (q?.credentialsSecretRef && q !== s.redis) refs.push({ name: q.credentialsSecretRef.name, key: 'username' });
-    if (q?.tls?.secretRef) refs.push({ name: q.tls.secretRef.name, key: 'ca.crt' });
-  }
-  if (s.http?.bearerTokenSecretRef) refs.push({ name: s.http.bearerTokenSecretRef.name, key: s.http.bearerTokenSecretRef.key ?? 'token' });
-  if (s.http?.tls?.secretRef) refs.push({ name: s.http.tls.secretRef.name, key: 'ca.crt' });
-  if (s.jwt?.secretRef) refs.push({ name: s.jwt.secretRef.name, key: s.jwt.secretRef.key ?? 'secret' });
-  if (s.jwt?.publicKeySecretRef) refs.push({ name: s.jwt.publicKeySecretRef.name, key: s.jwt.publicKeySecretRef.key ?? 'public.pem' });
-  if (s.jwt?.jwksSecretRef) refs.push({ name: s.jwt.jwksSecretRef.name, key: s.jwt.jwksSecretRef.key ?? 'jwks.json' });
-  return refs;
-}
-
 export function usersOf(source: AuthSource, deployments: readonly MqttDeployment[]): string[] {
   return deployments.filter((md) => referencedSources(md).includes(source.metadata.name)).map((md) => md.metadata.name);
 }
@@ -36,8 +19,9 @@ export function usersOf(source: AuthSource, deployments: readonly MqttDeployment
 export async function reconcileAuthSource(deps: ControllerDeps, namespace: string, name: string): Promise<Result> {
   const source = deps.informers.authSources.get(name, namespace);
   if (!source) return;
-  const missing = [...new Set(secretRefsOf(source)
-    .map((r) => secretReferenceProblem(deps.informers.secrets.get(r.name, namespace), r.name, r.key))
+  // Optional keys (a Redis user name, a backend client certificate) are used when there; their Secret must still be usable.
+  const missing = [...new Set(sourceSecretKeys(source)
+    .map((k) => secretReferenceProblem(deps.informers.secrets.get(k.secret, namespace), k.secret, k.optional ? undefined : k.key))
     .filter((p): p is string => p !== undefined))];
   const usedBy = usersOf(source, deps.informers.mqttDeployments.list(namespace));
   const violations = authSourceViolations(source, deps.config.policy);
@@ -46,6 +30,6 @@ export async function reconcileAuthSource(deps: ControllerDeps, namespace: strin
     : undefined;
   const status = authSourceStatus(source, missing, usedBy, deps.now().toISOString(), problem);
   if (!sameStatus(status, source.status)) {
-    await deps.client.applyStatus(GROUP, VERSION, 'authsources', 'AuthSource', namespace, name, status);
+    await deps.client.applyStatus({ type: KINDS.authSources, namespace, name }, status);
   }
 }

@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, brokerSelector, ownedBy, resolveRuntimeNamespace } from '../api/names.ts';
-import { GROUP, VERSION, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
+import type { AuthSource, MqttDeployment, TlsCertificate } from '../api/types.ts';
+import { KINDS } from '../api/owned-kinds.ts';
 import { managesNamespace, notManagedMessage, type OperatorConfig } from '../config.ts';
 import { ownerOf, targetNamespace, withRuntimeNamespace, type BuildContext, type SecretData, type TlsMaterial } from '../resources/context.ts';
 import { desiredState, type DesiredEntry } from '../resources/index.ts';
@@ -157,13 +158,13 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     // Its Secrets are unreadable to us (namespaced Secret access): say so rather than report every
     // reference as missing. No finalizer, nothing created; onboarding the namespace re-queues it.
     const status = mqttDeploymentStatus(md, { namespace: runtimeNs, missing: [], notManaged: notManagedMessage(namespace), replicas: 0, readyReplicas: 0, updatedReplicas: 0 }, deps.now().toISOString());
-    if (!sameStatus(status, cr.status)) await deps.client.applyStatus(GROUP, VERSION, 'mqttdeployments', 'MqttDeployment', namespace, name, status);
+    if (!sameStatus(status, cr.status)) await deps.client.applyStatus({ type: KINDS.mqttDeployments, namespace, name }, status);
     return;
   }
 
   if (!md.metadata.finalizers?.includes(FINALIZER)) {
     // First: nothing may be created before the finalizer that guarantees its purge is in place.
-    await deps.client.setFinalizers(GROUP, VERSION, 'mqttdeployments', namespace, name, [...(md.metadata.finalizers ?? []), FINALIZER], md.metadata.resourceVersion!);
+    await deps.client.setFinalizers({ type: KINDS.mqttDeployments, namespace, name }, { finalizers: [...(md.metadata.finalizers ?? []), FINALIZER], resourceVersion: md.metadata.resourceVersion! });
   }
 
   const owner = ownerOf(md);
@@ -251,7 +252,7 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   const waiting = await observePods(deps, observed, runtimeNs, md.spec.replicas ?? 1);
   const status = mqttDeploymentStatus(md, observed, deps.now().toISOString());
   if (!sameStatus(status, cr.status)) {
-    await deps.client.applyStatus(GROUP, VERSION, 'mqttdeployments', 'MqttDeployment', namespace, name, status);
+    await deps.client.applyStatus({ type: KINDS.mqttDeployments, namespace, name }, status);
   }
   if (observed.applyError !== undefined) throw new Error(observed.applyError);
   // Pod states (image pulls, crash loops, probes) move no Deployment field we watch: look again soon.
@@ -304,7 +305,7 @@ async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Pro
   deps.applied.delete(owner.uid);
   if (md.spec.deletionPolicy !== 'Retain') await retireTenantCa(deps, namespace, name);
   const finalizers = (md.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
-  await deps.client.setFinalizers(GROUP, VERSION, 'mqttdeployments', namespace, name, finalizers, md.metadata.resourceVersion!);
+  await deps.client.setFinalizers({ type: KINDS.mqttDeployments, namespace, name }, { finalizers, resourceVersion: md.metadata.resourceVersion! });
   await deps.client.event(md, 'Normal', 'PurgeFinished', md.spec.deletionPolicy === 'Retain' ? `Runtime namespace ${runtimeNs} detached and kept (deletionPolicy Retain).` : `Runtime namespace ${runtimeNs} is gone; removing the finalizer.`);
   log.info({ runtimeNamespace: runtimeNs }, 'Purged MqttDeployment');
 }

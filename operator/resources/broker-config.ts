@@ -8,7 +8,9 @@ import { stringify } from 'yaml';
 import { ConfigError, validateBrokerConfig, type BrokerConfig, type ListenerConfig } from '../../broker/config.ts';
 import { authSourceProblems, chainRoleProblems } from '../../broker/auth/source-schema.ts';
 import type { AuthSourceConfig, BackendTls, PasswordHashConfig } from '../../broker/auth/config.ts';
-import type { AuthSource, BackendTlsSpec } from '../api/types.ts';
+import type { AuthSource, BackendTlsSpec, JwtSpec, SqlSpec } from '../api/types.ts';
+import { sourceSecretKeys, type SecretFileField } from '../api/auth-source-secrets.ts';
+import { DurationError, parseDuration } from '../api/duration.ts';
 import { ADMIN_PORT, BROKER_CONFIG_SECRET, LABEL_ROLE, ROLE_BROKER_CONFIG, ownerLabels } from '../api/names.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
 import { unusableSecret } from '../policy/secret-references.ts';
@@ -41,18 +43,11 @@ export function brokerConfigProblems(config: BrokerConfig): string[] {
   return problems;
 }
 
-/** Go-style duration (`5s`, `1m30s`, `250ms`) to milliseconds. */
-export function durationMs(text: string): number {
-  let total = 0;
-  for (const [, n, unit] of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
-    total += Number(n) * ({ ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as Record<string, number>)[unit!]!;
-  }
-  return total;
-}
-
 class Files {
   readonly data: Record<string, string> = {};
   readonly missing: string[] = [];
+  /** Values the broker config cannot take (a malformed duration), each naming its field. */
+  readonly invalid: string[] = [];
   private readonly ctx: BuildContext;
   constructor(ctx: BuildContext) {
     this.ctx = ctx;
@@ -79,127 +74,168 @@ class Files {
     this.data[as] = base64;
     return `${CONFIG_DIR}/${as}`;
   }
+  /** `text` in milliseconds; a malformed one is recorded as invalid (so nothing is applied) and left out. */
+  durationMs(text: string | undefined, field: string): number | undefined {
+    if (text === undefined) return undefined;
+    try {
+      return parseDuration(text, field);
+    } catch (err) {
+      if (!(err instanceof DurationError)) throw err;
+      this.invalid.push(err.message);
+      return undefined;
+    }
+  }
 }
 
-function backendTls(files: Files, prefix: string, tls: BackendTlsSpec | undefined): BackendTls | undefined {
-  if (!tls?.enabled) return undefined;
-  const out: BackendTls = { enabled: true, verify: !tls.insecureSkipVerify, ...(tls.serverName ? { serverName: tls.serverName } : {}) };
-  if (tls.secretRef) {
-    const data = files.secretData(tls.secretRef.name);
-    out.caFile = files.copy(tls.secretRef.name, 'ca.crt', `${prefix}-ca.crt`);
-    if (data?.['tls.crt'] !== undefined) out.certFile = files.copy(tls.secretRef.name, 'tls.crt', `${prefix}-tls.crt`);
-    if (data?.['tls.key'] !== undefined) out.keyFile = files.copy(tls.secretRef.name, 'tls.key', `${prefix}-tls.key`);
+/** The copied Secret files of a source, by the broker-config field that names each (api/auth-source-secrets.ts). */
+type Copied = Partial<Record<SecretFileField, string>>;
+
+function copySecretFiles(files: Files, source: AuthSource): Copied {
+  const copied: Copied = {};
+  for (const k of sourceSecretKeys(source)) {
+    if (k.optional && files.secretData(k.secret)?.[k.key] === undefined) continue;
+    copied[k.field] = files.copy(k.secret, k.key, `source-${source.metadata.name}-${k.file}`);
   }
-  return out;
+  return copied;
 }
+
+/** The copied files that sit at the top of a source's config (the `tls.*` ones go into its tls block). */
+function topLevelFiles(copied: Copied): Record<string, string> {
+  return Object.fromEntries(Object.entries(copied).filter(([field]) => !field.startsWith('tls.')));
+}
+
+const opt = <T>(key: string, v: T | undefined): Record<string, T> => (v === undefined ? {} : { [key]: v });
+
+function backendTls(tls: BackendTlsSpec | undefined, copied: Copied): BackendTls | undefined {
+  if (!tls?.enabled) return undefined;
+  return {
+    enabled: true, verify: !tls.insecureSkipVerify, ...(tls.serverName ? { serverName: tls.serverName } : {}),
+    ...opt('caFile', copied['tls.caFile']), ...opt('certFile', copied['tls.certFile']), ...opt('keyFile', copied['tls.keyFile']),
+  };
+}
+
+/** What every source type shares, and the files copied for it. */
+interface SourceParts {
+  spec: AuthSource['spec'];
+  common: { onBackendFailure: 'deny' | 'ignore'; timeoutMs?: number };
+  files: Record<string, string>;
+  copied: Copied;
+  hash: PasswordHashConfig;
+  /** Durations of this source, named by field for the error. */
+  durationMs: (text: string | undefined, field: string) => number | undefined;
+}
+
+function sqlConfig(type: 'postgres' | 'mysql', q: SqlSpec, p: SourceParts): AuthSourceConfig {
+  return {
+    type, ...p.common, host: q.host, port: q.port ?? (type === 'postgres' ? 5432 : 3306), database: q.database, ...p.files,
+    ...opt('tls', backendTls(q.tls, p.copied)), ...opt('poolSize', q.poolSize),
+    ...opt('authQuery', q.authQuery), ...opt('superuserQuery', q.superuserQuery), ...opt('aclQuery', q.aclQuery),
+    passwordHash: p.hash,
+  };
+}
+
+function jwtConfig(j: JwtSpec, p: SourceParts): AuthSourceConfig {
+  const refreshMs = p.durationMs(j.jwksRefresh, 'spec.jwt.jwksRefresh');
+  return {
+    type: 'jwt', ...p.common, from: j.from ?? 'password', ...p.files, ...opt('secretBase64', j.secretBase64),
+    ...opt('jwksUrl', j.jwksUrl), ...opt('jwksRefreshSeconds', refreshMs === undefined ? undefined : refreshMs / 1000),
+    ...opt('algorithms', j.algorithms), ...opt('issuer', j.issuer), ...opt('audience', j.audience),
+    ...opt('verifyClaims', j.verifyClaims), ...opt('aclClaim', j.aclClaim), ...opt('disconnectOnExpiry', j.disconnectOnExpiry),
+  };
+}
+
+/** One source's config by type; the CRD guarantees the block named by `type` is the one set. */
+const byType: Record<AuthSource['spec']['type'], (p: SourceParts) => AuthSourceConfig> = {
+  builtin: (p) => ({ type: 'builtin', ...p.common, dataFile: p.copied.dataFile ?? '', passwordHash: p.hash }),
+  postgres: (p) => sqlConfig('postgres', p.spec.postgres!, p),
+  mysql: (p) => sqlConfig('mysql', p.spec.mysql!, p),
+  redis: (p) => {
+    const r = p.spec.redis!;
+    return {
+      type: 'redis', ...p.common, host: r.host, port: r.port ?? 6379, ...opt('db', r.db), ...p.files,
+      ...opt('tls', backendTls(r.tls, p.copied)), ...opt('authCommand', r.authCommand), ...opt('aclCommand', r.aclCommand),
+      passwordHash: p.hash,
+    };
+  },
+  http: (p) => {
+    const h = p.spec.http!;
+    return {
+      type: 'http', ...p.common, url: h.url, method: h.method ?? 'POST', ...opt('bodyFormat', h.bodyFormat), ...opt('headers', h.headers),
+      ...opt('body', h.body), ...opt('aclUrl', h.aclUrl), ...p.files, ...opt('tls', backendTls(h.tls, p.copied)),
+    };
+  },
+  jwt: (p) => jwtConfig(p.spec.jwt!, p),
+  x509: (p) => ({ type: 'x509', ...p.common, identityFrom: p.spec.x509?.identityFrom ?? 'cn', ...opt('superusers', p.spec.x509?.superusers) }),
+};
 
 function sourceConfig(files: Files, source: AuthSource): AuthSourceConfig {
   const s = source.spec;
-  const p = `source-${source.metadata.name}`;
-  const common = {
-    onBackendFailure: s.onBackendFailure ?? 'deny',
-    ...(s.timeout ? { timeoutMs: durationMs(s.timeout) } : {}),
-  };
-  const hash: PasswordHashConfig = s.passwordHash ?? { algorithm: 'sha256', saltPosition: 'prefix' };
-  const opt = <T>(key: string, v: T | undefined) => (v === undefined ? {} : { [key]: v });
-  switch (s.type) {
-    case 'builtin':
-      return { type: 'builtin', ...common, dataFile: files.copy(s.builtin!.secretRef.name, s.builtin!.secretRef.key ?? 'users.yaml', `${p}-data.yaml`), passwordHash: hash };
-    case 'postgres':
-    case 'mysql': {
-      const q = (s.type === 'postgres' ? s.postgres : s.mysql)!;
-      const cred = q.credentialsSecretRef?.name;
-      return {
-        type: s.type, ...common, host: q.host, port: q.port ?? (s.type === 'postgres' ? 5432 : 3306), database: q.database,
-        ...(cred ? { usernameFile: files.copy(cred, 'username', `${p}-username`), passwordFile: files.copy(cred, 'password', `${p}-password`) } : {}),
-        ...opt('tls', backendTls(files, p, q.tls)), ...opt('poolSize', q.poolSize),
-        ...opt('authQuery', q.authQuery), ...opt('superuserQuery', q.superuserQuery), ...opt('aclQuery', q.aclQuery),
-        passwordHash: hash,
-      };
-    }
-    case 'redis': {
-      const r = s.redis!;
-      const cred = r.credentialsSecretRef?.name;
-      const hasUser = cred !== undefined && files.secretData(cred)?.username !== undefined;
-      return {
-        type: 'redis', ...common, host: r.host, port: r.port ?? 6379, ...opt('db', r.db),
-        ...(hasUser ? { usernameFile: files.copy(cred, 'username', `${p}-username`) } : {}),
-        ...(cred ? { passwordFile: files.copy(cred, 'password', `${p}-password`) } : {}),
-        ...opt('tls', backendTls(files, p, r.tls)), ...opt('authCommand', r.authCommand), ...opt('aclCommand', r.aclCommand),
-        passwordHash: hash,
-      };
-    }
-    case 'http': {
-      const h = s.http!;
-      return {
-        type: 'http', ...common, url: h.url, method: h.method ?? 'POST', ...opt('bodyFormat', h.bodyFormat), ...opt('headers', h.headers),
-        ...opt('body', h.body), ...opt('aclUrl', h.aclUrl),
-        ...(h.bearerTokenSecretRef ? { bearerTokenFile: files.copy(h.bearerTokenSecretRef.name, h.bearerTokenSecretRef.key ?? 'token', `${p}-token`) } : {}),
-        ...opt('tls', backendTls(files, p, h.tls)),
-      };
-    }
-    case 'jwt': {
-      const j = s.jwt!;
-      return {
-        type: 'jwt', ...common, from: j.from ?? 'password',
-        ...(j.secretRef ? { secretFile: files.copy(j.secretRef.name, j.secretRef.key ?? 'secret', `${p}-secret`) } : {}),
-        ...opt('secretBase64', j.secretBase64),
-        ...(j.publicKeySecretRef ? { publicKeyFile: files.copy(j.publicKeySecretRef.name, j.publicKeySecretRef.key ?? 'public.pem', `${p}-public.pem`) } : {}),
-        ...(j.jwksSecretRef ? { jwksFile: files.copy(j.jwksSecretRef.name, j.jwksSecretRef.key ?? 'jwks.json', `${p}-jwks.json`) } : {}),
-        ...opt('jwksUrl', j.jwksUrl), ...(j.jwksRefresh ? { jwksRefreshSeconds: durationMs(j.jwksRefresh) / 1000 } : {}),
-        ...opt('algorithms', j.algorithms), ...opt('issuer', j.issuer), ...opt('audience', j.audience),
-        ...opt('verifyClaims', j.verifyClaims), ...opt('aclClaim', j.aclClaim), ...opt('disconnectOnExpiry', j.disconnectOnExpiry),
-      };
-    }
-    case 'x509':
-      return { type: 'x509', ...common, identityFrom: s.x509?.identityFrom ?? 'cn', ...opt('superusers', s.x509?.superusers) };
+  const durationMs = (text: string | undefined, field: string) => files.durationMs(text, `AuthSource ${source.metadata.name} ${field}`);
+  const copied = copySecretFiles(files, source);
+  return byType[s.type]({
+    spec: s,
+    common: { onBackendFailure: s.onBackendFailure ?? 'deny', ...opt('timeoutMs', durationMs(s.timeout, 'spec.timeout')) },
+    files: topLevelFiles(copied),
+    copied,
+    hash: s.passwordHash ?? { algorithm: 'sha256', saltPosition: 'prefix' },
+    durationMs,
+  });
+}
+
+/** A served listener; TLS files are put into the bundle (empty, and reported missing, when the material is absent). */
+function listenerConfig(files: Files, ctx: BuildContext, l: ReturnType<typeof servedListeners>[number]): ListenerConfig {
+  const out: ListenerConfig = { name: l.name, protocol: l.protocol, host: '0.0.0.0', port: l.port, ...(l.path ? { path: l.path } : {}) };
+  if (l.tlsCertificate === undefined) return out;
+  const material = ctx.tls.get(l.tlsCertificate);
+  if (!material) files.missing.push(`TlsCertificate ${l.tlsCertificate}`);
+  const certFile = files.put(`tls-${l.tlsCertificate}.crt`, material?.crt ?? '');
+  const keyFile = files.put(`tls-${l.tlsCertificate}.key`, material?.key ?? '');
+  let clientCaFile: string | undefined;
+  if (l.clientCa !== undefined) {
+    const ca = ctx.tls.get(l.clientCa);
+    if (!ca?.ca && !ca?.crt) files.missing.push(`TlsCertificate ${l.clientCa} (client CA)`);
+    clientCaFile = files.put(`clientca-${l.clientCa}.crt`, ca?.ca ?? ca?.crt ?? '');
   }
+  out.tls = { certFile, keyFile, clientAuth: l.clientAuth, ...(clientCaFile ? { clientCaFile } : {}) };
+  return out;
+}
+
+function sourcesConfig(files: Files, ctx: BuildContext): Record<string, AuthSourceConfig> {
+  const sources: Record<string, AuthSourceConfig> = {};
+  for (const name of referencedSources(ctx.md)) {
+    const source = ctx.sources.get(name);
+    if (source) sources[name] = sourceConfig(files, source);
+    else files.missing.push(`AuthSource ${name}`);
+  }
+  return sources;
+}
+
+function authorizationConfig(files: Files, md: BuildContext['md']): BrokerConfig['authorization'] {
+  const a = md.spec.authorization;
+  return {
+    chain: (a?.chain ?? []).map((r) => r.name),
+    noMatch: a?.noMatch ?? 'deny',
+    denyAction: a?.denyAction ?? 'ignore',
+    cache: {
+      enabled: a?.cache?.enabled ?? true,
+      maxSize: a?.cache?.maxSize ?? 32,
+      ttlSeconds: (files.durationMs(a?.cache?.ttl ?? '1m', 'spec.authorization.cache.ttl') ?? 0) / 1000,
+    },
+  };
 }
 
 export function renderBrokerConfig(ctx: BuildContext): RenderedConfig {
   const files = new Files(ctx);
   const md = ctx.md;
-  // Only served listeners: one whose TlsCertificate was deleted is left out with its files (status says so).
-  const listeners: ListenerConfig[] = servedListeners(ctx).map((l) => {
-    const out: ListenerConfig = { name: l.name, protocol: l.protocol, host: '0.0.0.0', port: l.port, ...(l.path ? { path: l.path } : {}) };
-    if (l.tlsCertificate !== undefined) {
-      const material = ctx.tls.get(l.tlsCertificate);
-      if (!material) files.missing.push(`TlsCertificate ${l.tlsCertificate}`);
-      const certFile = files.put(`tls-${l.tlsCertificate}.crt`, material?.crt ?? '');
-      const keyFile = files.put(`tls-${l.tlsCertificate}.key`, material?.key ?? '');
-      let clientCaFile: string | undefined;
-      if (l.clientCa !== undefined) {
-        const ca = ctx.tls.get(l.clientCa);
-        if (!ca?.ca && !ca?.crt) files.missing.push(`TlsCertificate ${l.clientCa} (client CA)`);
-        clientCaFile = files.put(`clientca-${l.clientCa}.crt`, ca?.ca ?? ca?.crt ?? '');
-      }
-      out.tls = { certFile, keyFile, clientAuth: l.clientAuth, ...(clientCaFile ? { clientCaFile } : {}) };
-    }
-    return out;
-  });
-  const sources: Record<string, AuthSourceConfig> = {};
-  for (const name of referencedSources(md)) {
-    const source = ctx.sources.get(name);
-    if (source) sources[name] = sourceConfig(files, source);
-    else files.missing.push(`AuthSource ${name}`);
-  }
   const config: BrokerConfig = {
     name: `${md.metadata.namespace}/${md.metadata.name}`,
-    listeners,
+    // Only served listeners: one whose TlsCertificate was deleted is left out with its files (status says so).
+    listeners: servedListeners(ctx).map((l) => listenerConfig(files, ctx, l)),
     admin: { host: '0.0.0.0', port: ADMIN_PORT },
     limits: { ...limitsFrom(md) } as BrokerConfig['limits'],
     authentication: { chain: (md.spec.authentication?.chain ?? []).map((r) => r.name), allowAnonymous: md.spec.authentication?.allowAnonymous ?? false },
-    authorization: {
-      chain: (md.spec.authorization?.chain ?? []).map((r) => r.name),
-      noMatch: md.spec.authorization?.noMatch ?? 'deny',
-      denyAction: md.spec.authorization?.denyAction ?? 'ignore',
-      cache: {
-        enabled: md.spec.authorization?.cache?.enabled ?? true,
-        maxSize: md.spec.authorization?.cache?.maxSize ?? 32,
-        ttlSeconds: durationMs(md.spec.authorization?.cache?.ttl ?? '1m') / 1000,
-      },
-    },
-    sources,
+    authorization: authorizationConfig(files, md),
+    sources: sourcesConfig(files, ctx),
     logging: { level: 'info', accessLog: true },
     shutdown: { gracePeriodSeconds: 10 },
   };
@@ -212,7 +248,8 @@ export function renderBrokerConfig(ctx: BuildContext): RenderedConfig {
     metadata: { name: BROKER_CONFIG_SECRET, namespace: targetNamespace(md), labels: { ...ownerLabels(ownerOf(md)), [LABEL_ROLE]: ROLE_BROKER_CONFIG } },
     data: { ...sortedObject(files.data), 'config.yaml': Buffer.from(configYaml).toString('base64') },
   };
-  return { secret, configHash, missing: files.missing, invalid: files.missing.length > 0 ? [] : brokerConfigProblems(config) };
+  const invalid = files.missing.length > 0 ? [] : [...files.invalid, ...brokerConfigProblems(config)];
+  return { secret, configHash, missing: files.missing, invalid };
 }
 
 /** Only the limits the tenant set; the broker's own schema defaults fill the rest. */

@@ -5,26 +5,11 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createCa, describeCertificate, issueLeaf, issuedBy, needsRenewal, parseDuration } from '../../../operator/pki.ts';
+import { createCa, describeCertificate, issueLeaf, issuedBy, needsRenewal } from '../../../operator/pki.ts';
 
 const now = new Date('2030-01-01T00:00:00Z');
 const dir = mkdtempSync(join(tmpdir(), 'enclave-pki-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-describe('parseDuration', () => {
-  it.each([
-    ['90s', 90_000],
-    ['10m', 600_000],
-    ['2160h', 2160 * 3_600_000],
-    ['1h30m', 5_400_000],
-    ['500ms', 500],
-    ['1.5h', 5_400_000],
-  ])('%s → %d ms', (input, ms) => expect(parseDuration(input)).toBe(ms));
-
-  it.each(['', '10', '5d', 'h', '10m x'])('rejects %j with the Go syntax hint', (input) => {
-    expect(() => parseDuration(input)).toThrow(/use Go syntax/);
-  });
-});
 
 describe('createCa + issueLeaf', () => {
   it('issues an ECDSA P-256 leaf with SANs that openssl verifies against the tenant CA', async () => {

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { validateBrokerConfig } from '../../../broker/config.ts';
 import { desiredState } from '../../../operator/resources/index.ts';
-import { renderBrokerConfig, durationMs } from '../../../operator/resources/broker-config.ts';
+import { renderBrokerConfig } from '../../../operator/resources/broker-config.ts';
 import { deployment } from '../../../operator/resources/deployment.ts';
 import { networkPolicies } from '../../../operator/resources/network-policies.ts';
 import { podDisruptionBudget } from '../../../operator/resources/pdb.ts';
@@ -101,8 +101,16 @@ describe('renderBrokerConfig', () => {
     expect(renderBrokerConfig(changed).configHash).not.toBe(renderBrokerConfig(base).configHash);
   });
 
-  it.each([['5s', 5000], ['1m30s', 90_000], ['250ms', 250], ['2h', 7_200_000]])('durationMs(%s) = %d', (text, ms) => {
-    expect(durationMs(text)).toBe(ms);
+  it('renders durations in the broker config units, and refuses a malformed one naming its field (never a silent 0)', () => {
+    const timed = source('pg', { ...pg.spec, timeout: '1m30s' });
+    const good = configOf(ctx(md({ authentication: { chain: [{ name: 'pg' }] }, authorization: { cache: { ttl: '2m' } } }), { sources: [timed], secrets: pgSecrets }));
+    expect(good.config).toMatchObject({ sources: { pg: { timeoutMs: 90_000 } }, authorization: { cache: { ttlSeconds: 120 } } });
+    expect(good.invalid).toEqual([]);
+    const bad = renderBrokerConfig(ctx(md({ authentication: { chain: [{ name: 'pg' }] }, authorization: { cache: { ttl: 'soon' } } }), { sources: [source('pg', { ...pg.spec, timeout: '5x' })], secrets: pgSecrets }));
+    expect(bad.invalid).toEqual([
+      'spec.authorization.cache.ttl: invalid duration "soon": use Go syntax such as 90s, 10m, 2160h',
+      'AuthSource pg spec.timeout: invalid duration "5x": use Go syntax such as 90s, 10m, 2160h',
+    ]);
   });
 });
 
