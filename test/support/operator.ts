@@ -86,8 +86,9 @@ export async function startOperator(operatorNamespace: string, identity: string,
       ENCLAVE_OPERATOR_NAMESPACE: operatorNamespace,
       ENCLAVE_METRICS_PORT: String(metricsPort),
       ENCLAVE_METRICS_HOST: '127.0.0.1',
-      // The broker image the test node holds: broker pods really run.
-      ENCLAVE_BROKER_IMAGE: w.node.images.broker,
+      // The broker image the test node holds: broker pods really run. A world without a node
+      // (ENCLAVE_WORLD_NODE=0) has no images; the operator then renders its default image.
+      ...(w.node.images ? { ENCLAVE_BROKER_IMAGE: w.node.images.broker } : {}),
       POD_NAME: identity,
       ...opts.env,
     },
