@@ -1,0 +1,221 @@
+// Owns cross-replica routing. Messages go on one Redis stream per deployment (XADD from the
+// command connection, so one replica's messages keep their order; XREAD BLOCK on the reader
+// connection). A stream rather than pub/sub because a replica whose connection dropped for a moment
+// resumes reading after the last entry it saw: nothing published meanwhile is lost, as long as the
+// stream still holds it (`maxEntries`). Per-origin sequence numbers make any loss beyond that
+// visible (gap counter) instead of silent. Control messages (takeover, released, shared-group
+// membership) are small JSON on a pub/sub channel: they are requests with timeouts, not data.
+import { decodeEnvelope, EnvelopeError, encodeEnvelope } from './envelope.ts';
+import type { Envelope } from './envelope.ts';
+import type { RedisLink } from './link.ts';
+
+export type ControlMessage =
+  /** `newOwner` claimed `clientId` with `epoch`: the current owner disconnects its client (0x8E) and saves. */
+  | { type: 'takeover'; clientId: string; newOwner: string; epoch: number }
+  /** The previous owner is done with `clientId`: state in Redis is final up to `epoch`. */
+  | { type: 'released'; clientId: string; epoch: number; to: string }
+  /** `replica` now holds `members` sessions in shared group `key` (0 = left). */
+  | { type: 'shared'; key: string; replica: string; members: number };
+
+export type ControlEnvelope = ControlMessage & { from: string };
+
+export interface BusHandlers {
+  /** A message another replica accepted, in that replica's order. */
+  message(e: Envelope): void;
+  /**
+   * Every retained message (own ones too), in the order Redis stored them, so every replica's local
+   * copy ends where Redis is. `kept` false: over the byte budget, the topic has no retained message.
+   */
+  retained?(e: Envelope, kept: boolean): void;
+  control?(m: ControlEnvelope): void;
+  /** Messages of `origin` this replica never saw (stream trimmed past them, or a failed publish). */
+  gap?(origin: string, missed: number): void;
+  /** A stream entry that is not an envelope (never ours: counted, skipped). */
+  invalid?(err: EnvelopeError): void;
+}
+
+export interface BusOptions {
+  /** Entries the stream keeps for replicas that reconnect (XADD MAXLEN ~). */
+  maxEntries?: number;
+  /** How long one XREAD blocks (ms); bounds how late stop() is noticed. */
+  blockMs?: number;
+}
+
+export type Unstamped = Omit<Envelope, 'origin' | 'seq'>;
+
+export class Bus {
+  readonly replicaId: string;
+  readonly streamKey: string;
+  readonly controlChannel: string;
+  readonly maxEntries: number;
+  /** Messages read from the stream, by kind, for metrics. */
+  readonly counters = { published: 0, received: 0, gaps: 0, invalid: 0 };
+  private readonly link: RedisLink;
+  private readonly handlers: BusHandlers;
+  private readonly blockMs: number;
+  private seq = 0;
+  private readonly lastSeq = new Map<string, number>();
+  private running = false;
+  private loop: Promise<void> | undefined;
+  private readonly releaseWaiters = new Map<string, (ok: boolean) => void>();
+  private readonly onControlMessage = (channel: string, text: string): void => this.controlReceived(channel, text);
+
+  constructor(link: RedisLink, replicaId: string, handlers: BusHandlers, options: BusOptions = {}) {
+    this.link = link;
+    this.replicaId = replicaId;
+    this.handlers = handlers;
+    this.streamKey = `${link.keyPrefix}bus`;
+    this.controlChannel = `${link.keyPrefix}ctl`;
+    this.maxEntries = options.maxEntries ?? 50_000;
+    this.blockMs = options.blockMs ?? 1_000;
+  }
+
+  /** Starts reading at the stream's current end and listening for control messages. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    this.link.subscriber.on('message', this.onControlMessage);
+    this.loop = this.readLoop();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.link.subscriber.off('message', this.onControlMessage);
+    await this.loop;
+  }
+
+  /** Gives a message its origin and next sequence number. */
+  stamp(m: Unstamped): Envelope {
+    const e = m as Envelope;
+    e.origin = this.replicaId;
+    e.seq = ++this.seq;
+    return e;
+  }
+
+  /** XADD arguments after the key, for scripts that append to the stream themselves. */
+  trimArgs(): (string | number)[] {
+    return ['MAXLEN', '~', this.maxEntries, '*', 'm'];
+  }
+
+  /** Publishes to every other replica. Rejects (LinkError) when Redis did not take it. */
+  async publish(e: Envelope): Promise<void> {
+    try {
+      await this.link.command.callBuffer('XADD', this.streamKey, ...this.trimArgs(), encodeEnvelope(e));
+      this.counters.published++;
+    } catch (err) {
+      throw this.link.failed(err, 'bus publish');
+    }
+  }
+
+  async control(m: ControlMessage): Promise<void> {
+    try {
+      await this.link.command.publish(this.controlChannel, JSON.stringify({ ...m, from: this.replicaId }));
+    } catch (err) {
+      throw this.link.failed(err, 'bus control');
+    }
+  }
+
+  /**
+   * Asks the current owner of `clientId` to let go; true when it answered `released` for this
+   * epoch within `timeoutMs`, false otherwise (crashed or partitioned owner: the epoch fences it).
+   */
+  async requestTakeover(clientId: string, epoch: number, timeoutMs: number): Promise<boolean> {
+    const key = `${clientId}\u0000${epoch}`;
+    const answered = new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        this.releaseWaiters.delete(key);
+        resolve(false);
+      }, timeoutMs);
+      this.releaseWaiters.set(key, (ok) => {
+        clearTimeout(timer);
+        resolve(ok);
+      });
+    });
+    try {
+      await this.control({ type: 'takeover', clientId, newOwner: this.replicaId, epoch });
+    } catch {
+      this.releaseWaiters.get(key)?.(false);
+    }
+    return answered;
+  }
+
+  private controlReceived(channel: string, text: string): void {
+    if (channel !== this.controlChannel) return;
+    let m: ControlEnvelope;
+    try {
+      m = JSON.parse(text) as ControlEnvelope;
+    } catch {
+      this.counters.invalid++;
+      return;
+    }
+    if (m.from === this.replicaId) return;
+    if (m.type === 'released' && m.to === this.replicaId) {
+      const key = `${m.clientId}\u0000${m.epoch}`;
+      this.releaseWaiters.get(key)?.(true);
+      this.releaseWaiters.delete(key);
+    }
+    this.handlers.control?.(m);
+  }
+
+  private async readLoop(): Promise<void> {
+    let last: string | undefined;
+    let subscribed = false;
+    while (this.running) {
+      try {
+        if (this.link.state === 'down') await this.link.whenUp(this.blockMs);
+        if (!subscribed) {
+          await this.link.subscriber.subscribe(this.controlChannel);
+          subscribed = true;
+        }
+        last ??= await this.tailId();
+        last = await this.readOnce(last);
+      } catch {
+        // Down or failing: whenUp() or the next attempt waits; reading resumes after `last`.
+        if (this.running) await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  /** The id of the newest entry, where a starting replica begins ('0-0' for an empty stream). */
+  private async tailId(): Promise<string> {
+    const tail = await this.link.command.call('XREVRANGE', this.streamKey, '+', '-', 'COUNT', 1) as [string, unknown][];
+    return tail[0]?.[0] ?? '0-0';
+  }
+
+  private async readOnce(after: string): Promise<string> {
+    const reply = await this.link.reader.callBuffer(
+      'XREAD', 'COUNT', 1024, 'BLOCK', this.blockMs, 'STREAMS', this.streamKey, after,
+    ) as [Buffer, [Buffer, Buffer[]][]][] | null;
+    if (reply === null || !this.running) return after;
+    let last = after;
+    for (const [, entries] of reply) {
+      for (const [id, fields] of entries) {
+        last = id.toString();
+        // fields: m <frame> [k 0]: k 0 marks a retained message Redis did not keep (retained-store.ts)
+        const frame = fields[1];
+        if (frame !== undefined) this.dispatch(frame, fields[3] === undefined || fields[3].toString() !== '0');
+      }
+    }
+    return last;
+  }
+
+  private dispatch(frame: Buffer, kept: boolean): void {
+    const e = decodeEnvelope(frame);
+    if (e instanceof EnvelopeError) {
+      this.counters.invalid++;
+      this.handlers.invalid?.(e);
+      return;
+    }
+    if (e.retain) this.handlers.retained?.(e, kept);
+    if (e.origin === this.replicaId) return;
+    const before = this.lastSeq.get(e.origin);
+    if (before !== undefined && e.seq > before + 1) {
+      this.counters.gaps += e.seq - before - 1;
+      this.handlers.gap?.(e.origin, e.seq - before - 1);
+    }
+    // A lower number than before: the origin restarted under the same name (its sequence restarts).
+    this.lastSeq.set(e.origin, e.seq);
+    this.counters.received++;
+    this.handlers.message(e);
+  }
+}

@@ -1,0 +1,181 @@
+// Owns one replica's connections to Redis: a command client (every read and write, pipelined
+// automatically), a reader client (blocking stream reads, which would stall commands queued behind
+// them) and a subscriber client (control channel). Commands fail fast while Redis is down (no
+// offline queue, one retry) so a CONNECT is never held hostage; ioredis reconnects with a capped,
+// jittered exponential backoff. The link reports `up` when all three clients are ready and `down`
+// with a reason as soon as one is not; it never lets an ioredis error reach the process.
+import { readFileSync } from 'node:fs';
+import { Redis } from 'ioredis';
+import type { RedisOptions } from 'ioredis';
+
+export interface RedisLinkConfig {
+  host: string;
+  port: number;
+  username?: string;
+  password?: string;
+  /** PEM of the CA that signed Redis' certificate; TLS is used when set. */
+  caFile?: string;
+  /** Server name checked against the certificate (default: host). */
+  tlsServerName?: string;
+  db?: number;
+  /** Every key this replica reads or writes starts with it, e.g. `enclave:<deployment uid>:`. */
+  keyPrefix: string;
+  connectTimeoutMs?: number;
+  commandTimeoutMs?: number;
+  /** Reconnect backoff: first delay and cap. */
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+export type LinkState = 'up' | 'down';
+
+/** Plain callbacks; the broker maps them to logs and prom-client metrics. */
+export interface LinkObserver {
+  up?(): void;
+  /** `reason` is an error code or a short message; it never carries credentials. */
+  down?(reason: string): void;
+  /** A client started a reconnect attempt. */
+  reconnecting?(client: string, delayMs: number): void;
+  /** A command failed (Redis down, timeout, script error). */
+  failure?(reason: string): void;
+}
+
+export interface LinkCounters {
+  failures: number;
+  reconnects: number;
+  downs: number;
+}
+
+export class LinkError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** Capped exponential backoff with ±25 % jitter, so replicas do not reconnect in lockstep. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
+  const raw = Math.min(maxMs, baseMs * 2 ** Math.min(attempt - 1, 20));
+  return Math.round(raw * (0.75 + Math.random() * 0.5));
+}
+
+/** An error as a reason safe to log: the code when there is one, else the first line, shortened. */
+export function reasonOf(err: unknown): string {
+  const e = err as { code?: unknown; message?: unknown };
+  if (typeof e.code === 'string' && e.code !== '') return e.code;
+  const msg = typeof e.message === 'string' ? e.message : String(err);
+  return msg.split('\n')[0]!.slice(0, 120);
+}
+
+type ClientName = 'command' | 'reader' | 'subscriber';
+
+export class RedisLink {
+  readonly command: Redis;
+  readonly reader: Redis;
+  readonly subscriber: Redis;
+  readonly keyPrefix: string;
+  readonly counters: LinkCounters = { failures: 0, reconnects: 0, downs: 0 };
+  private readonly observers: LinkObserver[] = [];
+  private readonly ready = new Set<ClientName>();
+  private current: LinkState = 'down';
+  private closed = false;
+  private waiters: (() => void)[] = [];
+
+  constructor(config: RedisLinkConfig, observer?: LinkObserver) {
+    this.keyPrefix = config.keyPrefix;
+    if (observer !== undefined) this.observers.push(observer);
+    const base = clientOptions(config, (name, delay) => {
+      this.counters.reconnects++;
+      for (const o of this.observers) o.reconnecting?.(name, delay);
+    });
+    this.command = this.watch('command', new Redis({ ...base('command'), enableAutoPipelining: true }));
+    // Blocking reads wait up to their own timeout: no command timeout on the reader.
+    this.reader = this.watch('reader', new Redis({ ...base('reader'), commandTimeout: undefined }));
+    this.subscriber = this.watch('subscriber', new Redis(base('subscriber')));
+  }
+
+  get state(): LinkState {
+    return this.current;
+  }
+
+  observe(o: LinkObserver): void {
+    this.observers.push(o);
+  }
+
+  /** Resolves when the link is up, or rejects after `timeoutMs` (the broker then starts degraded). */
+  async whenUp(timeoutMs: number): Promise<void> {
+    if (this.current === 'up') return;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.waiters.push(resolve);
+        timer = setTimeout(() => reject(new LinkError('REDIS_UNAVAILABLE', `Redis not reachable within ${timeoutMs} ms`)), timeoutMs);
+      });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Counts and reports a failed command; returns a LinkError to throw or answer. */
+  failed(err: unknown, what: string): LinkError {
+    this.counters.failures++;
+    const reason = reasonOf(err);
+    for (const o of this.observers) o.failure?.(`${what}: ${reason}`);
+    return new LinkError(this.current === 'down' ? 'REDIS_UNAVAILABLE' : 'REDIS_FAILED', `${what} failed: ${reason}`, { cause: err });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([this.command, this.reader, this.subscriber].map((c) => c.quit().catch(() => c.disconnect())));
+  }
+
+  private watch(name: ClientName, client: Redis): Redis {
+    // Without an 'error' listener an ioredis error event would crash the process.
+    client.on('error', (err: unknown) => this.markDown(name, reasonOf(err)));
+    client.on('ready', () => {
+      this.ready.add(name);
+      if (this.ready.size === 3 && this.current === 'down') {
+        this.current = 'up';
+        for (const o of this.observers) o.up?.();
+        for (const w of this.waiters.splice(0)) w();
+      }
+    });
+    client.on('close', () => this.markDown(name, 'connection closed'));
+    client.on('end', () => this.markDown(name, 'connection ended'));
+    return client;
+  }
+
+  private markDown(name: ClientName, reason: string): void {
+    this.ready.delete(name);
+    if (this.current === 'down' || this.closed) return;
+    this.current = 'down';
+    this.counters.downs++;
+    for (const o of this.observers) o.down?.(`${name}: ${reason}`);
+  }
+}
+
+function clientOptions(config: RedisLinkConfig, onRetry: (client: string, delayMs: number) => void): (name: ClientName) => RedisOptions {
+  const ca = config.caFile === undefined ? undefined : readFileSync(config.caFile);
+  const baseMs = config.backoffBaseMs ?? 100;
+  const maxMs = config.backoffMaxMs ?? 5_000;
+  return (name) => ({
+    host: config.host,
+    port: config.port,
+    ...(config.username !== undefined ? { username: config.username } : {}),
+    ...(config.password !== undefined ? { password: config.password } : {}),
+    ...(ca !== undefined ? { tls: { ca, servername: config.tlsServerName ?? config.host } } : {}),
+    db: config.db ?? 0,
+    connectionName: `enclave-${name}`,
+    connectTimeout: config.connectTimeoutMs ?? 2_000,
+    commandTimeout: config.commandTimeoutMs ?? 2_000,
+    // Fail fast while Redis is down: nothing waits in a queue for a Redis that may not come back.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times: number) => {
+      const delay = backoffDelay(times, baseMs, maxMs);
+      onRetry(name, delay);
+      return delay;
+    },
+  });
+}

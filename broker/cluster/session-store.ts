@@ -1,0 +1,317 @@
+// Owns persistent sessions in Redis, so a client resumes on any replica: ownership with a fencing
+// epoch, subscriptions, the will, outgoing QoS 1/2 in flight (written before the PUBLISH goes to the
+// client, removed on PUBACK/PUBCOMP, the QoS 2 stage kept), incoming QoS 2 packet ids awaiting
+// PUBREL (a PUBLISH re-sent after a move is not routed twice), and the offline queue (a list capped
+// in messages and bytes, dropping like the in-memory queue). Every write is a script that first
+// checks the owner's epoch: a replica that lost a session (takeover, partition) gets FENCED and
+// cannot overwrite what the new owner does. Keys of an offline session carry its expiry as a TTL,
+// so Redis removes a session even if every replica is gone.
+import { decodeEnvelope, EnvelopeError, encodeEnvelope } from './envelope.ts';
+import type { Envelope } from './envelope.ts';
+import { LinkError } from './link.ts';
+import type { RedisLink } from './link.ts';
+import { Script } from './script.ts';
+
+export const NEVER_EXPIRES = 0xffffffff;
+
+/** Subscription as stored: the filter without `$share/group/`, and its options. */
+export interface StoredSubscriptionRecord {
+  filter: string;
+  group: string | undefined;
+  options: { qos: 0 | 1 | 2; noLocal: boolean; retainAsPublished: boolean; retainHandling: 0 | 1 | 2; identifier: number | undefined };
+}
+
+/** One outgoing QoS 1/2 message: 'publish' waits for PUBACK/PUBREC, 'pubrel' for PUBCOMP. */
+export interface InflightRecord {
+  stage: 'publish' | 'pubrel';
+  qos: 1 | 2;
+  retain: boolean;
+  subscriptionIds: number[];
+  /** undefined at the pubrel stage: the payload was delivered, only the PUBREL is left. */
+  message: Envelope | undefined;
+}
+
+export interface StoredWill {
+  delaySeconds: number;
+  expirySeconds: number;
+  message: Envelope;
+}
+
+export interface StoredSession {
+  owner: string;
+  epoch: number;
+  expirySeconds: number;
+  will: StoredWill | undefined;
+  subscriptions: Map<string, StoredSubscriptionRecord>;
+  inflight: Map<number, InflightRecord>;
+  incomingQos2: number[];
+  queue: Envelope[];
+  queuedBytes: number;
+}
+
+export interface Claim {
+  epoch: number;
+  /** Replica that owned the session before, undefined when none did (or it was this one). */
+  previousOwner: string | undefined;
+  /** A session existed and was kept (not clean start). [MQTT-3.2.2-2] */
+  present: boolean;
+}
+
+export interface QueueLimits {
+  maxMessages: number;
+  maxBytes: number;
+  overflow: 'drop-oldest' | 'drop-newest';
+}
+
+const FENCE = `
+if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
+  return redis.error_reply('FENCED session is owned by a newer epoch')
+end
+`;
+
+// KEYS: base, subs, inflight, qos2, queue, epoch counter. ARGV: replica, clean start (1/0).
+const CLAIM = new Script(`
+local epoch = redis.call('INCR', KEYS[6])
+local prev = redis.call('HGET', KEYS[1], 'owner')
+local present = redis.call('EXISTS', KEYS[1])
+if ARGV[2] == '1' then
+  redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  present = 0
+end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
+for i = 1, 5 do redis.call('PERSIST', KEYS[i]) end
+return {epoch, prev or '', present}
+`);
+
+// KEYS: base, hash. ARGV: epoch, field, value ('' deletes).
+const HASH_SET = new Script(`${FENCE}
+if ARGV[3] == '' then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+return 1
+`);
+
+// KEYS: base, set. ARGV: epoch, member, add (1) or remove (0). Returns whether it changed.
+const SET_MEMBER = new Script(`${FENCE}
+if ARGV[3] == '1' then return redis.call('SADD', KEYS[2], ARGV[2]) end
+return redis.call('SREM', KEYS[2], ARGV[2])
+`);
+
+// KEYS: base, queue. ARGV: epoch, frame, max messages, max bytes, policy. Returns {stored 1/0, dropped from head}.
+const ENQUEUE = new Script(`${FENCE}
+local size = #ARGV[2]
+local maxn, maxb = tonumber(ARGV[3]), tonumber(ARGV[4])
+if maxn == 0 or size > maxb then return {0, 0} end
+local bytes = tonumber(redis.call('HGET', KEYS[1], 'qbytes') or '0')
+local n = redis.call('LLEN', KEYS[2])
+local dropped = 0
+while n >= maxn or bytes + size > maxb do
+  if ARGV[5] == 'drop-newest' then return {0, dropped} end
+  local head = redis.call('LPOP', KEYS[2])
+  bytes = bytes - #head
+  n = n - 1
+  dropped = dropped + 1
+end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+redis.call('HSET', KEYS[1], 'qbytes', bytes + size)
+return {1, dropped}
+`);
+
+// KEYS: base, queue, inflight. ARGV: epoch, packet id, record header. Head of the queue → in flight.
+const QUEUE_TO_FLIGHT = new Script(`${FENCE}
+local head = redis.call('LPOP', KEYS[2])
+if not head then return 0 end
+redis.call('HINCRBY', KEYS[1], 'qbytes', -#head)
+redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. head)
+return 1
+`);
+
+// KEYS: the five keys of a session. ARGV: epoch, ttl seconds (0 = never expires).
+const OFFLINE = new Script(`${FENCE}
+redis.call('HSET', KEYS[1], 'expiry', ARGV[2])
+for i = 1, 5 do
+  if ARGV[2] == '0' then redis.call('PERSIST', KEYS[i]) else redis.call('EXPIRE', KEYS[i], ARGV[2]) end
+end
+return 1
+`);
+
+// KEYS: the five keys of a session. ARGV: epoch ('' = whoever owns it).
+const DELETE = new Script(`
+if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
+  return redis.error_reply('FENCED session is owned by a newer epoch')
+end
+return redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+`);
+
+// ---- records ---------------------------------------------------------------------------------
+
+/** [stage][qos][retain][n ids][ids u32…] then the envelope (absent at the pubrel stage). */
+export function encodeInflightHeader(r: Omit<InflightRecord, 'message'>): Buffer {
+  const b = Buffer.alloc(4 + 4 * r.subscriptionIds.length);
+  b[0] = r.stage === 'pubrel' ? 1 : 0;
+  b[1] = r.qos;
+  b[2] = r.retain ? 1 : 0;
+  b[3] = r.subscriptionIds.length;
+  r.subscriptionIds.forEach((id, i) => b.writeUInt32BE(id, 4 + 4 * i));
+  return b;
+}
+
+export function decodeInflight(b: Buffer): InflightRecord | EnvelopeError {
+  if (b.length < 4 || b[0]! > 1 || (b[1] !== 1 && b[1] !== 2) || b.length < 4 + 4 * b[3]!) return new EnvelopeError('bad in-flight record');
+  const n = b[3]!;
+  const subscriptionIds = Array.from({ length: n }, (_, i) => b.readUInt32BE(4 + 4 * i));
+  const stage = b[0] === 1 ? 'pubrel' : 'publish';
+  const rest = b.subarray(4 + 4 * n);
+  const message = stage === 'pubrel' ? undefined : decodeEnvelope(rest);
+  if (message instanceof EnvelopeError) return message;
+  return { stage, qos: b[1], retain: b[2] === 1, subscriptionIds, message };
+}
+
+function encodeWill(w: StoredWill): Buffer {
+  const head = Buffer.alloc(8);
+  head.writeUInt32BE(w.delaySeconds, 0);
+  head.writeUInt32BE(w.expirySeconds, 4);
+  return Buffer.concat([head, encodeEnvelope(w.message)]);
+}
+
+function decodeWill(b: Buffer): StoredWill | undefined {
+  if (b.length < 8) return undefined;
+  const message = decodeEnvelope(b.subarray(8));
+  if (message instanceof EnvelopeError) return undefined;
+  return { delaySeconds: b.readUInt32BE(0), expirySeconds: b.readUInt32BE(4), message: { ...message, payload: Buffer.from(message.payload) } };
+}
+
+// ---- the store -------------------------------------------------------------------------------
+
+export class SessionStore {
+  readonly replicaId: string;
+  private readonly link: RedisLink;
+  private readonly epochKey: string;
+
+  constructor(link: RedisLink, replicaId: string) {
+    this.link = link;
+    this.replicaId = replicaId;
+    this.epochKey = `${link.keyPrefix}epoch`;
+  }
+
+  /** The five keys of one session: state, subscriptions, in flight, incoming QoS 2 ids, queue. */
+  keys(clientId: string): [string, string, string, string, string] {
+    const base = `${this.link.keyPrefix}s:${clientId}`;
+    return [base, `${base}:subs`, `${base}:inflight`, `${base}:qos2`, `${base}:queue`];
+  }
+
+  /** Takes ownership with a new epoch (clean start: everything of the old session goes). */
+  async claim(clientId: string, cleanStart: boolean): Promise<Claim> {
+    const [epoch, prev, present] = await this.call(CLAIM, [...this.keys(clientId), this.epochKey], [this.replicaId, cleanStart ? 1 : 0], 'session claim') as [number, string, number];
+    return { epoch, previousOwner: prev === '' || prev === this.replicaId ? undefined : prev, present: present === 1 };
+  }
+
+  /** Everything a resume needs, or undefined when there is no session. Payloads are copies. */
+  async load(clientId: string): Promise<StoredSession | undefined> {
+    const [base, subs, inflight, qos2, queue] = this.keys(clientId);
+    let replies: [Error | null, unknown][];
+    try {
+      replies = await this.link.command.multi()
+        .hgetall(base).hgetall(subs).hgetallBuffer(inflight).smembers(qos2).lrangeBuffer(queue, 0, -1).hgetBuffer(base, 'will')
+        .exec() as [Error | null, unknown][];
+    } catch (err) {
+      throw this.link.failed(err, 'session load');
+    }
+    const state = replies[0]![1] as Record<string, string>;
+    if (state.epoch === undefined) return undefined;
+    return {
+      owner: state.owner ?? '',
+      epoch: Number(state.epoch),
+      expirySeconds: Number(state.expiry ?? 0),
+      will: replies[5]![1] === null ? undefined : decodeWill(replies[5]![1] as Buffer),
+      subscriptions: new Map(Object.entries(replies[1]![1] as Record<string, string>).map(([k, v]) => [k, JSON.parse(v) as StoredSubscriptionRecord])),
+      inflight: inflightMap(replies[2]![1] as Record<string, Buffer>),
+      incomingQos2: (replies[3]![1] as string[]).map(Number).sort((a, b) => a - b),
+      queue: (replies[4]![1] as Buffer[]).flatMap((f) => {
+        const e = decodeEnvelope(f);
+        return e instanceof EnvelopeError ? [] : [{ ...e, payload: Buffer.from(e.payload) }];
+      }),
+      queuedBytes: Number(state.qbytes ?? 0),
+    };
+  }
+
+  async setSubscription(clientId: string, epoch: number, key: string, sub: StoredSubscriptionRecord | undefined): Promise<void> {
+    const [base, subs] = this.keys(clientId);
+    await this.call(HASH_SET, [base, subs], [epoch, key, sub === undefined ? '' : JSON.stringify(sub)], 'subscription write');
+  }
+
+  async setWill(clientId: string, epoch: number, will: StoredWill | undefined): Promise<void> {
+    const [base] = this.keys(clientId);
+    await this.call(HASH_SET, [base, base], [epoch, 'will', will === undefined ? '' : encodeWill(will)], 'will write');
+  }
+
+  /** Write-through before the PUBLISH (or PUBREL) is written to the client. */
+  async setInflight(clientId: string, epoch: number, packetId: number, record: InflightRecord): Promise<void> {
+    const [base, , inflight] = this.keys(clientId);
+    const head = encodeInflightHeader(record);
+    const value = record.stage === 'pubrel' || record.message === undefined ? head : Buffer.concat([head, encodeEnvelope(record.message)]);
+    await this.call(HASH_SET, [base, inflight], [epoch, packetId, value], 'in-flight write');
+  }
+
+  /** PUBACK, PUBCOMP, or a refused PUBREC: the message is done. */
+  async deleteInflight(clientId: string, epoch: number, packetId: number): Promise<void> {
+    const [base, , inflight] = this.keys(clientId);
+    await this.call(HASH_SET, [base, inflight], [epoch, packetId, ''], 'in-flight delete');
+  }
+
+  /** Incoming QoS 2: PUBREC sent (add), PUBREL received (remove). Resolves whether it changed. */
+  async setIncomingQos2(clientId: string, epoch: number, packetId: number, awaitingPubrel: boolean): Promise<boolean> {
+    const [base, , , qos2] = this.keys(clientId);
+    return await this.call(SET_MEMBER, [base, qos2], [epoch, packetId, awaitingPubrel ? 1 : 0], 'incoming QoS 2 write') === 1;
+  }
+
+  /** Appends to the offline queue within the limits; `dropped` messages left the head (drop-oldest). */
+  async enqueue(clientId: string, epoch: number, message: Envelope, limits: QueueLimits): Promise<{ stored: boolean; dropped: number }> {
+    const [base, , , , queue] = this.keys(clientId);
+    const [stored, dropped] = await this.call(ENQUEUE, [base, queue],
+      [epoch, encodeEnvelope(message), limits.maxMessages, limits.maxBytes, limits.overflow], 'enqueue') as [number, number];
+    return { stored: stored === 1, dropped };
+  }
+
+  /** Moves the head of the queue in flight under `packetId`; false when the queue is empty. */
+  async queueToInflight(clientId: string, epoch: number, packetId: number, record: Omit<InflightRecord, 'message'>): Promise<boolean> {
+    const [base, , inflight, , queue] = this.keys(clientId);
+    return await this.call(QUEUE_TO_FLIGHT, [base, queue, inflight], [epoch, packetId, encodeInflightHeader(record)], 'dequeue') === 1;
+  }
+
+  /** The connection ended and the session stays: its keys expire after `expirySeconds`. */
+  async goOffline(clientId: string, epoch: number, expirySeconds: number): Promise<void> {
+    const ttl = expirySeconds >= NEVER_EXPIRES ? 0 : Math.max(1, expirySeconds);
+    await this.call(OFFLINE, this.keys(clientId), [epoch, ttl], 'session offline');
+  }
+
+  /** Ends a session (expiry 0 at disconnect, expiry timer, clean start elsewhere). undefined epoch: unconditional. */
+  async delete(clientId: string, epoch?: number): Promise<void> {
+    await this.call(DELETE, this.keys(clientId), [epoch ?? ''], 'session delete');
+  }
+
+  /** MEMORY USAGE of every key of one session (bytes Redis holds for it). */
+  async memoryUsage(clientId: string): Promise<number> {
+    let total = 0;
+    for (const key of this.keys(clientId)) total += Number(await this.link.command.call('MEMORY', 'USAGE', key, 'SAMPLES', 0) ?? 0);
+    return total;
+  }
+
+  private async call(script: Script, keys: string[], args: (string | number | Buffer)[], what: string): Promise<unknown> {
+    try {
+      return await script.run(this.link.command, keys, args);
+    } catch (err) {
+      if (String((err as Error).message).startsWith('FENCED')) throw new LinkError('FENCED', `${what}: the session was taken over by a newer owner`, { cause: err });
+      throw this.link.failed(err, what);
+    }
+  }
+}
+
+function inflightMap(raw: Record<string, Buffer>): Map<number, InflightRecord> {
+  const out = new Map<number, InflightRecord>();
+  for (const [id, value] of Object.entries(raw)) {
+    const r = decodeInflight(value);
+    if (r instanceof EnvelopeError) continue;
+    if (r.message !== undefined) r.message = { ...r.message, payload: Buffer.from(r.message.payload) };
+    out.set(Number(id), r);
+  }
+  return out;
+}

@@ -1,0 +1,175 @@
+// Owns shared subscriptions across replicas: each message goes to ONE member of a `$share` group
+// cluster-wide. Membership is a Redis hash per group (`shared:<group>/<filter>`, field = replica,
+// value = how many of that replica's sessions are members), cached here and kept fresh by `shared`
+// control messages on the bus plus a full reload after a reconnect. The ORIGIN replica picks the
+// replica for every group the topic matches (weighted by members, round-robin) and writes the
+// picks into the envelope: the picked replica alone delivers, to one of its local members. Replicas
+// heartbeat into a sorted set; a replica silent for `liveMs` is not picked (its members' messages go
+// to members elsewhere instead of to a dead pod).
+import type { Bus, ControlEnvelope } from './bus.ts';
+import { sharedKey } from './envelope.ts';
+import type { Envelope, SharedPick } from './envelope.ts';
+import type { RedisLink } from './link.ts';
+import { topicMatches } from '../router/topics.ts';
+
+interface Group {
+  filter: string;
+  members: Map<string, number>;
+  turn: number;
+}
+
+export interface SharedOptions {
+  heartbeatMs?: number;
+  /** A replica whose last heartbeat is older than this is not picked. */
+  liveMs?: number;
+}
+
+export class SharedGroups {
+  private readonly link: RedisLink;
+  private readonly bus: Bus;
+  private readonly me: string;
+  private readonly groups = new Map<string, Group>();
+  private live: Set<string> | undefined;
+  private readonly heartbeatMs: number;
+  private readonly liveMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly replicasKey: string;
+
+  constructor(link: RedisLink, bus: Bus, options: SharedOptions = {}) {
+    this.link = link;
+    this.bus = bus;
+    this.me = bus.replicaId;
+    this.heartbeatMs = options.heartbeatMs ?? 2_000;
+    this.liveMs = options.liveMs ?? 10_000;
+    this.replicasKey = `${link.keyPrefix}replicas`;
+  }
+
+  private hashKey(key: string): string {
+    return `${this.link.keyPrefix}shared:${key}`;
+  }
+
+  /** Loads every group, starts the heartbeat; call again after the link comes back up. */
+  async start(): Promise<void> {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => void this.heartbeat().catch(() => undefined), this.heartbeatMs);
+    this.timer.unref();
+    await this.heartbeat();
+    await this.reload();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** This replica's member count of `group/filter` changed by `delta` (a session joined or left). */
+  async change(group: string, filter: string, delta: number): Promise<void> {
+    const key = sharedKey(group, filter);
+    let members: number;
+    try {
+      members = await this.link.command.hincrby(this.hashKey(key), this.me, delta);
+      if (members <= 0) await this.link.command.hdel(this.hashKey(key), this.me);
+    } catch (err) {
+      throw this.link.failed(err, 'shared membership');
+    }
+    this.apply(key, filter, this.me, Math.max(0, members));
+    await this.bus.control({ type: 'shared', key, replica: this.me, members: Math.max(0, members) });
+  }
+
+  /** Feed control messages from the bus here. */
+  onControl(m: ControlEnvelope): void {
+    if (m.type !== 'shared') return;
+    const slash = m.key.indexOf('/');
+    if (slash <= 0) return;
+    this.apply(m.key, m.key.slice(slash + 1), m.replica, m.members);
+  }
+
+  /** The picks for a message about to be published, undefined when no group matches. */
+  pick(topic: string): SharedPick[] | undefined {
+    let picks: SharedPick[] | undefined;
+    for (const [key, g] of this.groups) {
+      if (!topicMatches(g.filter, topic)) continue;
+      const replica = this.choose(g);
+      if (replica !== undefined) (picks ??= []).push({ key, replica });
+    }
+    return picks;
+  }
+
+  /** Whether this replica delivers `e` to its members of `group/filter`. */
+  delivers(e: Envelope, group: string, filter: string): boolean {
+    const key = sharedKey(group, filter);
+    return e.sharedPicks?.some((p) => p.key === key && p.replica === this.me) ?? false;
+  }
+
+  /** Members per replica of one group, as this replica knows it. */
+  membersOf(group: string, filter: string): Map<string, number> {
+    return new Map(this.groups.get(sharedKey(group, filter))?.members ?? []);
+  }
+
+  /** Reads every group hash again (start, after a reconnect). */
+  async reload(): Promise<void> {
+    const prefix = this.hashKey('');
+    const fresh = new Map<string, Group>();
+    let cursor = '0';
+    try {
+      do {
+        const [next, keys] = await this.link.command.scan(cursor, 'MATCH', `${globEscape(prefix)}*`, 'COUNT', 500);
+        cursor = next;
+        for (const k of keys) {
+          const key = k.slice(prefix.length);
+          const all = await this.link.command.hgetall(k);
+          const members = new Map(Object.entries(all).map(([r, n]) => [r, Number(n)] as [string, number]).filter(([, n]) => n > 0));
+          fresh.set(key, { filter: key.slice(key.indexOf('/') + 1), members, turn: this.groups.get(key)?.turn ?? 0 });
+        }
+      } while (cursor !== '0');
+    } catch (err) {
+      throw this.link.failed(err, 'shared reload');
+    }
+    this.groups.clear();
+    for (const [k, g] of fresh) this.groups.set(k, g);
+  }
+
+  private async heartbeat(): Promise<void> {
+    const now = Date.now();
+    const live = await this.link.command.multi()
+      .zadd(this.replicasKey, now, this.me)
+      .zrangebyscore(this.replicasKey, now - this.liveMs, '+inf')
+      .exec() as [Error | null, unknown][];
+    this.live = new Set(live[1]![1] as string[]);
+  }
+
+  private apply(key: string, filter: string, replica: string, members: number): void {
+    let g = this.groups.get(key);
+    if (g === undefined) {
+      if (members <= 0) return;
+      g = { filter, members: new Map(), turn: 0 };
+      this.groups.set(key, g);
+    }
+    if (members > 0) g.members.set(replica, members);
+    else g.members.delete(replica);
+    if (g.members.size === 0) this.groups.delete(key);
+  }
+
+  /** Weighted round-robin over live replicas: each member gets about the same share. */
+  private choose(g: Group): string | undefined {
+    let total = 0;
+    for (const [r, n] of g.members) if (this.isLive(r)) total += n;
+    if (total === 0) return undefined;
+    let slot = g.turn++ % total;
+    for (const [r, n] of g.members) {
+      if (!this.isLive(r)) continue;
+      if (slot < n) return r;
+      slot -= n;
+    }
+    return undefined;
+  }
+
+  private isLive(replica: string): boolean {
+    return replica === this.me || this.live === undefined || this.live.has(replica);
+  }
+}
+
+/** A literal for SCAN MATCH: glob characters escaped. */
+export function globEscape(s: string): string {
+  return s.replace(/[*?[\]\\]/g, (c) => `\\${c}`);
+}
