@@ -1,14 +1,20 @@
 // Admin HTTP port: /healthz (process alive), /readyz (listeners up, not draining), /metrics.
 import { createServer } from 'node:http';
-import { closeServer, listenOn } from './listeners/index.ts';
-import type { Broker } from './server.ts';
+import { closeServer, listenOn } from './listeners/net.ts';
+import type { BrokerMetrics } from './metrics.ts';
+
+/** What the admin port reads of the broker. */
+export interface AdminTarget {
+  readonly ready: boolean;
+  readonly metrics: BrokerMetrics;
+}
 
 export interface AdminServer {
   port: number;
   close(): Promise<void>;
 }
 
-export async function startAdmin(broker: Broker, host: string, port: number): Promise<AdminServer> {
+export async function startAdmin(broker: AdminTarget, host: string, port: number): Promise<AdminServer> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET') {

@@ -5,15 +5,14 @@
 // not pile up in the broker).
 import type { Duplex } from 'node:stream';
 import type { VerifiedCertificate, AuthenticatedClient } from './auth/hook.ts';
-import { coarseNow } from './clock.ts';
-import { dispatchFrame } from './handlers/dispatch.ts';
+import { coarseNow, MAX_TIMER_MS } from './clock.ts';
 import { FrameSplitter } from './protocol/framing.ts';
 import type { FrameError } from './protocol/framing.ts';
 import { encodePacket } from './protocol/codec.ts';
 import type { ProtocolVersion } from './protocol/codec.ts';
 import { RC } from './protocol/reason-codes.ts';
-import type { Broker } from './server.ts';
-import type { Session, SessionLink } from './session/session.ts';
+import type { BrokerServices, ClientConnection, FrameDispatch, ListenerInfo, Peer } from './services.ts';
+import type { Session } from './session/session.ts';
 
 /**
  * Write-buffer size above which a client counts as a slow consumer (QoS 0 dropped, QoS>0 queued)
@@ -28,15 +27,11 @@ const HOLD_WRITE = 4;
 /** Frames held while an async step runs; more than this means the peer ignores backpressure. */
 const MAX_BACKLOG = 1024;
 
-export interface ListenerInfo {
-  name: string;
-  allowAnonymous: boolean;
-}
-
 export type ConnectionState = 'new' | 'connecting' | 'connected' | 'closed';
 
-export class Connection implements SessionLink {
-  readonly broker: Broker;
+export class Connection implements ClientConnection {
+  readonly broker: BrokerServices;
+  private readonly dispatch: FrameDispatch<Connection>;
   readonly socket: Duplex;
   readonly listener: ListenerInfo;
   readonly peerHost: string;
@@ -78,12 +73,14 @@ export class Connection implements SessionLink {
   /** HOLD_* bits: the reasons reading is paused. */
   private holds = 0;
 
-  constructor(broker: Broker, socket: Duplex, listener: ListenerInfo, peerHost: string, certificate: VerifiedCertificate | undefined) {
+  /** `dispatch` is handlers/dispatch.ts, handed in by the server so this file does not import the handlers. */
+  constructor(broker: BrokerServices, dispatch: FrameDispatch<Connection>, socket: Duplex, peer: Peer) {
     this.broker = broker;
+    this.dispatch = dispatch;
     this.socket = socket;
-    this.listener = listener;
-    this.peerHost = peerHost;
-    this.certificate = certificate;
+    this.listener = peer.listener;
+    this.peerHost = peer.host;
+    this.certificate = peer.certificate;
     const limits = broker.config.limits;
     this.splitter = new FrameSplitter(limits.maxPacketSize, this);
     socket.on('data', (chunk: Buffer) => {
@@ -138,7 +135,7 @@ export class Connection implements SessionLink {
   private run(frame: Buffer): void {
     let pending: Promise<void> | undefined;
     try {
-      pending = dispatchFrame(this, frame);
+      pending = this.dispatch(this, frame);
     } catch (err) {
       // A bug or an input nobody foresaw ends this connection, never the process. Only the packet
       // type and length are logged: the bytes may be a user's payload or a CONNECT password.
@@ -221,7 +218,7 @@ export class Connection implements SessionLink {
   /** The credential stops being valid (JWT exp): disconnect then. */
   expireAt(when: Date): void {
     const ms = when.getTime() - Date.now();
-    const timer = setTimeout(() => this.close(RC.NOT_AUTHORIZED, 'credential-expired'), Math.min(Math.max(ms, 0), 2_147_483_647));
+    const timer = setTimeout(() => this.close(RC.NOT_AUTHORIZED, 'credential-expired'), Math.min(Math.max(ms, 0), MAX_TIMER_MS));
     timer.unref();
     this.socket.once('close', () => clearTimeout(timer));
   }

@@ -1,14 +1,44 @@
 // $SYS statistics topics, published retained by the broker itself (clients may read, never write).
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { BrokerMetrics } from './metrics.ts';
 import { newMessage } from './router/message.ts';
-import type { Broker } from './server.ts';
+import type { Message } from './router/message.ts';
+
+/** What the $SYS topics report, and where they go. */
+export interface SysSource {
+  readonly startedAt: number;
+  readonly connectedCount: number;
+  readonly sessions: ReadonlyMap<string, unknown>;
+  readonly subscriptionCount: number;
+  readonly retained: { readonly size: number };
+  readonly metrics: BrokerMetrics;
+  route(msg: Message, publisher: undefined): void;
+}
+
+/**
+ * The version in the nearest package.json above this file: `broker/` in the repository,
+ * `/app/dist/broker/` in the image (images/broker/Dockerfile copies package.json to /app), so
+ * the lookup walks up rather than assuming one depth.
+ */
+function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { version: string }).version;
+    if (dirname(dir) === dir) throw new Error('enclave-broker: no package.json above the broker code, so no version to report');
+  }
+}
+
+const VERSION = `enclave-broker ${packageVersion()}`;
 
 export class SysPublisher {
   private readonly timer: NodeJS.Timeout;
-  private readonly broker: Broker;
+  private readonly broker: SysSource;
 
-  constructor(broker: Broker, intervalMs: number) {
+  constructor(broker: SysSource, intervalMs: number) {
     this.broker = broker;
-    this.publish('$SYS/broker/version', 'enclave-broker 0.1.0');
+    this.publish('$SYS/broker/version', VERSION);
     this.tick();
     this.timer = setInterval(() => this.tick(), Math.max(intervalMs, 1000));
     this.timer.unref();
@@ -36,6 +66,6 @@ export class SysPublisher {
   }
 
   private publish(topic: string, value: string): void {
-    this.broker.route(newMessage(topic, Buffer.from(value), 0, true, undefined, 0, '', 0), undefined);
+    this.broker.route(newMessage({ topic, payload: Buffer.from(value), qos: 0, retain: true }, undefined, 0, '', 0), undefined);
   }
 }

@@ -3,7 +3,7 @@
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { FrameSplitter } from '../../broker/protocol/framing.ts';
-import { decodePublishFast, encodePublishPlain } from '../../broker/protocol/codec.ts';
+import { decodePublishFast, encodePublishPlain, publishHeader } from '../../broker/protocol/codec.ts';
 
 export type OnMessage = (payload: Buffer, qos: number, dup: boolean) => void;
 
@@ -94,7 +94,7 @@ export class BenchClient {
 
   /** Writes a PUBLISH; returns false when the socket wants a drain. */
   publish(topic: string, payload: Buffer, qos: 0 | 1 | 2, messageId: number): boolean {
-    return this.socket.write(encodePublishPlain(topic, payload, qos, false, false, messageId, false));
+    return this.socket.write(encodePublishPlain(topic, payload, publishHeader(qos, false, false), messageId, false));
   }
 
   drained(): Promise<void> {

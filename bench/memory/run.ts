@@ -23,7 +23,7 @@ import { createInterface } from 'node:readline';
 import type { Interface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
-import { encodePublishPlain } from '../../broker/protocol/codec.ts';
+import { encodePublishPlain, publishHeader } from '../../broker/protocol/codec.ts';
 import { BenchClient } from '../broker/client.ts';
 
 const opts = new Command()
@@ -142,7 +142,7 @@ async function publishQos1(c: BenchClient, messages: { topic: string; retain: bo
     });
     c.socket.write(Buffer.concat(batch.map((m) => {
       id = (id % 65535) + 1;
-      return encodePublishPlain(m.topic, payload, 1, m.retain, false, id, false);
+      return encodePublishPlain(m.topic, payload, publishHeader(1, m.retain, false), id, false);
     })));
     await all;
   }

@@ -1,6 +1,6 @@
 // Owns ACL rules: parsing every shape a source can hand us (EMQX 5 rows/JSON, EMQX 4 `mqtt_acl`
 // rows, Redis hashes, JWT claims in the list and the old pub/sub map format) into one rule type,
-// and evaluating a list of rules for one request: first matching rule wins, else `nomatch`. Pure.
+// and evaluating a list of rules for one request: first matching rule wins, else `ignore` (no rule speaks to the request). Pure.
 import { BlockList, isIP } from 'node:net';
 import type { AclAction, AclRule, AuthorizationRequest } from './hook.ts';
 import { renderTopicTemplate, type PlaceholderValues } from './placeholders.ts';
@@ -18,7 +18,7 @@ export interface Rule extends AclRule {
   who?: RuleSubject;
 }
 
-export type AclVerdict = 'allow' | 'deny' | 'nomatch';
+export type AclVerdict = 'allow' | 'deny' | 'ignore';
 
 export class AclRuleError extends Error {
   constructor(problem: string) {
@@ -201,10 +201,10 @@ export function ruleMatches(rule: Rule, request: AuthorizationRequest, v: Placeh
   return topicMatches(rule.topic, request.topic, v);
 }
 
-/** First matching rule decides; none → nomatch. */
+/** First matching rule decides; none → ignore. */
 export function evaluateAcl(rules: readonly Rule[], request: AuthorizationRequest, v: PlaceholderValues): AclVerdict {
   for (const rule of rules) {
     if (ruleMatches(rule, request, v)) return rule.permission;
   }
-  return 'nomatch';
+  return 'ignore';
 }

@@ -1,8 +1,8 @@
 // Owns the auth chain: the loop over configured sources that implements AuthHook with EMQX 5
 // semantics and fail-closed defaults (docs/auth-semantics.md). Authentication: sources in
-// order answer allow | deny | ignore; all ignore → deny unless allowAnonymous; a failure → deny
+// order answer allow | deny | ignore; all ignore → deny unless `authentication.allowAnonymous`; a failure → deny
 // unless the source says `onBackendFailure: ignore`. Authorization: superuser → allow; the ACL the
-// client brought from authentication; then sources in order; first match wins; else `noMatch`.
+// client brought from authentication; then sources in order; the first that does not ignore wins; else `noMatch`.
 // Each source's calls go through its circuit (circuit.ts): bounded by a timeout and a cap on calls in
 // flight, failing fast during a backoff, one probe at a time after it, so a dead database is not
 // hammered and recovers by itself. Only decisions taken while every consulted source answered are
@@ -17,6 +17,7 @@ import { createSource } from './backends/index.ts';
 import { maxInFlightFor, SourceCircuit, SourceUnavailable } from './circuit.ts';
 import { DecisionCache } from './decision-cache.ts';
 import { authSourceProblems } from './source-schema.ts';
+import { DEFAULT_WATCH_INTERVAL_MS } from '../mounted-files.ts';
 import { createAuthMetrics, noMetrics, type AuthMetrics, type Stage } from './metrics.ts';
 import { valuesOfClient, type AuthSource } from './source.ts';
 
@@ -62,13 +63,6 @@ class ChainError extends Error {
 export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps): Promise<AuthHook> {
   const log = deps.logger.child({ component: 'auth' });
   const now = deps.now ?? Date.now;
-  const metrics: AuthMetrics = deps.metrics ? createAuthMetrics(deps.metrics.registry) : noMetrics;
-  const accessLog = (fields: Record<string, unknown>): void => {
-    if (config.logging.accessLog) log.info(fields, 'auth decision');
-    else log.debug(fields, 'auth decision');
-  };
-  /** Whether an access-log line would be written at all (skips building it on the hot path). */
-  const logging = (): boolean => config.logging.accessLog || log.isLevelEnabled('debug');
   const cacheConfig = config.authorization.cache;
   const cache = new DecisionCache({ maxSize: cacheConfig.enabled ? cacheConfig.maxSize : 0, ttlMs: cacheConfig.ttlSeconds * 1000, now });
   const changeListeners: (() => void)[] = [];
@@ -76,163 +70,231 @@ export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps)
     cache.clear();
     for (const listener of changeListeners) listener();
   };
+  const states = await buildSources(config, { log, now, dataChanged, watchIntervalMs: deps.fileWatchIntervalMs ?? DEFAULT_WATCH_INTERVAL_MS });
+  const metrics: AuthMetrics = deps.metrics ? createAuthMetrics(deps.metrics.registry) : noMetrics;
+  const chain = new AuthChain({ config, log, metrics, cache, states });
+  return {
+    authenticate: (attempt) => chain.authenticate(attempt),
+    authorize: (client, request) => chain.authorize(client, request),
+    authorizeSync: (client, request) => chain.authorizeSync(client, request),
+    clearCache: () => cache.clear(),
+    onDataChanged: (listener) => {
+      changeListeners.push(listener);
+    },
+    async close() {
+      await closeSources(states);
+    },
+  };
+}
 
-  // Build every source named by either chain, once, in a stable order.
-  const states = new Map<string, SourceState>();
+interface BuildContext {
+  log: Logger;
+  now: () => number;
+  dataChanged: () => void;
+  watchIntervalMs: number;
+}
+
+/**
+ * Every source named by either chain, built once, in a stable order, each behind its circuit.
+ * Sources already built are closed when a later one fails.
+ */
+async function buildSources(config: BrokerConfig, ctx: BuildContext): Promise<Map<string, SourceState>> {
   const names = [...new Set([...config.authentication.chain, ...config.authorization.chain])];
   const problems = authSourceProblems(Object.fromEntries(names.filter((n) => n in config.sources).map((n) => [n, config.sources[n]])));
   if (problems.length > 0) throw new ChainError(`invalid sources:\n  ${problems.join('\n  ')}`);
+  const states = new Map<string, SourceState>();
   try {
-    for (const name of names) {
-      const sc = config.sources[name];
-      if (!sc) throw new ChainError(`no source named "${name}" in sources`);
-      const source = await createSource(name, sc, {
-        name,
-        logger: log.child({ source: name }),
-        dataChanged,
-        watchIntervalMs: deps.fileWatchIntervalMs ?? 1000,
-      });
-      const circuit = new SourceCircuit({
-        name,
-        timeoutMs: sc.timeoutMs ?? defaultTimeoutMs,
-        maxInFlight: maxInFlightFor('poolSize' in sc ? sc.poolSize : undefined),
-        now,
-        logger: log,
-      });
-      states.set(name, { source, config: sc, circuit });
-    }
+    for (const name of names) states.set(name, await buildSource(name, config.sources[name], ctx));
   } catch (err) {
-    await Promise.allSettled([...states.values()].map((s) => s.source.close()));
+    await closeSources(states);
     throw err;
   }
-  // What each source can do is known from its config alone (source-schema.ts sourceRoles, which the
-  // operator checks before it renders); the instances are the final word.
+  checkRoles(config, states);
+  return states;
+}
+
+async function buildSource(name: string, sc: AuthSourceConfig | undefined, ctx: BuildContext): Promise<SourceState> {
+  if (!sc) throw new ChainError(`no source named "${name}" in sources`);
+  const source = await createSource(name, sc, {
+    name,
+    logger: ctx.log.child({ source: name }),
+    dataChanged: ctx.dataChanged,
+    watchIntervalMs: ctx.watchIntervalMs,
+  });
+  const circuit = new SourceCircuit({
+    name,
+    timeoutMs: sc.timeoutMs ?? defaultTimeoutMs,
+    maxInFlight: maxInFlightFor('poolSize' in sc ? sc.poolSize : undefined),
+    now: ctx.now,
+    logger: ctx.log,
+  });
+  return { source, config: sc, circuit };
+}
+
+/**
+ * What each source can do is known from its config alone (source-schema.ts sourceRoles, which the
+ * operator checks before it renders); the instances are the final word.
+ */
+function checkRoles(config: BrokerConfig, states: Map<string, SourceState>): void {
   for (const name of config.authentication.chain) {
     if (!states.get(name)?.source.authenticate) throw new ChainError(`source "${name}" (${config.sources[name]?.type}) cannot authenticate`);
   }
   for (const name of config.authorization.chain) {
     if (!states.get(name)?.source.authorize) throw new ChainError(`source "${name}" (${config.sources[name]?.type}) cannot authorize`);
   }
+}
 
-  const seconds = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
+async function closeSources(states: Map<string, SourceState>): Promise<void> {
+  await Promise.allSettled([...states.values()].map((s) => s.source.close()));
+}
+
+const seconds = (started: bigint): number => Number(process.hrtime.bigint() - started) / 1e9;
+
+interface ChainParts {
+  config: BrokerConfig;
+  log: Logger;
+  metrics: AuthMetrics;
+  cache: DecisionCache;
+  states: Map<string, SourceState>;
+}
+
+/** The loops over the sources: authentication, authorization, and the access log of each decision. */
+class AuthChain {
+  private readonly config: BrokerConfig;
+  private readonly log: Logger;
+  private readonly metrics: AuthMetrics;
+  private readonly cache: DecisionCache;
+  private readonly states: Map<string, SourceState>;
+
+  constructor(parts: ChainParts) {
+    this.config = parts.config;
+    this.log = parts.log;
+    this.metrics = parts.metrics;
+    this.cache = parts.cache;
+    this.states = parts.states;
+  }
+
+  private accessLog(fields: Record<string, unknown>): void {
+    if (this.config.logging.accessLog) this.log.info(fields, 'auth decision');
+    else this.log.debug(fields, 'auth decision');
+  }
+
+  /** Whether an access-log line would be written at all (skips building it on the hot path). */
+  private logging(): boolean {
+    return this.config.logging.accessLog || this.log.isLevelEnabled('debug');
+  }
 
   /** Runs one source call through its circuit; throws BackendError (counted as an error) on failure. */
-  async function call<T>(state: SourceState, stage: Stage, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  private async call<T>(state: SourceState, stage: Stage, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const started = process.hrtime.bigint();
     try {
       return await state.circuit.run(fn);
     } catch (err) {
-      metrics.decision(state.source.name, stage, 'error', err instanceof SourceUnavailable ? undefined : seconds(started));
+      this.metrics.decision(state.source.name, stage, 'error', err instanceof SourceUnavailable ? undefined : seconds(started));
       throw err;
     }
   }
 
-  async function authenticate(attempt: ConnectAttempt): Promise<AuthenticationResult> {
+  /**
+   * Sources in order; the first that does not ignore decides. Every source ignoring: allowed only
+   * with `authentication.allowAnonymous` (a client no source claimed; not the listener's flag,
+   * handlers/connect-auth.ts).
+   */
+  async authenticate(attempt: ConnectAttempt): Promise<AuthenticationResult> {
     const who = { clientId: attempt.clientId, username: loggable(attempt.username), peer: attempt.peerHost, action: 'connect' };
-    for (const name of config.authentication.chain) {
-      const state = states.get(name)!;
-      const started = process.hrtime.bigint();
-      let r;
-      try {
-        r = await call(state, 'authn', (signal) => state.source.authenticate!(attempt, signal));
-      } catch (err) {
-        if (state.config.onBackendFailure === 'ignore') {
-          accessLog({ ...who, source: name, result: 'ignore', reason: 'backend-failure', error: (err as Error).message });
-          continue;
-        }
-        accessLog({ ...who, source: name, result: 'deny', reason: 'backend-failure', error: (err as Error).message });
-        return { outcome: 'deny', reason: 'unavailable', source: name };
-      }
-      metrics.decision(name, 'authn', r.decision, seconds(started));
-      if (r.decision === 'ignore') continue;
-      if (r.decision === 'deny') {
-        accessLog({ ...who, source: name, result: 'deny', reason: r.reason });
-        return { outcome: 'deny', reason: r.reason, source: name };
-      }
-      accessLog({ ...who, source: name, result: 'allow', superuser: r.superuser, ...(r.identity !== undefined && r.identity !== attempt.username ? { identity: loggable(r.identity) } : {}) });
-      return { outcome: 'allow', superuser: r.superuser, acl: r.acl, expiresAt: r.expiresAt, source: name, ...(r.identity !== undefined ? { identity: r.identity } : {}) };
+    for (const name of this.config.authentication.chain) {
+      const answer = await this.authenticateWith(this.states.get(name)!, attempt, who);
+      if (answer !== 'ignore') return answer;
     }
-    if (config.authentication.allowAnonymous) {
-      accessLog({ ...who, source: 'anonymous', result: 'allow' });
+    if (this.config.authentication.allowAnonymous) {
+      this.accessLog({ ...who, source: 'anonymous', result: 'allow' });
       return { outcome: 'allow', superuser: false, acl: undefined, expiresAt: undefined, source: 'anonymous' };
     }
-    accessLog({ ...who, source: undefined, result: 'deny', reason: 'no-source-matched' });
+    this.accessLog({ ...who, source: undefined, result: 'deny', reason: 'no-source-matched' });
     return { outcome: 'deny', reason: 'not-authorized', source: undefined };
   }
 
-  async function decide(client: AuthenticatedClient, request: AuthorizationRequest): Promise<Decision> {
+  /** One source's answer: a result, or `ignore` (not mine, or failed with `onBackendFailure: ignore`). */
+  private async authenticateWith(state: SourceState, attempt: ConnectAttempt, who: Record<string, unknown>): Promise<AuthenticationResult | 'ignore'> {
+    const name = state.source.name;
+    const started = process.hrtime.bigint();
+    let r;
+    try {
+      r = await this.call(state, 'authn', (signal) => state.source.authenticate!(attempt, signal));
+    } catch (err) {
+      const result = state.config.onBackendFailure === 'ignore' ? 'ignore' : 'deny';
+      this.accessLog({ ...who, source: name, result, reason: 'backend-failure', error: (err as Error).message });
+      return result === 'ignore' ? 'ignore' : { outcome: 'deny', reason: 'unavailable', source: name };
+    }
+    this.metrics.decision(name, 'authn', r.decision, seconds(started));
+    if (r.decision === 'ignore') return 'ignore';
+    if (r.decision === 'deny') {
+      this.accessLog({ ...who, source: name, result: 'deny', reason: r.reason });
+      return { outcome: 'deny', reason: r.reason, source: name };
+    }
+    this.accessLog({ ...who, source: name, result: 'allow', superuser: r.superuser, ...(r.identity !== undefined && r.identity !== attempt.username ? { identity: loggable(r.identity) } : {}) });
+    return { outcome: 'allow', superuser: r.superuser, acl: r.acl, expiresAt: r.expiresAt, source: name, ...(r.identity !== undefined ? { identity: r.identity } : {}) };
+  }
+
+  private async decide(client: AuthenticatedClient, request: AuthorizationRequest): Promise<Decision> {
     if (client.superuser) return { allowed: true, source: 'superuser', cacheable: false };
-    const values = valuesOfClient(client);
     if (client.acl && client.acl.length > 0) {
-      const v = evaluateAcl(client.acl, request, values);
-      if (v !== 'nomatch') return { allowed: v === 'allow', source: 'client-acl', cacheable: true };
+      const v = evaluateAcl(client.acl, request, valuesOfClient(client));
+      if (v !== 'ignore') return { allowed: v === 'allow', source: 'client-acl', cacheable: true };
     }
     // A source skipped because it failed might have answered differently: whatever is decided
     // after it holds for this request only, never for the cache's TTL.
     const failed: string[] = [];
     const after = (d: Omit<Decision, 'cacheable' | 'failed'>): Decision =>
       failed.length === 0 ? { ...d, cacheable: true } : { ...d, cacheable: false, failed };
-    for (const name of config.authorization.chain) {
-      const state = states.get(name)!;
+    for (const name of this.config.authorization.chain) {
+      const state = this.states.get(name)!;
       const started = process.hrtime.bigint();
       let v;
       try {
-        v = await call(state, 'authz', (signal) => state.source.authorize!(client, request, signal));
+        v = await this.call(state, 'authz', (signal) => state.source.authorize!(client, request, signal));
       } catch {
         failed.push(name);
         if (state.config.onBackendFailure === 'ignore') continue;
         return { allowed: false, source: name, cacheable: false, failed };
       }
-      metrics.decision(name, 'authz', v, seconds(started));
-      if (v !== 'nomatch') return after({ allowed: v === 'allow', source: name });
+      this.metrics.decision(name, 'authz', v, seconds(started));
+      if (v !== 'ignore') return after({ allowed: v === 'allow', source: name });
     }
-    return after({ allowed: config.authorization.noMatch === 'allow', source: 'no-match' });
+    return after({ allowed: this.config.authorization.noMatch === 'allow', source: 'no-match' });
   }
 
   /** Superuser or cache hit: answered without I/O. */
-  function authorizeSync(client: AuthenticatedClient, request: AuthorizationRequest): boolean | undefined {
+  authorizeSync(client: AuthenticatedClient, request: AuthorizationRequest): boolean | undefined {
     if (client.superuser) return true;
-    const cached = cache.get(client, request);
+    const cached = this.cache.get(client, request);
     if (cached === undefined) return undefined;
-    metrics.cacheHit();
-    if (logging()) {
+    this.metrics.cacheHit();
+    if (this.logging()) {
       const a = client.attempt;
-      accessLog({ clientId: a.clientId, username: loggable(a.username), peer: a.peerHost, action: request.action, topic: request.topic, source: 'cache', result: cached ? 'allow' : 'deny' });
+      this.accessLog({ clientId: a.clientId, username: loggable(a.username), peer: a.peerHost, action: request.action, topic: request.topic, source: 'cache', result: cached ? 'allow' : 'deny' });
     }
     return cached;
   }
 
-  async function authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean> {
-    const known = authorizeSync(client, request);
+  async authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean> {
+    const known = this.authorizeSync(client, request);
     if (known !== undefined) return known;
     const who = { clientId: client.attempt.clientId, username: loggable(client.attempt.username), peer: client.attempt.peerHost, action: request.action, topic: request.topic };
     let d;
-    const generation = cache.generation;
+    const generation = this.cache.generation;
     try {
-      d = await decide(client, request);
+      d = await this.decide(client, request);
     } catch (err) {
       // authorize must never throw (hook contract): an unexpected bug denies.
-      log.error({ err, ...who }, 'authorization failed unexpectedly');
+      this.log.error({ err, ...who }, 'authorization failed unexpectedly');
       return false;
     }
     // Only clean decisions are cached: a failing backend must neither lock the client out for a TTL
     // nor leave it an allow that the failed source might have refused.
     // ...and only if no source reloaded its data while this one was being decided.
-    if (d.cacheable) cache.set(client, request, d.allowed, generation);
-    accessLog({ ...who, source: d.source, result: d.allowed ? 'allow' : 'deny', ...(d.failed ? { failed: d.failed } : {}) });
+    if (d.cacheable) this.cache.set(client, request, d.allowed, generation);
+    this.accessLog({ ...who, source: d.source, result: d.allowed ? 'allow' : 'deny', ...(d.failed ? { failed: d.failed } : {}) });
     return d.allowed;
   }
-
-  return {
-    authenticate,
-    authorize,
-    authorizeSync,
-    clearCache: () => cache.clear(),
-    onDataChanged: (listener) => {
-      changeListeners.push(listener);
-    },
-    async close() {
-      await Promise.allSettled([...states.values()].map((s) => s.source.close()));
-    },
-  };
 }

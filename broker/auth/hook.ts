@@ -28,7 +28,6 @@ export interface VerifiedCertificate {
   sha256Fingerprint: string;
 }
 
-export type AuthDecision = 'allow' | 'deny' | 'ignore';
 export type AclAction = 'publish' | 'subscribe';
 
 /** One ACL rule as returned by an authentication source (JWT `acl` claim, HTTP response). */

@@ -1,10 +1,10 @@
 // Owns the auth chain's Prometheus metrics: per source and stage (authn|authz) a decision counter
-// by result (allow|deny|ignore|nomatch|error) and a latency histogram, plus cache hits. Metrics are
+// by result (allow|deny|ignore|error) and a latency histogram, plus cache hits. Metrics are
 // looked up before being created so a chain rebuilt on config reload reuses the same series.
 import { Counter, Histogram, type Registry } from 'prom-client';
 
 export type Stage = 'authn' | 'authz';
-export type MetricResult = 'allow' | 'deny' | 'ignore' | 'nomatch' | 'error';
+export type MetricResult = 'allow' | 'deny' | 'ignore' | 'error';
 
 export interface AuthMetrics {
   decision(source: string, stage: Stage, result: MetricResult, seconds: number | undefined): void;

@@ -9,6 +9,10 @@ import type { Rule } from './acl.ts';
 import type { PlaceholderValues } from './placeholders.ts';
 import { verifyPassword } from './password.ts';
 
+// One word for a source that abstains, in authentication and authorization alike: `ignore` (not
+// mine: user unknown, no token, no rule speaks to the request), and the chain asks the next source
+// (mosquitto's DEFER, EMQX's ignore).
+
 /** What one source says about a CONNECT. `ignore` = not mine (user unknown, no token). */
 export type SourceAuthnResult =
   | {
@@ -19,7 +23,8 @@ export type SourceAuthnResult =
   | { decision: 'deny'; reason: 'bad-credentials' | 'not-authorized' }
   | { decision: 'ignore' };
 
-export type SourceAuthzResult = 'allow' | 'deny' | 'nomatch';
+/** What one source says about a PUBLISH or SUBSCRIBE. `ignore` = no rule of this source speaks to it. */
+export type SourceAuthzResult = 'allow' | 'deny' | 'ignore';
 
 export interface AuthSource {
   readonly name: string;

@@ -18,58 +18,16 @@ import { handleUnsubscribe } from './unsubscribe.ts';
 const PUBLISH = 3;
 const CONNECT = 1;
 
-export function dispatchFrame(conn: Connection, frame: Buffer): Promise<void> | undefined {
+type Handled = Promise<void> | undefined;
+/** A fast path that does not apply to this frame: the general parser reads it. */
+const NOT_FAST: unique symbol = Symbol('not-fast');
+
+/** The steps: before CONNECT completed only CONNECT; the PUBLISH and short-ack fast paths; the general parser. */
+export function dispatchFrame(conn: Connection, frame: Buffer): Handled {
   const type = frame[0]! >> 4;
-  if (conn.state !== 'connected') {
-    if (conn.state === 'new' && type === CONNECT) {
-      const level = protocolLevel(frame);
-      if (level !== undefined && level !== 3 && level !== 4 && level !== 5) {
-        // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 (the v3.1.1 form every client reads), then close
-        conn.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
-        conn.close(RC.SUCCESS, 'unsupported-protocol-level');
-        return undefined;
-      }
-      // CONNECT carries its own protocol level; any version's parser reads it the same way.
-      const packet = parseFrame(frame, 4);
-      if (packet instanceof Error || packet.cmd !== 'connect') {
-        conn.broker.log.debug({ peer: conn.peerHost, err: packet instanceof Error ? packet.message : undefined }, 'malformed CONNECT');
-        conn.destroy('malformed-connect');
-        return undefined;
-      }
-      const violation = wireViolation(frame, packet.protocolVersion ?? 4);
-      if (violation !== undefined) {
-        refuseMalformedConnect(conn, packet.protocolVersion ?? 4, violation);
-        return undefined;
-      }
-      return handleConnect(conn, packet);
-    }
-    conn.destroy(type === CONNECT ? 'connect-while-connecting' : 'first-packet-not-connect');
-    return undefined;
-  }
-  if (type === PUBLISH) {
-    const fast = decodePublishFast(frame, conn.version);
-    if (fast instanceof Error) {
-      conn.close(RC.MALFORMED_PACKET, 'malformed-publish', fast.message);
-      return undefined;
-    }
-    if (fast !== undefined) return handlePublish(conn, fast.topic, fast.payload, fast.qos, fast.retain, fast.dup, fast.messageId, undefined);
-  }
-  // The acknowledgements of the QoS 1/2 hot path in their short form (no reason code) skip the
-  // general parser. Header flags are checked as the parser would. [MQTT-2.2.2-2]
-  if (frame.length === 4 && frame[1] === 2) {
-    const id = (frame[2]! << 8) | frame[3]!;
-    switch (frame[0]) {
-      case 0x40:
-        return handlePuback(conn, { cmd: 'puback', messageId: id });
-      case 0x50:
-        return handlePubrec(conn, { cmd: 'pubrec', messageId: id });
-      case 0x62:
-        return handlePubrel(conn, { cmd: 'pubrel', messageId: id });
-      case 0x70:
-        return handlePubcomp(conn, { cmd: 'pubcomp', messageId: id });
-      default:
-    }
-  }
+  if (conn.state !== 'connected') return dispatchBeforeConnected(conn, frame, type);
+  const fast = type === PUBLISH ? fastPublish(conn, frame) : fastAck(conn, frame);
+  if (fast !== NOT_FAST) return fast;
   const packet = parseFrame(frame, conn.version);
   if (packet instanceof Error) {
     conn.close(RC.MALFORMED_PACKET, 'malformed-packet', packet.message);
@@ -82,6 +40,65 @@ export function dispatchFrame(conn: Connection, frame: Buffer): Promise<void> | 
     return undefined;
   }
   return dispatchPacket(conn, packet);
+}
+
+/** The first packet must be CONNECT, and only once. [MQTT-3.1.0-1, 3.1.0-2] */
+function dispatchBeforeConnected(conn: Connection, frame: Buffer, type: number): Handled {
+  if (conn.state !== 'new' || type !== CONNECT) {
+    conn.destroy(type === CONNECT ? 'connect-while-connecting' : 'first-packet-not-connect');
+    return undefined;
+  }
+  const level = protocolLevel(frame);
+  if (level !== undefined && level !== 3 && level !== 4 && level !== 5) {
+    // [MQTT-3.1.2-2] unsupported level: CONNACK 0x01 (the v3.1.1 form every client reads), then close
+    conn.write(Buffer.from([0x20, 0x02, 0x00, 0x01]));
+    conn.close(RC.SUCCESS, 'unsupported-protocol-level');
+    return undefined;
+  }
+  // CONNECT carries its own protocol level; any version's parser reads it the same way.
+  const packet = parseFrame(frame, 4);
+  if (packet instanceof Error || packet.cmd !== 'connect') {
+    conn.broker.log.debug({ peer: conn.peerHost, err: packet instanceof Error ? packet.message : undefined }, 'malformed CONNECT');
+    conn.destroy('malformed-connect');
+    return undefined;
+  }
+  const violation = wireViolation(frame, packet.protocolVersion ?? 4);
+  if (violation !== undefined) {
+    refuseMalformedConnect(conn, packet.protocolVersion ?? 4, violation);
+    return undefined;
+  }
+  return handleConnect(conn, packet);
+}
+
+/** A PUBLISH without properties, decoded by hand; its decoded record is what the handler takes. */
+function fastPublish(conn: Connection, frame: Buffer): Handled | typeof NOT_FAST {
+  const fast = decodePublishFast(frame, conn.version);
+  if (fast instanceof Error) {
+    conn.close(RC.MALFORMED_PACKET, 'malformed-publish', fast.message);
+    return undefined;
+  }
+  return fast === undefined ? NOT_FAST : handlePublish(conn, fast);
+}
+
+/**
+ * The acknowledgements of the QoS 1/2 hot path in their short form (no reason code) skip the
+ * general parser. Header flags are checked as the parser would. [MQTT-2.2.2-2]
+ */
+function fastAck(conn: Connection, frame: Buffer): Handled | typeof NOT_FAST {
+  if (frame.length !== 4 || frame[1] !== 2) return NOT_FAST;
+  const id = (frame[2]! << 8) | frame[3]!;
+  switch (frame[0]) {
+    case 0x40:
+      return handlePuback(conn, { cmd: 'puback', messageId: id });
+    case 0x50:
+      return handlePubrec(conn, { cmd: 'pubrec', messageId: id });
+    case 0x62:
+      return handlePubrel(conn, { cmd: 'pubrel', messageId: id });
+    case 0x70:
+      return handlePubcomp(conn, { cmd: 'pubcomp', messageId: id });
+    default:
+      return NOT_FAST;
+  }
 }
 
 function dispatchPacket(conn: Connection, packet: Packet): Promise<void> | undefined {

@@ -15,7 +15,7 @@ export function handlePuback(conn: Connection, packet: Ack<'puback'>): undefined
 export function handlePubrec(conn: Connection, packet: Ack<'pubrec'>): undefined {
   const id = packet.messageId ?? 0;
   const refused = (packet.reasonCode ?? 0) >= 0x80;
-  const known = conn.session!.received(id, refused);
+  const known = conn.session!.advanceToPubrel(id, refused);
   if (!refused) {
     // [MQTT-4.3.3-4] answer PUBREL; v5 says 0x92 when the id is unknown
     conn.write(encodeAck('pubrel', id, known ? 0 : RC.PACKET_IDENTIFIER_NOT_FOUND, conn.v5));
@@ -25,7 +25,7 @@ export function handlePubrec(conn: Connection, packet: Ack<'pubrec'>): undefined
 
 export function handlePubrel(conn: Connection, packet: Ack<'pubrel'>): undefined {
   const id = packet.messageId ?? 0;
-  const known = conn.session!.incomingQos2.delete(id);
+  const known = conn.session!.releasePubrel(id);
   conn.write(encodeAck('pubcomp', id, known ? 0 : RC.PACKET_IDENTIFIER_NOT_FOUND, conn.v5));
   return undefined;
 }

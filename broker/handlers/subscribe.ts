@@ -62,7 +62,7 @@ export function handleSubscribe(conn: Connection, packet: SubscribePacket): Prom
   }
   if (conn.authorizeAll) return finish(conn, packet, planned);
   const asked = planned.filter((p) => p.code < 0x80);
-  return broker.authorizeMany(conn, 'subscribe', asked.map((p) => ({ topic: p.key, qos: p.options.qos }))).then((verdicts) => {
+  return broker.authorizeMany(conn.client!, 'subscribe', asked.map((p) => ({ topic: p.key, qos: p.options.qos }))).then((verdicts) => {
     if (conn.state === 'closed') return undefined;
     // A denied filter is answered in SUBACK whatever `denyAction` says: that setting is about
     // PUBLISH (docs/auth-semantics.md), and a SUBACK failure code already refuses.

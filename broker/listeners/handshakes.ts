@@ -6,7 +6,7 @@
 // any TLS or HTTP work), each finished within `handshakeTimeoutMs` or closed. Plain TCP has no
 // handshake: its CONNECT deadline starts at accept.
 import type { Server, Socket } from 'node:net';
-import type { Broker } from '../server.ts';
+import type { ListenerHost } from './net.ts';
 
 /** A TCP connection's identity on a listener; the TLS socket or upgraded request built on it has the same. */
 const peerKey = (s: Socket): string => `${s.remoteAddress ?? ''}|${s.remotePort ?? ''}`;
@@ -17,10 +17,10 @@ interface Pending {
 }
 
 export class HandshakeGate {
-  private readonly broker: Broker;
+  private readonly broker: ListenerHost;
   private readonly pending = new Map<string, Pending>();
 
-  constructor(broker: Broker) {
+  constructor(broker: ListenerHost) {
     this.broker = broker;
   }
 
@@ -70,10 +70,10 @@ export class HandshakeGate {
   }
 }
 
-const gates = new WeakMap<Broker, HandshakeGate>();
+const gates = new WeakMap<ListenerHost, HandshakeGate>();
 
 /** The broker's one gate, shared by its TLS, WS and WSS listeners. */
-export function handshakeGate(broker: Broker): HandshakeGate {
+export function handshakeGate(broker: ListenerHost): HandshakeGate {
   let gate = gates.get(broker);
   if (gate === undefined) {
     gate = new HandshakeGate(broker);

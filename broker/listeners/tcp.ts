@@ -1,12 +1,11 @@
 // Plain MQTT over TCP.
 import { createServer } from 'node:net';
 import type { ListenerConfig } from '../config.ts';
-import type { Broker } from '../server.ts';
-import { closeServer, listenOn, peerHostOf } from './index.ts';
-import type { RunningListener } from './index.ts';
+import { closeServer, listenerInfo, listenOn, peerHostOf } from './net.ts';
+import type { ListenerHost, RunningListener } from './net.ts';
 
-export async function startTcpListener(broker: Broker, config: ListenerConfig): Promise<RunningListener> {
-  const info = { name: config.name, allowAnonymous: config.allowAnonymous === true };
+export async function startTcpListener(broker: ListenerHost, config: ListenerConfig): Promise<RunningListener> {
+  const info = listenerInfo(config);
   const server = createServer({ noDelay: true }, (socket) => {
     broker.accept(socket, info, peerHostOf(socket.remoteAddress), undefined);
   });

@@ -1,13 +1,10 @@
-// TLS material of a listener: read from files, and re-read when they change on disk. A mounted
-// Secret is replaced by swapping the `..data` symlink, so the DIRECTORY is watched (a watch on the
-// file itself would stay on the old inode). New handshakes get the new material; open connections
-// keep theirs.
-import { watch } from 'node:fs';
-import type { FSWatcher } from 'node:fs';
+// TLS material of a listener: read from files, and re-read when they change on disk (one reload
+// path for the mqtts, wss listeners). New handshakes get the new material; open connections keep theirs.
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import type { SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
+import type { Logger } from 'pino';
 import type { ListenerTlsConfig } from '../config.ts';
+import { DEFAULT_WATCH_INTERVAL_MS, watchMountedFiles } from '../mounted-files.ts';
 
 export async function readTlsMaterial(tls: ListenerTlsConfig): Promise<SecureContextOptions> {
   const read = async (file: string, what: string): Promise<Buffer> => {
@@ -25,25 +22,26 @@ export async function readTlsMaterial(tls: ListenerTlsConfig): Promise<SecureCon
   return ca === undefined ? { cert, key } : { cert, key, ca };
 }
 
-/** Calls `reload` (debounced) whenever a directory holding one of the files changes. */
-export function watchTlsMaterial(tls: ListenerTlsConfig, reload: () => void): () => void {
-  const dirs = new Set([tls.certFile, tls.keyFile, tls.clientCaFile].filter((f): f is string => f !== undefined).map((f) => dirname(f)));
-  let timer: NodeJS.Timeout | undefined;
-  const watchers: FSWatcher[] = [];
-  for (const dir of dirs) {
-    try {
-      const w = watch(dir, () => {
-        clearTimeout(timer);
-        timer = setTimeout(reload, 200);
-      });
-      w.on('error', () => undefined);
-      watchers.push(w);
-    } catch {
-      // A directory that cannot be watched just means no hot reload for it.
-    }
-  }
-  return () => {
-    clearTimeout(timer);
-    for (const w of watchers) w.close();
-  };
+/** Where a reload is reported, and the listener's TLS options the new material goes with. */
+export interface TlsReloadContext {
+  log: Logger;
+  options: TlsOptions;
+}
+
+/**
+ * Re-reads the listener's certificate, key and client CA when one of the files changes
+ * (mounted-files.ts: polling, which sees a Secret's `..data` swap) and hands new handshakes the
+ * new material; open connections keep theirs. Material that cannot be read keeps the old one.
+ * Returns stop.
+ */
+export function reloadTlsOnChange(
+  server: { setSecureContext(options: SecureContextOptions): void }, listener: string, tls: ListenerTlsConfig, ctx: TlsReloadContext,
+): () => void {
+  const files = [tls.certFile, tls.keyFile, tls.clientCaFile].filter((f): f is string => f !== undefined);
+  return watchMountedFiles(files, () => {
+    readTlsMaterial(tls).then((material) => {
+      server.setSecureContext({ ...ctx.options, ...material });
+      ctx.log.info({ listener }, 'TLS material reloaded');
+    }, (err: unknown) => ctx.log.error({ listener, err: (err as Error).message }, 'TLS reload failed; keeping the old material'));
+  }, DEFAULT_WATCH_INTERVAL_MS, 200);
 }

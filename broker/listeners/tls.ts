@@ -2,12 +2,11 @@
 import { createServer } from 'node:tls';
 import type { TlsOptions, TLSSocket } from 'node:tls';
 import type { ListenerConfig, ListenerTlsConfig } from '../config.ts';
-import type { Broker } from '../server.ts';
 import { verifiedPeer } from './cert-info.ts';
 import { handshakeGate } from './handshakes.ts';
-import { closeServer, listenOn, peerHostOf } from './index.ts';
-import type { RunningListener } from './index.ts';
-import { readTlsMaterial, watchTlsMaterial } from './tls-material.ts';
+import { closeServer, listenerInfo, listenOn, peerHostOf } from './net.ts';
+import type { ListenerHost, RunningListener } from './net.ts';
+import { readTlsMaterial, reloadTlsOnChange } from './tls-material.ts';
 
 export function tlsServerOptions(tls: ListenerTlsConfig): TlsOptions {
   return {
@@ -24,9 +23,9 @@ export function acceptTlsPeer(socket: TLSSocket, tls: ListenerTlsConfig): boolea
   return socket.getPeerX509Certificate() === undefined;
 }
 
-export async function startTlsListener(broker: Broker, config: ListenerConfig): Promise<RunningListener> {
+export async function startTlsListener(broker: ListenerHost, config: ListenerConfig): Promise<RunningListener> {
   const tls = config.tls!;
-  const info = { name: config.name, allowAnonymous: config.allowAnonymous === true };
+  const info = listenerInfo(config);
   const gate = handshakeGate(broker);
   const server = createServer({ ...tlsServerOptions(tls), ...(await readTlsMaterial(tls)) }, (socket) => {
     gate.done(socket);
@@ -39,12 +38,7 @@ export async function startTlsListener(broker: Broker, config: ListenerConfig): 
   });
   gate.guard(server);
   server.on('tlsClientError', (err) => broker.log.debug({ listener: config.name, err: err.message }, 'TLS handshake failed'));
-  const stopWatching = watchTlsMaterial(tls, () => {
-    readTlsMaterial(tls).then((material) => {
-      server.setSecureContext({ ...tlsServerOptions(tls), ...material });
-      broker.log.info({ listener: config.name }, 'TLS material reloaded');
-    }, (err: unknown) => broker.log.error({ listener: config.name, err: (err as Error).message }, 'TLS reload failed; keeping the old material'));
-  });
+  const stopWatching = reloadTlsOnChange(server, config.name, tls, { log: broker.log, options: tlsServerOptions(tls) });
   const port = await listenOn(server, config.host, config.port);
   return {
     name: config.name, protocol: config.protocol, host: config.host, port,

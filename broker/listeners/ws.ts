@@ -4,17 +4,15 @@
 // MQTT must not be handed a socket into the broker.
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { Server as HttpsServer } from 'node:https';
 import type { TLSSocket } from 'node:tls';
 import { WebSocketServer, createWebSocketStream } from 'ws';
 import type { ListenerConfig } from '../config.ts';
-import type { Broker } from '../server.ts';
 import { verifiedPeer } from './cert-info.ts';
 import { handshakeGate } from './handshakes.ts';
-import { closeServer, listenOn, peerHostOf } from './index.ts';
-import type { RunningListener } from './index.ts';
+import { closeServer, listenerInfo, listenOn, peerHostOf } from './net.ts';
+import type { ListenerHost, RunningListener } from './net.ts';
 import { acceptTlsPeer, tlsServerOptions } from './tls.ts';
-import { readTlsMaterial, watchTlsMaterial } from './tls-material.ts';
+import { readTlsMaterial, reloadTlsOnChange } from './tls-material.ts';
 
 /** The subprotocol to answer for a Sec-WebSocket-Protocol request header, undefined when MQTT is not offered. */
 export function mqttSubprotocol(header: string | undefined): 'mqtt' | 'mqttv3.1' | undefined {
@@ -23,12 +21,11 @@ export function mqttSubprotocol(header: string | undefined): 'mqtt' | 'mqttv3.1'
   return offered.includes('mqtt') ? 'mqtt' : offered.includes('mqttv3.1') ? 'mqttv3.1' : undefined;
 }
 
-export async function startWsListener(broker: Broker, config: ListenerConfig): Promise<RunningListener> {
+export async function startWsListener(broker: ListenerHost, config: ListenerConfig): Promise<RunningListener> {
   const tls = config.tls;
-  const info = { name: config.name, allowAnonymous: config.allowAnonymous === true };
-  const server = tls === undefined
-    ? createHttpServer()
-    : createHttpsServer({ ...tlsServerOptions(tls), ...(await readTlsMaterial(tls)) });
+  const info = listenerInfo(config);
+  const https = tls === undefined ? undefined : createHttpsServer({ ...tlsServerOptions(tls), ...(await readTlsMaterial(tls)) });
+  const server = https ?? createHttpServer();
   // The handshake is TCP accept → (TLS) → HTTP upgrade: over when the WebSocket is open.
   const gate = handshakeGate(broker);
   gate.guard(server);
@@ -53,15 +50,9 @@ export async function startWsListener(broker: Broker, config: ListenerConfig): P
     const stream = createWebSocketStream(ws);
     broker.accept(stream, info, peerHostOf(req.socket.remoteAddress), tls === undefined ? undefined : verifiedPeer(socket));
   });
-  let stopWatching = (): void => undefined;
-  if (tls !== undefined) {
-    stopWatching = watchTlsMaterial(tls, () => {
-      readTlsMaterial(tls).then((material) => {
-        (server as HttpsServer).setSecureContext({ ...tlsServerOptions(tls), ...material });
-        broker.log.info({ listener: config.name }, 'TLS material reloaded');
-      }, (err: unknown) => broker.log.error({ listener: config.name, err: (err as Error).message }, 'TLS reload failed; keeping the old material'));
-    });
-  }
+  const stopWatching = https === undefined || tls === undefined
+    ? (): void => undefined
+    : reloadTlsOnChange(https, config.name, tls, { log: broker.log, options: tlsServerOptions(tls) });
   const port = await listenOn(server, config.host, config.port);
   return {
     name: config.name, protocol: config.protocol, host: config.host, port,

@@ -130,17 +130,21 @@ function writeVarint(buf: Buffer, offset: number, n: number): number {
   return offset;
 }
 
+/** The first byte of a PUBLISH: type 3 and its flags DUP, QoS, RETAIN. [MQTT-3.3.1] */
+export function publishHeader(qos: 0 | 1 | 2, retain: boolean, dup: boolean): number {
+  return 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
+}
+
 /**
- * Encodes a PUBLISH with no v5 properties. messageId is written as given (0 for QoS 0 templates;
- * use patchPacketId for each QoS>0 subscriber).
+ * Encodes a PUBLISH with no v5 properties. `header` is its first byte (publishHeader()); messageId
+ * is written as given (0 for QoS 0 templates; withPacketId() sets it per QoS>0 subscriber).
  */
-export function encodePublishPlain(
-  topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, dup: boolean, messageId: number, v5: boolean,
-): Buffer {
+export function encodePublishPlain(topic: string, payload: Buffer, header: number, messageId: number, v5: boolean): Buffer {
+  const qos = (header >> 1) & 3;
   const topicLen = Buffer.byteLength(topic);
   const remaining = 2 + topicLen + (qos > 0 ? 2 : 0) + (v5 ? 1 : 0) + payload.length;
   const buf = Buffer.allocUnsafe(1 + varintSize(remaining) + remaining);
-  buf[0] = 0x30 | (dup ? 8 : 0) | (qos << 1) | (retain ? 1 : 0);
+  buf[0] = header;
   let pos = writeVarint(buf, 1, remaining);
   buf.writeUInt16BE(topicLen, pos);
   pos += 2;

@@ -196,50 +196,55 @@ export function wireViolation(frame: Buffer, version: ProtocolVersion): WireViol
   }
 }
 
+/** The checker of each packet type a client sends (types not listed carry nothing to check). */
+const CHECKS: Partial<Record<number, (c: Cursor, v5: boolean, flags: number) => void>> = {
+  1: (c) => checkConnect(c),
+  3: checkPublish,
+  4: checkAck,
+  5: checkAck,
+  6: checkAck,
+  7: checkAck,
+  8: (c, v5) => checkFilters(c, v5, true),
+  10: (c, v5) => checkFilters(c, v5, false),
+  14: (c, v5) => checkReasonAndProperties(c, v5, 'DISCONNECT', ALLOWED.DISCONNECT),
+  15: (c, v5) => checkReasonAndProperties(c, v5, 'AUTH', ALLOWED.AUTH),
+};
+
 function check(frame: Buffer, version: ProtocolVersion): void {
-  const type = frame[0]! >> 4;
+  const first = frame[0]!;
   const c = new Cursor(frame, 1);
   c.varint('remaining length');
-  const bodyLength = c.end - c.pos;
-  const v5 = version === 5;
-  switch (type) {
-    case 1:
-      checkConnect(c);
-      return;
-    case 3:
-      c.string('topic name', true);
-      if (((frame[0]! >> 1) & 3) > 0) c.skip(2, 'packet identifier');
-      if (v5) c.properties('PUBLISH', ALLOWED.PUBLISH);
-      return;
-    case 4:
-    case 5:
-    case 6:
-    case 7:
-      // v5 acks: packet id, then reason code and properties only when the remaining length says so. [MQTT-3.4.2.2]
-      if (v5 && bodyLength >= 4) {
-        c.skip(3, 'packet identifier and reason code');
-        c.properties('acknowledgement', ALLOWED.ack);
-      }
-      return;
-    case 8:
-    case 10: {
-      const name = type === 8 ? 'SUBSCRIBE' : 'UNSUBSCRIBE';
-      c.skip(2, 'packet identifier');
-      if (v5) c.properties(name, type === 8 ? ALLOWED.SUBSCRIBE : ALLOWED.UNSUBSCRIBE);
-      while (c.pos < c.end) {
-        c.string('topic filter', true);
-        if (type === 8) c.skip(1, 'subscription options');
-      }
-      return;
-    }
-    case 14:
-    case 15:
-      if (v5 && bodyLength >= 2) {
-        c.skip(1, 'reason code');
-        c.properties(type === 14 ? 'DISCONNECT' : 'AUTH', type === 14 ? ALLOWED.DISCONNECT : ALLOWED.AUTH);
-      }
-      return;
-    default:
+  CHECKS[first >> 4]?.(c, version === 5, first & 0x0f);
+}
+
+function checkPublish(c: Cursor, v5: boolean, flags: number): void {
+  c.string('topic name', true);
+  if (((flags >> 1) & 3) > 0) c.skip(2, 'packet identifier');
+  if (v5) c.properties('PUBLISH', ALLOWED.PUBLISH);
+}
+
+/** v5 acks: packet id, then reason code and properties only when the remaining length says so. [MQTT-3.4.2.2] */
+function checkAck(c: Cursor, v5: boolean): void {
+  if (v5 && c.end - c.pos >= 4) {
+    c.skip(3, 'packet identifier and reason code');
+    c.properties('acknowledgement', ALLOWED.ack);
+  }
+}
+
+function checkFilters(c: Cursor, v5: boolean, subscribe: boolean): void {
+  c.skip(2, 'packet identifier');
+  if (v5) c.properties(subscribe ? 'SUBSCRIBE' : 'UNSUBSCRIBE', subscribe ? ALLOWED.SUBSCRIBE : ALLOWED.UNSUBSCRIBE);
+  while (c.pos < c.end) {
+    c.string('topic filter', true);
+    if (subscribe) c.skip(1, 'subscription options');
+  }
+}
+
+/** DISCONNECT and AUTH: a reason code and properties when the remaining length says so. */
+function checkReasonAndProperties(c: Cursor, v5: boolean, name: string, allowed: ReadonlySet<number>): void {
+  if (v5 && c.end - c.pos >= 2) {
+    c.skip(1, 'reason code');
+    c.properties(name, allowed);
   }
 }
 

@@ -1,6 +1,6 @@
 // A message as the router carries it: immutable after publish, with a per-message cache of its
 // encoded PUBLISH bytes so fan-out encodes once per (protocol family, QoS, retain flag).
-import { encodePublishPlain, encodePacket } from '../protocol/codec.ts';
+import { encodePacket, encodePublishPlain, publishHeader } from '../protocol/codec.ts';
 import type { PublishPacket } from '../protocol/codec.ts';
 
 /** v5 properties forwarded unchanged from publisher to subscribers. [MQTT-3.3.2-*] */
@@ -71,18 +71,38 @@ export function compactPayload(msg: Message): void {
   if (p.buffer.byteLength > 2 * p.length + 64) msg.payload = Buffer.from(p);
 }
 
+/** What a PUBLISH carried: the fields a message is made of (an incoming packet, a will, a $SYS value). */
+export interface Published {
+  topic: string;
+  payload: Buffer;
+  qos: 0 | 1 | 2;
+  retain: boolean;
+}
+
+/**
+ * How one copy of a message goes to one subscriber: its QoS and retain flag, packet id (0 until
+ * assigned, and for QoS 0) and the Subscription Identifier(s) of the matching subscription(s).
+ */
+export interface PublishCopy {
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  messageId: number;
+  subscriptionIds: number | number[] | undefined;
+}
+
+/** `published` is read, not kept: the message is a new object with its own fields. */
 export function newMessage(
-  topic: string, payload: Buffer, qos: 0 | 1 | 2, retain: boolean, properties: ForwardedProperties | undefined,
-  expiresAt: number, senderId: string, receivedAt: number,
+  published: Published, properties: ForwardedProperties | undefined, expiresAt: number, senderId: string, receivedAt: number,
 ): Message {
+  const { topic, payload, qos, retain } = published;
   const bytes = MESSAGE_OVERHEAD + payload.length + stringBytes(topic) + propertyBytes(properties);
   return { topic, payload, qos, retain, properties, expiresAt, senderId, receivedAt, encoded: undefined, bytes };
 }
 
-/** Whether per-subscriber properties force an individual encoding (expiry must show time left). */
-export function needsIndividualEncoding(msg: Message): boolean {
-  return msg.expiresAt !== 0;
-}
+/** The copies a cached template stands for (packet id 0, no subscription id), index = qos * 2 + retain. */
+const TEMPLATE_COPIES: readonly PublishCopy[] = [0, 1, 2].flatMap((qos) => [false, true].map((retain) => (
+  { qos: qos as 0 | 1 | 2, retain, messageId: 0, subscriptionIds: undefined }
+)));
 
 /**
  * The PUBLISH bytes of `msg` at `qos` with the given retain flag and packet id 0 (patch it per
@@ -97,28 +117,31 @@ export function publishTemplate(msg: Message, qos: 0 | 1 | 2, retain: boolean, v
   let buf = cache[idx];
   if (buf === undefined) {
     buf = v5 && msg.properties !== undefined
-      ? encodeWithProperties(msg, qos, retain, 0, false, undefined, 0)
-      : encodePublishPlain(msg.topic, msg.payload, qos, retain, false, 0, v5);
+      ? encodeWithProperties(msg, TEMPLATE_COPIES[qos * 2 + (retain ? 1 : 0)]!, false, 0)
+      : encodePublishPlain(msg.topic, msg.payload, publishHeader(qos, retain, false), 0, v5);
     cache[idx] = buf;
   }
   return buf;
 }
 
-/** v5 PUBLISH with properties (subscription ids, remaining expiry, forwarded properties). */
+/**
+ * v5 PUBLISH with properties (subscription ids, remaining expiry as of `now`, forwarded
+ * properties, the topic alias when one is used).
+ */
 export function encodeWithProperties(
-  msg: Message, qos: 0 | 1 | 2, retain: boolean, messageId: number, dup: boolean,
-  subscriptionIds: number[] | undefined, now: number, alias?: { alias: number; known: boolean },
+  msg: Message, copy: PublishCopy, dup: boolean, now: number, alias?: { alias: number; known: boolean },
 ): Buffer {
   const properties: NonNullable<PublishPacket['properties']> = { ...msg.properties };
   if (msg.expiresAt !== 0) {
     properties.messageExpiryInterval = Math.max(0, Math.ceil((msg.expiresAt - now) / 1000)); // [MQTT-3.3.2-6]
   }
-  if (subscriptionIds !== undefined && subscriptionIds.length > 0) {
-    properties.subscriptionIdentifier = subscriptionIds.length === 1 ? subscriptionIds[0]! : subscriptionIds;
-  }
+  const ids = copy.subscriptionIds;
+  if (typeof ids === 'number') properties.subscriptionIdentifier = ids;
+  else if (ids !== undefined && ids.length > 0) properties.subscriptionIdentifier = ids.length === 1 ? ids[0]! : ids;
   if (alias !== undefined) properties.topicAlias = alias.alias; // [MQTT-3.3.2-12]
   const topic = alias?.known === true ? '' : msg.topic;
+  const { qos, retain } = copy;
   const packet: PublishPacket = { cmd: 'publish', topic, payload: msg.payload, qos, retain, dup, properties };
-  if (qos > 0) packet.messageId = messageId;
+  if (qos > 0) packet.messageId = copy.messageId;
   return encodePacket(packet, 5);
 }

@@ -4,7 +4,7 @@
 // ACL revoked while a client was away, or while it stayed connected, takes effect
 // (docs/hostile-inputs.md #32, mosquitto CVE-2021-34434).
 import type { Logger } from 'pino';
-import type { Connection } from '../connection.ts';
+import type { ClientConnection } from '../services.ts';
 import { topicMatches } from '../router/topics.ts';
 import type { Session, StoredSubscription } from './session.ts';
 
@@ -13,7 +13,7 @@ export type SubscriptionVerdicts = Map<StoredSubscription, boolean>;
 type Held = [key: string, sub: StoredSubscription];
 
 /** Subscriptions of the session `conn` is about to resume that have no verdict yet; [] when there is nothing to check. */
-export function uncheckedSubscriptions(conn: Connection, verdicts: SubscriptionVerdicts | undefined): Held[] {
+export function uncheckedSubscriptions(conn: ClientConnection, verdicts: SubscriptionVerdicts | undefined): Held[] {
   if (verdicts === undefined) return [];
   const session = conn.broker.sessions.get(conn.clientId);
   if (session === undefined) return [];
@@ -21,13 +21,13 @@ export function uncheckedSubscriptions(conn: Connection, verdicts: SubscriptionV
 }
 
 /** Asks the auth hook about each subscription, as a SUBSCRIBE of the same filter and QoS would. */
-export async function authorizeStoredSubscriptions(conn: Connection, held: Held[], verdicts: SubscriptionVerdicts): Promise<void> {
-  const allowed = await conn.broker.authorizeMany(conn, 'subscribe', held.map(([key, sub]) => ({ topic: key, qos: sub.options.qos })));
+export async function authorizeStoredSubscriptions(conn: ClientConnection, held: Held[], verdicts: SubscriptionVerdicts): Promise<void> {
+  const allowed = await conn.broker.authorizeMany(conn.client!, 'subscribe', held.map(([key, sub]) => ({ topic: key, qos: sub.options.qos })));
   held.forEach(([, sub], i) => verdicts.set(sub, allowed[i] === true));
 }
 
 /** Removes the denied subscriptions the session still holds, and the messages no remaining subscription matches. */
-export function dropDeniedSubscriptions(conn: Connection, session: Session, verdicts: SubscriptionVerdicts): void {
+export function dropDeniedSubscriptions(conn: ClientConnection, session: Session, verdicts: SubscriptionVerdicts): void {
   const denied = [...session.subscriptions].filter(([, sub]) => verdicts.get(sub) === false).map(([key]) => key);
   if (denied.length === 0) return;
   for (const key of denied) conn.broker.unsubscribe(session, key);
@@ -41,7 +41,7 @@ export function dropDeniedSubscriptions(conn: Connection, session: Session, verd
  * client at a time: a reload must not turn into a burst of queries against the auth backend.
  * Offline sessions are checked when they are resumed.
  */
-export async function recheckConnectedSubscriptions(connections: Iterable<Connection>): Promise<void> {
+export async function recheckConnectedSubscriptions(connections: Iterable<ClientConnection>): Promise<void> {
   for (const conn of [...connections]) {
     const session = conn.session;
     if (conn.state !== 'connected' || conn.authorizeAll || session === undefined || session.subscriptions.size === 0) continue;
@@ -56,10 +56,10 @@ export async function recheckConnectedSubscriptions(connections: Iterable<Connec
 export class SubscriptionRecheck {
   private running = false;
   private again = false;
-  private readonly connections: () => Iterable<Connection>;
+  private readonly connections: () => Iterable<ClientConnection>;
   private readonly log: Logger;
 
-  constructor(connections: () => Iterable<Connection>, log: Logger) {
+  constructor(connections: () => Iterable<ClientConnection>, log: Logger) {
     this.connections = connections;
     this.log = log;
   }

@@ -3,10 +3,13 @@
 // packet ids awaiting PUBREL, the will, and expiry. [MQTT-4.1, 4.3, 4.4, 4.9]
 import { withPacketId } from '../protocol/codec.ts';
 import { compactPayload, encodeWithProperties, messageBytes, publishTemplate } from '../router/message.ts';
-import type { Message } from '../router/message.ts';
+import type { Message, PublishCopy } from '../router/message.ts';
 import type { Subscriber, SubscriptionOptions } from '../router/trie.ts';
 import { PacketIdSet } from './packet-ids.ts';
 import { MessageQueue } from './queue.ts';
+
+/** Session Expiry Interval meaning "never" (v5 0xFFFFFFFF; a 3.1.1 persistent session). [MQTT-3.1.2-11.2] */
+export const NEVER_EXPIRES = 0xffffffff;
 
 /** What a session needs from its live connection. */
 export interface SessionLink {
@@ -45,17 +48,18 @@ export interface StoredSubscription {
   options: SubscriptionOptions;
 }
 
-interface Outgoing {
+/** A QoS 1/2 copy on its way to the client; `messageId` 0 = not sent yet. */
+interface Outgoing extends PublishCopy {
   msg: Message;
-  qos: 0 | 1 | 2;
-  retain: boolean;
-  /** Subscription Identifier(s) of the matching subscription(s), undefined when none. */
-  subscriptionIds: number | number[] | undefined;
-  /** 0 = not sent yet; otherwise the packet id. */
-  messageId: number;
   /** 'publish' = waiting for PUBACK/PUBREC; 'pubrel' = PUBREL sent, waiting for PUBCOMP. */
   stage: 'publish' | 'pubrel';
 }
+
+/**
+ * The copy of a QoS 0 delivery, filled in place: sendPublish() reads it synchronously and keeps
+ * nothing, so a QoS 0 fan-out allocates no record per subscriber.
+ */
+const qos0Copy: PublishCopy = { qos: 0, retain: false, messageId: 0, subscriptionIds: undefined };
 
 export interface WillMessage {
   topic: string;
@@ -96,9 +100,27 @@ export class Session implements Subscriber {
     return this.link !== undefined;
   }
 
-  /** Incoming QoS 2 packet ids that got PUBREC and await PUBREL. [MQTT-4.3.3] */
-  get incomingQos2(): PacketIdSet {
-    return (this.qos2In ??= new PacketIdSet());
+  // Incoming QoS 2 packet ids that got PUBREC and await PUBREL [MQTT-4.3.3]: the message was
+  // routed on PUBLISH, so a resent PUBLISH with such an id is answered without routing it again.
+
+  /** The client's QoS 2 PUBLISH with this id was routed and awaits its PUBREL. */
+  awaitsPubrel(messageId: number): boolean {
+    return this.qos2In?.has(messageId) ?? false;
+  }
+
+  /** How many incoming QoS 2 ids await PUBREL (bounded by Receive Maximum for v5). */
+  get awaitingPubrelCount(): number {
+    return this.qos2In?.size ?? 0;
+  }
+
+  /** A QoS 2 PUBLISH from the client was routed and answered with PUBREC. */
+  holdForPubrel(messageId: number): void {
+    (this.qos2In ??= new PacketIdSet()).add(messageId);
+  }
+
+  /** PUBREL from the client: the id is free again; false when it was not held. */
+  releasePubrel(messageId: number): boolean {
+    return this.qos2In?.delete(messageId) ?? false;
   }
 
   private get inflight(): Map<number, Outgoing> {
@@ -137,7 +159,10 @@ export class Session implements Subscriber {
         this.env.onDrop('slow-consumer');
         return;
       }
-      this.sendPublish(link, msg, 0, retain, ids, 0, false);
+      qos0Copy.retain = retain;
+      qos0Copy.subscriptionIds = ids;
+      this.sendPublish(link, msg, qos0Copy, false);
+      qos0Copy.subscriptionIds = undefined;
       return;
     }
     const out: Outgoing = { msg, qos, retain, subscriptionIds: ids, messageId: 0, stage: 'publish' };
@@ -193,15 +218,13 @@ export class Session implements Subscriber {
       }
       out.messageId = id;
     }
-    if (!this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionIds, out.messageId, dup)) return;
+    if (!this.sendPublish(link, out.msg, out, dup)) return;
     compactPayload(out.msg);
     this.inflight.set(out.messageId, out);
   }
 
   /** Encodes and writes one PUBLISH; false when it was dropped (expired or too large for the client). */
-  private sendPublish(
-    link: SessionLink, msg: Message, qos: 0 | 1 | 2, retain: boolean, subId: number | number[] | undefined, messageId: number, dup: boolean,
-  ): boolean {
+  private sendPublish(link: SessionLink, msg: Message, copy: PublishCopy, dup: boolean): boolean {
     let now = 0;
     if (msg.expiresAt !== 0) {
       now = Date.now();
@@ -212,11 +235,11 @@ export class Session implements Subscriber {
     }
     let buf: Buffer;
     const alias = link.v5 && link.clientTopicAliasMaximum > 0 ? link.outboundAlias(msg.topic) : undefined;
-    if (link.v5 && (subId !== undefined || msg.expiresAt !== 0 || alias !== undefined)) {
-      buf = encodeWithProperties(msg, qos, retain, messageId, dup, typeof subId === 'number' ? [subId] : subId, now, alias);
+    if (link.v5 && (copy.subscriptionIds !== undefined || msg.expiresAt !== 0 || alias !== undefined)) {
+      buf = encodeWithProperties(msg, copy, dup, now, alias);
     } else {
-      const template = publishTemplate(msg, qos, retain, link.v5);
-      buf = qos === 0 ? template : withPacketId(template, messageId, dup);
+      const template = publishTemplate(msg, copy.qos, copy.retain, link.v5);
+      buf = copy.qos === 0 ? template : withPacketId(template, copy.messageId, dup);
     }
     if (buf.length > link.clientMaxPacketSize) {
       this.env.onDrop('too-large'); // [MQTT-3.1.2-25]
@@ -237,8 +260,11 @@ export class Session implements Subscriber {
     return true;
   }
 
-  /** PUBREC from the client: answer PUBREL, or drop the message when the client refused it (v5 rc ≥ 0x80). */
-  received(messageId: number, refused: boolean): boolean {
+  /**
+   * PUBREC from the client: the QoS 2 message moves to the PUBREL stage, or is dropped when the
+   * client refused it (v5 rc ≥ 0x80); false when no QoS 2 message has this id.
+   */
+  advanceToPubrel(messageId: number, refused: boolean): boolean {
     const out = this.inflight.get(messageId);
     if (out === undefined || out.qos !== 2) return false;
     if (refused) {
@@ -266,7 +292,7 @@ export class Session implements Subscriber {
       if (out.stage === 'pubrel') {
         link.write(encodePubrel(out.messageId));
       } else {
-        this.sendPublish(link, out.msg, out.qos, out.retain, out.subscriptionIds, out.messageId, true);
+        this.sendPublish(link, out.msg, out, true);
       }
     }
     this.drain();

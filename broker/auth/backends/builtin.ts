@@ -9,7 +9,7 @@ import type { BuiltinSourceConfig } from '../config.ts';
 import { evaluateAcl, parseRule, type Rule } from '../acl.ts';
 import { checkPasswordHashConfig, defaultPasswordHash } from '../password.ts';
 import { checkUserRecord, valuesOfClient, type AuthSource, type SourceContext } from '../source.ts';
-import { watchTextFile } from '../watched-file.ts';
+import { watchTextFile } from '../../mounted-files.ts';
 
 interface BuiltinData {
   users: Map<string, Record<string, unknown>>;

@@ -12,7 +12,7 @@ import type { AuthorizationRequest } from '../hook.ts';
 import { parseAclClaim, type Rule } from '../acl.ts';
 import { compileUrl, compileValue, templateUses, type PlaceholderName, type PlaceholderValues } from '../placeholders.ts';
 import { BackendError, isTruthySuperuser, valuesOfAttempt, valuesOfClient, type AuthSource, type SourceContext, type SourceAuthnResult } from '../source.ts';
-import { watchTextFile, type WatchedFile } from '../watched-file.ts';
+import { watchTextFile, type WatchedFile } from '../../mounted-files.ts';
 import { tlsOptions } from './sql.ts';
 
 export const defaultHttpBody: Record<string, string> = {
@@ -131,9 +131,9 @@ export function createHttpSource(c: HttpSourceConfig, ctx: SourceContext): AuthS
             if (a.status === 204) return 'allow';
             if (a.status === 401 || a.status === 403) return 'deny';
             if (a.status >= 500 || a.status < 200) throw new BackendError(ctx.name, `HTTP ${a.status}`);
-            if (a.status !== 200) return 'nomatch';
+            if (a.status !== 200) return 'ignore';
             const result = parseJson(a).result;
-            return result === 'allow' ? 'allow' : result === 'deny' ? 'deny' : 'nomatch';
+            return result === 'allow' ? 'allow' : result === 'deny' ? 'deny' : 'ignore';
           },
         }
       : {}),

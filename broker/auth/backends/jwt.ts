@@ -11,7 +11,7 @@ import type { JwtSourceConfig } from '../config.ts';
 import { parseAclClaim, type Rule } from '../acl.ts';
 import { compileValue, type PlaceholderName } from '../placeholders.ts';
 import { BackendError, isTruthySuperuser, valuesOfAttempt, type AuthSource, type SourceContext, type SourceAuthnResult } from '../source.ts';
-import { watchTextFile, type WatchedFile } from '../watched-file.ts';
+import { watchTextFile, type WatchedFile } from '../../mounted-files.ts';
 
 const claimVars = new Set<PlaceholderName>(['username', 'clientid']);
 const hmacAlgs = ['HS256', 'HS384', 'HS512'];

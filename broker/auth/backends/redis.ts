@@ -85,14 +85,14 @@ export function createRedisSource(c: RedisSourceConfig, ctx: SourceContext): Aut
     },
     async authorize(client, request) {
       const [key] = aclCmd.args(valuesOfClient(client));
-      if (key === undefined) return 'nomatch';
+      if (key === undefined) return 'ignore';
       const h = await redis.hgetall(key);
       let rules: Rule[];
       try {
         rules = parseRedisAcl(h);
       } catch (err) {
         ctx.logger.warn({ err: (err as Error).message }, 'ACL hash skipped');
-        return 'nomatch';
+        return 'ignore';
       }
       return evaluateAcl(rules, request, valuesOfClient(client));
     },

@@ -9,7 +9,7 @@ import { parseRule, evaluateAcl, type Rule } from '../acl.ts';
 import { compileSql, type PlaceholderName, type SqlStatement } from '../placeholders.ts';
 import { checkPasswordHashConfig, defaultPasswordHash } from '../password.ts';
 import { checkUserRecord, isTruthySuperuser, valuesOfAttempt, valuesOfClient, type AuthSource, type SourceContext } from '../source.ts';
-import { watchTextFile, type WatchedFile } from '../watched-file.ts';
+import { watchTextFile, type WatchedFile } from '../../mounted-files.ts';
 
 /**
  * `SELECT *` so one default reads both shapes: EMQX 4 (`password`, `salt`, `is_superuser`) and

@@ -27,26 +27,26 @@ describe('EMQX 4 mqtt_acl rows', () => {
     ['anyone may publish #', who(), pub('a/b'), 'allow'],
     ['$all denied subscribe $SYS/#', who(), sub('$SYS/broker/x'), 'deny'],
     ['eq # is literal', who(), sub('#'), 'deny'],
-    ['a/# is not eq #', who(), sub('a/#'), 'nomatch'],
+    ['a/# is not eq #', who(), sub('a/#'), 'ignore'],
     ['127.0.0.1 may publish $SYS', who({ peerhost: '127.0.0.1' }), pub('$SYS/x'), 'allow'],
-    ['others may not publish $SYS', who(), pub('$SYS/x'), 'nomatch'],
+    ['others may not publish $SYS', who(), pub('$SYS/x'), 'ignore'],
     ['IPv4-mapped peer', who({ peerhost: '::ffff:127.0.0.1' }), pub('$SYS/x'), 'allow'],
     ['dashboard: $all deny comes first', who({ username: 'dashboard' }), sub('$SYS/x'), 'deny'],
     ['own temperature', who(), sub('/smarthome/c1/temperature'), 'allow'],
-    ['someone else temperature', who(), sub('/smarthome/c2/temperature'), 'nomatch'],
-    ['client id # does not widen', who({ clientid: '#' }), sub('/smarthome/#'), 'nomatch'],
-    ['client id + does not widen', who({ clientid: '+' }), sub('/smarthome/+/temperature'), 'nomatch'],
+    ['someone else temperature', who(), sub('/smarthome/c2/temperature'), 'ignore'],
+    ['client id # does not widen', who({ clientid: '#' }), sub('/smarthome/#'), 'ignore'],
+    ['client id + does not widen', who({ clientid: '+' }), sub('/smarthome/+/temperature'), 'ignore'],
   ] as const)('%s', (_n, v, req, want) => {
     expect(evaluateAcl(rules, req, v)).toBe(want);
   });
   it('CIDR ipaddr', () => {
     const r = parseRule({ allow: 1, ipaddr: '10.1.0.0/16', username: null, clientid: null, access: 3, topic: 'x' });
     expect(evaluateAcl(r, pub('x'), who())).toBe('allow');
-    expect(evaluateAcl(r, pub('x'), who({ peerhost: '10.2.0.1' }))).toBe('nomatch');
+    expect(evaluateAcl(r, pub('x'), who({ peerhost: '10.2.0.1' }))).toBe('ignore');
   });
   it('username and clientid are AND-ed', () => {
     const r = parseRule({ allow: 1, ipaddr: null, username: 'alice', clientid: 'c9', access: 3, topic: 'x' });
-    expect(evaluateAcl(r, pub('x'), who())).toBe('nomatch');
+    expect(evaluateAcl(r, pub('x'), who())).toBe('ignore');
     expect(evaluateAcl(r, pub('x'), who({ clientid: 'c9' }))).toBe('allow');
   });
 });
@@ -92,16 +92,16 @@ describe('Redis hashes and JWT claims', () => {
   it('redis: allow-only; access names, bitmasks and JSON', () => {
     const rules = parseRedisAcl({ 'a/#': '2', 'b/+': 'subscribe', 'c/${clientid}': 'all', d: '{"action":"publish","qos":[1]}' });
     expect(evaluateAcl(rules, pub('a/x'), who())).toBe('allow');
-    expect(evaluateAcl(rules, sub('a/x'), who())).toBe('nomatch');
+    expect(evaluateAcl(rules, sub('a/x'), who())).toBe('ignore');
     expect(evaluateAcl(rules, sub('b/1'), who())).toBe('allow');
     expect(evaluateAcl(rules, pub('c/c1'), who())).toBe('allow');
     expect(evaluateAcl(rules, pub('d', 1), who())).toBe('allow');
-    expect(evaluateAcl(rules, pub('d', 0), who())).toBe('nomatch');
+    expect(evaluateAcl(rules, pub('d', 0), who())).toBe('ignore');
   });
-  it('jwt list format: no match → nomatch', () => {
+  it('jwt list format: no match → ignore', () => {
     const rules = parseAclClaim([{ permission: 'allow', action: 'publish', topic: 'x/${username}' }]);
     expect(evaluateAcl(rules, pub('x/alice'), who())).toBe('allow');
-    expect(evaluateAcl(rules, pub('y'), who())).toBe('nomatch');
+    expect(evaluateAcl(rules, pub('y'), who())).toBe('ignore');
   });
   it('jwt old map format: no match → deny, including $ topics', () => {
     const rules = parseAclClaim({ pub: ['p/#'], sub: ['s/+'], all: ['a'] });

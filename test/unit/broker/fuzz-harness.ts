@@ -80,7 +80,7 @@ export async function startFuzzBroker(): Promise<FuzzBroker> {
   });
   const broker = createBroker({ config: validateBrokerConfig(config), logger, sysIntervalMs: 0 });
   await broker.start();
-  const info = { name: 'fuzz', allowAnonymous: true };
+  const info = { name: 'fuzz', anonymousBypassesChain: true };
 
   // A subscriber to everything that never acknowledges: its in-flight window and queue fill up.
   const watcher = new MemorySocket();

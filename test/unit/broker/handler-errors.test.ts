@@ -31,7 +31,7 @@ it('"packet handler threw" logs type and length only', async () => {
       if (failPause) throw new Error('pause failed');
       return pause();
     };
-    tb.broker.accept(socket, { name: 'test', allowAnonymous: true }, '127.0.0.1', undefined);
+    tb.broker.accept(socket, { name: 'test', anonymousBypassesChain: true }, '127.0.0.1', undefined);
     socket.push(connect5('leaky'));
     for (let i = 0; i < 100 && written.length === 0; i++) await sleep(5);
     expect(written[0]?.[0]).toBe(0x20); // CONNACK

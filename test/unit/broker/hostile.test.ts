@@ -169,7 +169,7 @@ describe('hostile sequences', () => {
     sub.send('c000');
     expect(await sub.packetHex()).toBe('30070004682f713278');
     expect(await sub.packetHex()).toBe('d000');
-    expect(tb.broker.sessions.get('h-q2')!.incomingQos2.size).toBe(1);
+    expect(tb.broker.sessions.get('h-q2')!.awaitingPubrelCount).toBe(1);
     c.end();
     sub.end();
   });

@@ -206,7 +206,7 @@ describe('session queue vs an array', () => {
           maxInflight: 65535, maxQueued, maxQueuedBytes, queueOverflow: 'drop-oldest',
           onDrop: () => drops++, onDeliver: () => undefined,
         });
-        const sent: Message[] = sizes.map((n, i) => newMessage(`t/${i}`, Buffer.alloc(n), 1, false, undefined, 0, 'p', 0));
+        const sent: Message[] = sizes.map((n, i) => newMessage({ topic: `t/${i}`, payload: Buffer.alloc(n), qos: 1, retain: false }, undefined, 0, 'p', 0));
         const model: Message[] = [];
         let modelDrops = 0;
         for (const msg of sent) {

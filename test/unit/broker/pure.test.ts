@@ -55,7 +55,7 @@ describe('config validation names the path of every problem', () => {
 
 describe('retained store budget', () => {
   const msg = (topic: string, payload: string, expiresAt = 0): ReturnType<typeof newMessage> =>
-    newMessage(topic, Buffer.from(payload), 0, true, undefined, expiresAt, 'p', 0);
+    newMessage({ topic, payload: Buffer.from(payload), qos: 0, retain: true }, undefined, expiresAt, 'p', 0);
   // Every byte counts: a message with a one-letter topic holds its payload plus O.
   const O = MESSAGE_OVERHEAD + 1;
   type Step = [what: string, topic: string, payload: string, stored: boolean, bytesAfter: number, topicsAfter: string[]];
