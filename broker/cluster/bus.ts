@@ -92,15 +92,10 @@ export class Bus {
     return e;
   }
 
-  /** XADD arguments after the key, for scripts that append to the stream themselves. */
-  trimArgs(): (string | number)[] {
-    return ['MAXLEN', '~', this.maxEntries, '*', 'm'];
-  }
-
   /** Publishes to every other replica. Rejects (LinkError) when Redis did not take it. */
   async publish(e: Envelope): Promise<void> {
     try {
-      await this.link.command.callBuffer('XADD', this.streamKey, ...this.trimArgs(), encodeEnvelope(e));
+      await this.link.command.xadd(this.streamKey, 'MAXLEN', '~', this.maxEntries, '*', 'm', encodeEnvelope(e));
       this.counters.published++;
     } catch (err) {
       throw this.link.failed(err, 'bus publish');
@@ -178,23 +173,21 @@ export class Bus {
 
   /** The id of the newest entry, where a starting replica begins ('0-0' for an empty stream). */
   private async tailId(): Promise<string> {
-    const tail = await this.link.command.call('XREVRANGE', this.streamKey, '+', '-', 'COUNT', 1) as [string, unknown][];
+    const tail = await this.link.command.xrevrange(this.streamKey, '+', '-', 'COUNT', 1);
     return tail[0]?.[0] ?? '0-0';
   }
 
   private async readOnce(after: string): Promise<string> {
     const reply = await this.link.reader.callBuffer(
       'XREAD', 'COUNT', 1024, 'BLOCK', this.blockMs, 'STREAMS', this.streamKey, after,
-    ) as [Buffer, [Buffer, Buffer[]][]][] | null;
+    ) as unknown[] | null;
     if (reply === null || !this.running) return after;
     let last = after;
-    for (const [, entries] of reply) {
-      for (const [id, fields] of entries) {
-        last = id.toString();
-        // fields: m <frame> [k 0]: k 0 marks a retained message Redis did not keep (retained-store.ts)
-        const frame = fields[1];
-        if (frame !== undefined) this.dispatch(frame, fields[3] === undefined || fields[3].toString() !== '0');
-      }
+    for (const [id, fields] of streamEntries(reply)) {
+      last = id.toString();
+      // fields: m <frame> [k 0]: k 0 marks a retained message Redis did not keep (retained-store.ts)
+      const frame = fields[1];
+      if (frame !== undefined) this.dispatch(frame, fields[3] === undefined || fields[3].toString() !== '0');
     }
     return last;
   }
@@ -218,4 +211,15 @@ export class Bus {
     this.counters.received++;
     this.handlers.message(e);
   }
+}
+
+type StreamEntry = [Buffer, Buffer[]];
+
+/**
+ * The entries of an XREAD reply for one stream. RESP2 answers [[key, entries]]; RESP3 a map, which
+ * ioredis' legacy mapping flattens to [key, entries].
+ */
+function streamEntries(reply: unknown[]): StreamEntry[] {
+  if (Buffer.isBuffer(reply[0])) return (reply[1] ?? []) as StreamEntry[];
+  return (reply as [Buffer, StreamEntry[]][]).flatMap(([, entries]) => entries);
 }

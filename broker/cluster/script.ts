@@ -15,25 +15,14 @@ export class Script {
     this.sha = createHash('sha1').update(source).digest('hex');
   }
 
-  /** Replies as strings (numbers stay numbers). */
-  run(redis: Redis, keys: string[], args: Arg[]): Promise<unknown> {
-    return this.exec(redis, keys, args, false);
-  }
-
-  /** Replies with bulk strings as Buffers (binary envelopes). */
-  runBuffer(redis: Redis, keys: string[], args: Arg[]): Promise<unknown> {
-    return this.exec(redis, keys, args, true);
-  }
-
-  private async exec(redis: Redis, keys: string[], args: Arg[], binary: boolean): Promise<unknown> {
-    const call = (cmd: string, first: string): Promise<unknown> => (binary
-      ? redis.callBuffer(cmd, first, keys.length, ...keys, ...args)
-      : redis.call(cmd, first, keys.length, ...keys, ...args));
+  /** Replies as strings (numbers stay numbers); arguments may be binary. */
+  async run(redis: Redis, keys: string[], args: Arg[]): Promise<unknown> {
+    // The typed methods, not call(): with auto-pipelining on, ioredis 6 loses call()'s command name.
     try {
-      return await call('EVALSHA', this.sha);
+      return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (err) {
       if (!String((err as Error).message).startsWith('NOSCRIPT')) throw err;
-      return call('EVAL', this.source);
+      return await redis.eval(this.source, keys.length, ...keys, ...args);
     }
   }
 }

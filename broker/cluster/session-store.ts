@@ -291,7 +291,7 @@ export class SessionStore {
   /** MEMORY USAGE of every key of one session (bytes Redis holds for it). */
   async memoryUsage(clientId: string): Promise<number> {
     let total = 0;
-    for (const key of this.keys(clientId)) total += Number(await this.link.command.call('MEMORY', 'USAGE', key, 'SAMPLES', 0) ?? 0);
+    for (const key of this.keys(clientId)) total += Number(await this.link.command.memory('USAGE', key, 'SAMPLES', 0) ?? 0);
     return total;
   }
 

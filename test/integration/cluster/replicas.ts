@@ -1,0 +1,140 @@
+// Owns the cluster tests' "replicas": several instances of the cluster state layer in one process,
+// each with its own Redis connections and replica id, sharing one key prefix on a real Redis (the
+// world's, or a private redis-server these tests stop and restart on the same port).
+import { randomBytes } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { Bus } from '../../../broker/cluster/bus.ts';
+import type { ControlEnvelope } from '../../../broker/cluster/bus.ts';
+import type { Envelope } from '../../../broker/cluster/envelope.ts';
+import { RedisLink } from '../../../broker/cluster/link.ts';
+import type { LinkObserver } from '../../../broker/cluster/link.ts';
+import { RedisRetained } from '../../../broker/cluster/retained-store.ts';
+import { SessionStore } from '../../../broker/cluster/session-store.ts';
+import { SharedGroups } from '../../../broker/cluster/shared.ts';
+import { spawnService, waitUntilReady } from '../../support/process.ts';
+import type { ServiceProcess } from '../../support/process.ts';
+
+export interface RedisAddress {
+  host: string;
+  port: number;
+  password: string;
+}
+
+export interface Replica {
+  id: string;
+  link: RedisLink;
+  bus: Bus;
+  retained: RedisRetained;
+  sessions: SessionStore;
+  shared: SharedGroups;
+  /** Messages from other replicas, in arrival order. */
+  received: Envelope[];
+  /** Retained updates in bus order: topic → payload ('' = none). */
+  retainedView: Map<string, string>;
+  control: ControlEnvelope[];
+  events: string[];
+  close(): Promise<void>;
+}
+
+export function testPrefix(name: string): string {
+  return `enclave-test:${name}:${randomBytes(4).toString('hex')}:`;
+}
+
+/** An admin client for assertions (SCAN, MEMORY USAGE, TTL). */
+export function adminClient(r: RedisAddress): Redis {
+  const c = new Redis({ host: r.host, port: r.port, password: r.password, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 50, 500) });
+  c.on('error', () => undefined);
+  return c;
+}
+
+export async function startReplica(id: string, redis: RedisAddress, keyPrefix: string, maxRetainedBytes = 1 << 20): Promise<Replica> {
+  const events: string[] = [];
+  const observer: LinkObserver = { up: () => events.push('up'), down: (reason) => events.push(`down ${reason}`) };
+  const link = new RedisLink({
+    host: redis.host, port: redis.port, password: redis.password, keyPrefix, backoffBaseMs: 50, backoffMaxMs: 500, commandTimeoutMs: 1000,
+  }, observer);
+  const received: Envelope[] = [];
+  const retainedView = new Map<string, string>();
+  const control: ControlEnvelope[] = [];
+  let shared: SharedGroups | undefined;
+  const bus = new Bus(link, id, {
+    message: (e) => received.push({ ...e, payload: Buffer.from(e.payload) }),
+    retained: (e, kept) => retainedView.set(e.topic, kept ? e.payload.toString() : ''),
+    control: (m) => {
+      control.push(m);
+      shared?.onControl(m);
+    },
+  }, { blockMs: 200 });
+  shared = new SharedGroups(link, bus, { heartbeatMs: 200, liveMs: 1000 });
+  await link.whenUp(10_000);
+  bus.start();
+  await shared.start();
+  // The bus reads from the stream's end as of its first read: wait until it has subscribed.
+  await new Promise((r) => setTimeout(r, 300));
+  const replica: Replica = {
+    id, link, bus, retained: new RedisRetained(link, bus, maxRetainedBytes), sessions: new SessionStore(link, id), shared,
+    received, retainedView, control, events,
+    async close() {
+      shared.stop();
+      await bus.stop();
+      await link.close();
+    },
+  };
+  return replica;
+}
+
+export function envelopeOf(bus: Bus, topic: string, payload: string | Buffer, overrides: Partial<Envelope> = {}): Envelope {
+  return bus.stamp({
+    senderId: 'client-1', topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos: 1, retain: false,
+    expiresAt: 0, properties: undefined, sharedPicks: undefined, ...overrides,
+  });
+}
+
+/** Polls until `check` is true or fails after `timeoutMs`. */
+export async function until(check: () => boolean | Promise<boolean>, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** A redis-server of our own on a fixed port, so it can be killed and started again at the same address. */
+export class PrivateRedis {
+  readonly address: RedisAddress;
+  private readonly dir: string;
+  private service: ServiceProcess | undefined;
+
+  constructor(dir: string, port: number) {
+    this.dir = dir;
+    this.address = { host: '127.0.0.1', port, password: randomBytes(12).toString('hex') };
+  }
+
+  async start(): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const { port, password } = this.address;
+    this.service = spawnService({
+      name: `redis-${port}`,
+      command: 'redis-server',
+      logFile: join(this.dir, 'redis.log'),
+      args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir,
+        '--requirepass', password, '--daemonize', 'no', '--logfile', ''],
+    });
+    const probe = adminClient(this.address);
+    try {
+      await waitUntilReady(this.service, async () => (await probe.ping()) === 'PONG', 20_000);
+    } finally {
+      probe.disconnect();
+    }
+  }
+
+  /** SIGKILL: a crash, not a shutdown (memory-only: everything is gone). */
+  async kill(): Promise<void> {
+    if (this.service === undefined) return;
+    process.kill(this.service.pid, 'SIGKILL');
+    await this.service.stop(100);
+    this.service = undefined;
+  }
+}
