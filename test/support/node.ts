@@ -17,6 +17,7 @@ import { createLeaf, renderKubeconfig } from './pki.ts';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from './process.ts';
 import { run } from './run.ts';
 import { tool } from './paths.ts';
+import { eventually } from './wait.ts';
 
 export interface NodeInfo {
   /** The Node object's name (resolves to 127.0.0.1, so the API server reaches the kubelet on loopback). */
@@ -106,20 +107,6 @@ function killPodProcesses(socket: string): void {
   }
 }
 
-async function waitFor(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = '';
-  while (Date.now() < deadline) {
-    try {
-      if (await probe()) return;
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`${what} not reached after ${timeoutMs} ms${last ? ` (last error: ${last})` : ''}`);
-}
-
 export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
   const log = opts.log ?? (() => {});
   if (process.getuid?.() !== 0) throw new Error('the test node needs root (containerd, iptables, network namespaces)');
@@ -195,7 +182,7 @@ export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
         `--healthz-bind-address=127.0.0.1:${proxyHealth}`, `--metrics-bind-address=127.0.0.1:${proxyMetrics}`, '--v=1'],
     });
     started.push(proxyProc);
-    await waitFor(`node ${name} Ready and untainted`, () => nodeReady(opts.kube, name), 60_000);
+    await eventually(`node ${name} Ready and untainted`, () => nodeReady(opts.kube, name), 60_000, 200);
     // After the Node object exists: kube-router identifies its node by it at start.
     const routerProc = spawnService({
       name: 'kube-router', command: router, logFile: join(p.dir, 'kube-router.log'),
@@ -211,10 +198,10 @@ export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
     const kubectlBin = tool('kubectl', bins);
     const applied = await run(kubectlBin, [`--kubeconfig=${opts.kube.kubeconfigPath}`, 'apply', '--server-side', '-f', '-'], { input: clusterDnsManifests(opts.images.coredns) });
     if (applied.code !== 0) throw new Error(`applying cluster DNS: ${applied.stderr}`);
-    await waitFor('CoreDNS available', async () => {
+    await eventually('CoreDNS available', async () => {
       const d = (await kubectlJson(opts.kube, ['-n', 'kube-system', 'get', 'deployment', 'coredns'])) as { status?: { availableReplicas?: number } };
       return (d.status?.availableReplicas ?? 0) >= 1;
-    }, 60_000).catch(async (err: unknown) => {
+    }, 60_000, 200).catch(async (err: unknown) => {
       const logs = await run(kubectlBin, [`--kubeconfig=${opts.kube.kubeconfigPath}`, '-n', 'kube-system', 'logs', 'deployment/coredns', '--tail=20']);
       throw new Error(`${(err as Error).message}; CoreDNS log:\n${logs.stdout}${logs.stderr}`, { cause: err });
     });
