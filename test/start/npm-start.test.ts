@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { hostSnapshot } from '../support/node/host.ts';
 import { freePort } from '../support/process.ts';
-import { REPO, eventually } from '../e2e/support/harness.ts';
+import { repoRoot } from '../support/paths.ts';
+import { eventually, sleep } from '../support/wait.ts';
 
+const REPO = repoRoot;
 const NODE = join(REPO, 'node_modules/.bin/node');
 const START = join(REPO, 'scripts/start.ts');
 
@@ -126,7 +128,7 @@ describe('npm start: local mode', () => {
         expect(sub, `${tenant} lines in:\n${out}`).toBeDefined();
         expect(pub).toBeDefined();
         const received = sh(`${sub!} -C 1 -W 10`);
-        await new Promise((r) => setTimeout(r, 700)); // the subscriber's SUBACK
+        await sleep(700); // the subscriber's SUBACK
         expect((await sh(pub!)).code).toBe(0);
         const got = await received;
         expect(got.code, got.stderr).toBe(0);
