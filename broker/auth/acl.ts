@@ -4,7 +4,8 @@
 import { BlockList, isIP } from 'node:net';
 import type { AclAction, AclRule, AuthorizationRequest } from './hook.ts';
 import { renderTopicTemplate, type PlaceholderValues } from './placeholders.ts';
-import { parseSharedSubscription, ruleCovers } from './topic-match.ts';
+import { parseShared, ruleCovers } from '../router/topics.ts';
+import type { SharedFilter } from '../router/topics.ts';
 
 /** Who a rule applies to (EMQX 4 rows, builtin file): all present fields must match. */
 export interface RuleSubject {
@@ -175,19 +176,34 @@ function subjectMatches(who: RuleSubject | undefined, v: PlaceholderValues): boo
   return true;
 }
 
-function topicMatches(ruleTopic: string, requested: string, v: PlaceholderValues): boolean {
+/** An ACL rule `$share/+/<filter>` speaks about shared subscriptions of any group: a rule syntax, not a ShareName. */
+const ANY_GROUP = '$share/+/';
+
+/** The shared-subscription parts of a rule topic; `group` undefined = any group. */
+function sharedRule(rendered: string): { group: string | undefined; filter: string } | undefined {
+  if (rendered.startsWith(ANY_GROUP) && rendered.length > ANY_GROUP.length) return { group: undefined, filter: rendered.slice(ANY_GROUP.length) };
+  return sharedOf(rendered);
+}
+
+/** parseShared() of a well-formed `$share/...`; a malformed one is an ordinary topic here. */
+function sharedOf(topic: string): SharedFilter | undefined {
+  const shared = parseShared(topic);
+  return shared instanceof Error ? undefined : shared;
+}
+
+function ruleTopicCovers(ruleTopic: string, requested: string, v: PlaceholderValues): boolean {
   // `eq <filter>`: literal comparison, no placeholders, no wildcard expansion (EMQX).
   if (ruleTopic.startsWith('eq ')) return ruleTopic.slice(3) === requested;
   // `$#` is our spelling of "every `$` topic" (EMQX's `all`), used by the old map format's deny.
   if (ruleTopic === '$#') return requested.startsWith('$');
   const rendered = renderTopicTemplate(ruleTopic, v);
   if (rendered === undefined) return false;
-  const reqShare = parseSharedSubscription(requested);
-  const ruleShare = parseSharedSubscription(rendered);
+  const reqShare = sharedOf(requested);
+  const ruleShare = sharedRule(rendered);
   if (ruleShare) {
-    // A `$share/<group>/<filter>` rule speaks only about shared subscriptions; group `+` = any.
+    // A `$share/<group>/<filter>` rule speaks only about shared subscriptions.
     if (!reqShare) return false;
-    if (ruleShare.group !== '+' && ruleShare.group !== reqShare.group) return false;
+    if (ruleShare.group !== undefined && ruleShare.group !== reqShare.group) return false;
     return ruleCovers(ruleShare.filter, reqShare.filter);
   }
   return ruleCovers(rendered, reqShare ? reqShare.filter : requested);
@@ -198,7 +214,7 @@ export function ruleMatches(rule: Rule, request: AuthorizationRequest, v: Placeh
   if (rule.qos && !rule.qos.includes(request.qos)) return false;
   if (rule.retain !== undefined && request.action === 'publish' && rule.retain !== request.retain) return false;
   if (!subjectMatches(rule.who, v)) return false;
-  return topicMatches(rule.topic, request.topic, v);
+  return ruleTopicCovers(rule.topic, request.topic, v);
 }
 
 /** First matching rule decides; none → ignore. */

@@ -3,7 +3,7 @@
 // FIFO order for a slot — never refused for a local reason, since a refusal becomes a deny (a
 // SUBSCRIBE with 200 filters must not get 136 of them refused). The wait is bounded by whoever
 // makes calls: one async step per connection, at most 16 calls in flight per SUBSCRIBE or
-// re-check (server.ts authorizeMany). A failure opens the circuit: calls fail fast for a backoff
+// re-check (authorization.ts many). A failure opens the circuit: calls fail fast for a backoff
 // (100 ms doubling to 10 s), waiting ones too when their turn comes; when it expires the circuit
 // is half-open and exactly one probe call goes through while the others keep failing fast; a
 // success closes it. What a failure means (deny, skip) is the chain's business (chain.ts).

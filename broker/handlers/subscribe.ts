@@ -101,7 +101,7 @@ function finish(conn: Connection, packet: SubscribePacket, planned: Planned[]): 
 
 /**
  * Delivers the retained messages of each filter in turn. When a publisher's right must be asked
- * again (server.ts retainedFor) the rest waits for it, and so does the connection's next packet.
+ * again (router/router.ts retainedFor) the rest waits for it, and so does the connection's next packet.
  */
 function replayRetained(conn: Connection, replays: Planned[], from: number, now: number): Promise<void> | undefined {
   const session = conn.session!;

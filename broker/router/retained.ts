@@ -4,7 +4,7 @@
 // message is a compact copy without the live message's encoded templates; each replay hands out a
 // fresh copy, so templates made for one subscriber are not kept in the store. Each kept message
 // remembers who published it and when that right was last confirmed, so the broker can check the
-// right again before handing it out (server.ts retainedFor).
+// right again before handing it out (router/router.ts retainedFor).
 import { compactPayload, messageBytes } from './message.ts';
 import type { Message } from './message.ts';
 import { topicMatches } from './topics.ts';

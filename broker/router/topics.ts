@@ -1,4 +1,7 @@
-// Pure rules for topic names and filters: validation, matching, shared-subscription parsing.
+// The one place for the rules of topic names and filters, pure: validation, matching a topic
+// against a filter, whether an ACL rule's filter covers a requested topic or filter, and the one
+// `$share` parser. (router/trie.ts is the index that applies the same matching rules to many
+// filters at once; properties.test.ts checks it against topicMatches.)
 
 export interface TopicLimits {
   maxTopicLength: number;
@@ -41,7 +44,8 @@ export interface SharedFilter {
 
 /**
  * `$share/{group}/{filter}` → parts; undefined when not shared; an Error when malformed
- * (`$share/x`, `$share//t`, `$share/g/`: docs/hostile-inputs.md #18). [MQTT-4.8.2-1, 4.8.2-2]
+ * (`$share/x`, `$share//t`, `$share/g/`: docs/hostile-inputs.md #18), or when the ShareName holds
+ * a wildcard (`$share/+/t`), which the spec forbids. [MQTT-4.8.2-1, 4.8.2-2]
  */
 export function parseShared(filter: string): SharedFilter | Error | undefined {
   if (!filter.startsWith('$share/')) return undefined;
@@ -67,4 +71,34 @@ export function topicMatches(filter: string, topic: string): boolean {
     if (level !== '+' && level !== t[i]) return false;
   }
   return f.length === t.length;
+}
+
+// ---- ACL coverage ---------------------------------------------------------------------------------
+// A SUBSCRIBE filter is covered only if EVERY topic it can match is covered by the rule (a rule
+// `a/+` does not cover a subscription to `a/#`), so a wildcard subscription cannot reach further
+// than its rule. `$`-topics are not matched by a leading wildcard [MQTT-4.7.2-1].
+
+/**
+ * true when `rule` (a topic filter, wildcards allowed) covers `requested`. For publish, `requested`
+ * is a topic name; for subscribe it is a filter and its wildcards must be covered by the rule's.
+ */
+export function ruleCovers(rule: string, requested: string): boolean {
+  const r = rule.split('/');
+  const q = requested.split('/');
+  for (let i = 0; i < r.length; i++) {
+    const rl = r[i]!;
+    const ql = q[i];
+    if (rl === '#') {
+      if (i === 0 && requested.startsWith('$')) return false;
+      return true; // `#` also covers the parent level (`a/#` covers `a`) [MQTT-4.7.1-2]
+    }
+    if (ql === undefined) return false;
+    if (ql === '#') return false; // only a rule `#` covers a requested multi-level wildcard
+    if (rl === '+') {
+      if (i === 0 && ql.startsWith('$')) return false;
+      continue; // covers any single level, including a requested `+`
+    }
+    if (ql === '+' || rl !== ql) return false;
+  }
+  return r.length === q.length;
 }

@@ -1,5 +1,5 @@
 // Re-authorization of subscriptions a session already holds: when a persistent session is resumed
-// (handlers/connect.ts) and when an auth source reports that its data changed (server.ts). A
+// (handlers/connect.ts) and when an auth source reports that its data changed (server.ts requests it). A
 // subscription the current ACL denies is removed together with the messages queued for it, so an
 // ACL revoked while a client was away, or while it stayed connected, takes effect
 // (docs/hostile-inputs.md #32, mosquitto CVE-2021-34434).

@@ -82,7 +82,7 @@ export class Session implements Subscriber {
   willTimer: NodeJS.Timeout | undefined = undefined;
   /** Publishes the delayed will now (session ended before the delay ran out). */
   pendingWill: (() => void) | undefined = undefined;
-  /** The route() that last matched one of this session's subscriptions (server.ts, overlap detection). */
+  /** The route() that last matched one of this session's subscriptions (router/router.ts, overlap detection). */
   routeMark = 0;
   // Created on first use: an idle connection's session should cost as little memory as possible.
   private qos2In: PacketIdSet | undefined = undefined;

@@ -11,7 +11,7 @@ import type { HttpSourceConfig } from '../config.ts';
 import type { AuthorizationRequest } from '../hook.ts';
 import { parseAclClaim, type Rule } from '../acl.ts';
 import { compileUrl, compileValue, templateUses, type PlaceholderName, type PlaceholderValues } from '../placeholders.ts';
-import { BackendError, isTruthySuperuser, valuesOfAttempt, valuesOfClient, type AuthSource, type SourceContext, type SourceAuthnResult } from '../source.ts';
+import { BackendError, isTruthySuperuser, valuesOfAttempt, valuesOfClient, type AuthSource, type SourceContext, type SourceAuthnResult, type SourceAuthzResult } from '../source.ts';
 import { watchTextFile, type WatchedFile } from '../../mounted-files.ts';
 import { tlsOptions } from './sql.ts';
 
@@ -40,106 +40,135 @@ function compileFields(fields: Record<string, string>, allowed: Set<PlaceholderN
   return (v) => Object.fromEntries(compiled.map(([k, f]) => [k, f(v)]));
 }
 
+/** How requests to the auth service are made: the method, body format, headers and agent of one source. */
+interface HttpClient {
+  name: string;
+  method: HttpSourceConfig['method'];
+  bodyFormat: HttpSourceConfig['bodyFormat'];
+  headers: Rendered;
+  bearer: WatchedFile | undefined;
+  agent: http.Agent;
+}
+
 export function createHttpSource(c: HttpSourceConfig, ctx: SourceContext): AuthSource {
   const tls = tlsOptions(c.tls);
   const agentOptions = { keepAlive: true, maxSockets: 64, ...(tls ?? {}) };
-  const agent = c.url.startsWith('https:') ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
+  const client: HttpClient = {
+    name: ctx.name,
+    method: c.method,
+    bodyFormat: c.bodyFormat,
+    headers: compileFields(c.headers ?? {}, authzVars),
+    bearer: c.bearerTokenFile ? watchTextFile(c.bearerTokenFile, () => {}, { intervalMs: ctx.watchIntervalMs }) : undefined,
+    agent: c.url.startsWith('https:') ? new https.Agent(agentOptions) : new http.Agent(agentOptions),
+  };
   const bodyFields = c.body ?? defaultHttpBody;
   const authnUrl = compileUrl(c.url, urlVars);
   const authnBody = compileFields(bodyFields, c.method === 'GET' ? urlVars : authnVars);
   const aclUrl = c.aclUrl ? compileUrl(c.aclUrl, urlVars) : undefined;
   const aclBody = compileFields(Object.fromEntries(Object.entries(bodyFields).filter(([, t]) => !templateUses(t, 'password'))), authzVars);
-  const headers = compileFields(c.headers ?? {}, authzVars);
-  const bearer: WatchedFile | undefined = c.bearerTokenFile ? watchTextFile(c.bearerTokenFile, () => {}, { intervalMs: ctx.watchIntervalMs }) : undefined;
-
-  function send(url: string, fields: Record<string, string>, v: PlaceholderValues, signal: AbortSignal): Promise<HttpAnswer> {
-    const target = new URL(url);
-    let payload: string | undefined;
-    const h: Record<string, string> = { accept: 'application/json', ...headers(v) };
-    if (bearer) h.authorization = `Bearer ${bearer.current()}`;
-    if (c.method === 'GET') {
-      for (const [k, val] of Object.entries(fields)) target.searchParams.set(k, val);
-    } else if (c.bodyFormat === 'form') {
-      payload = new URLSearchParams(fields).toString();
-      h['content-type'] = 'application/x-www-form-urlencoded';
-    } else {
-      payload = JSON.stringify(fields);
-      h['content-type'] = 'application/json';
-    }
-    const lib = target.protocol === 'https:' ? https : http;
-    return new Promise<HttpAnswer>((resolve, reject) => {
-      const req = lib.request(target, { method: c.method, headers: h, agent, signal }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > maxResponseBytes) {
-            req.destroy(new BackendError(ctx.name, `response larger than ${maxResponseBytes} bytes`));
-            return;
-          }
-          chunks.push(chunk);
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      req.on('error', (err) => reject(new BackendError(ctx.name, `request to ${target.origin} failed: ${err.message}`, { cause: err })));
-      req.end(payload);
-    });
-  }
-
-  function parseJson(a: HttpAnswer): Record<string, unknown> {
-    try {
-      const o = JSON.parse(a.body) as unknown;
-      if (typeof o === 'object' && o !== null && !Array.isArray(o)) return o as Record<string, unknown>;
-    } catch {
-      // fall through
-    }
-    throw new BackendError(ctx.name, `HTTP ${a.status} with a body that is not a JSON object`);
-  }
-
   return {
     name: ctx.name,
     type: 'http',
     async authenticate(attempt, signal): Promise<SourceAuthnResult> {
       const v = valuesOfAttempt(attempt);
-      const a = await send(authnUrl(v), authnBody(v), v, signal);
-      if (a.status === 204) return { decision: 'allow', superuser: false };
-      if (a.status === 401 || a.status === 403) return { decision: 'deny', reason: 'not-authorized' };
-      if (a.status >= 500 || a.status < 200) throw new BackendError(ctx.name, `HTTP ${a.status}`);
-      if (a.status !== 200) return { decision: 'ignore' };
-      const o = parseJson(a);
-      if (o.result === 'deny') return { decision: 'deny', reason: 'not-authorized' };
-      if (o.result !== 'allow') return { decision: 'ignore' };
-      let acl: Rule[] | undefined;
-      if (o.acl !== undefined) {
-        try {
-          acl = parseAclClaim(o.acl);
-        } catch (err) {
-          ctx.logger.warn({ err: (err as Error).message }, 'auth service returned an invalid acl: denied');
-          return { decision: 'deny', reason: 'bad-credentials' };
-        }
-      }
-      const expireAt = typeof o.expire_at === 'number' ? new Date(o.expire_at * 1000) : undefined;
-      return { decision: 'allow', superuser: isTruthySuperuser(o.is_superuser), ...(acl ? { acl } : {}), ...(expireAt ? { expiresAt: expireAt } : {}) };
+      return authnAnswer(await send(client, { url: authnUrl(v), fields: authnBody(v), values: v }, signal), ctx);
     },
     ...(aclUrl
       ? {
-          async authorize(client, request: AuthorizationRequest, signal) {
-            const v = valuesOfClient(client);
+          async authorize(who, request: AuthorizationRequest, signal) {
+            const v = valuesOfClient(who);
             const fields = { ...aclBody(v), topic: request.topic, action: request.action, qos: String(request.qos), retain: String(request.retain) };
-            const a = await send(aclUrl(v), fields, v, signal);
-            if (a.status === 204) return 'allow';
-            if (a.status === 401 || a.status === 403) return 'deny';
-            if (a.status >= 500 || a.status < 200) throw new BackendError(ctx.name, `HTTP ${a.status}`);
-            if (a.status !== 200) return 'ignore';
-            const result = parseJson(a).result;
-            return result === 'allow' ? 'allow' : result === 'deny' ? 'deny' : 'ignore';
+            return authzAnswer(await send(client, { url: aclUrl(v), fields, values: v }, signal), ctx.name);
           },
         }
       : {}),
     async close() {
-      bearer?.stop();
-      agent.destroy();
+      client.bearer?.stop();
+      client.agent.destroy();
     },
   } satisfies AuthSource;
+}
+
+/** One request: where, the fields (query or body), and the values headers are rendered with. */
+interface HttpCall {
+  url: string;
+  fields: Record<string, string>;
+  values: PlaceholderValues;
+}
+
+function send(client: HttpClient, call: HttpCall, signal: AbortSignal): Promise<HttpAnswer> {
+  const target = new URL(call.url);
+  let payload: string | undefined;
+  const h: Record<string, string> = { accept: 'application/json', ...client.headers(call.values) };
+  if (client.bearer) h.authorization = `Bearer ${client.bearer.current()}`;
+  if (client.method === 'GET') {
+    for (const [k, val] of Object.entries(call.fields)) target.searchParams.set(k, val);
+  } else if (client.bodyFormat === 'form') {
+    payload = new URLSearchParams(call.fields).toString();
+    h['content-type'] = 'application/x-www-form-urlencoded';
+  } else {
+    payload = JSON.stringify(call.fields);
+    h['content-type'] = 'application/json';
+  }
+  const lib = target.protocol === 'https:' ? https : http;
+  return new Promise<HttpAnswer>((resolve, reject) => {
+    const req = lib.request(target, { method: client.method, headers: h, agent: client.agent, signal }, (res) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxResponseBytes) {
+          req.destroy(new BackendError(client.name, `response larger than ${maxResponseBytes} bytes`));
+          return;
+        }
+        chunks.push(chunk);
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', (err) => reject(new BackendError(client.name, `request to ${target.origin} failed: ${err.message}`, { cause: err })));
+    req.end(payload);
+  });
+}
+
+function parseJson(name: string, a: HttpAnswer): Record<string, unknown> {
+  try {
+    const o = JSON.parse(a.body) as unknown;
+    if (typeof o === 'object' && o !== null && !Array.isArray(o)) return o as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new BackendError(name, `HTTP ${a.status} with a body that is not a JSON object`);
+}
+
+/** The auth service's answer to an authentication request, as a source result. */
+function authnAnswer(a: HttpAnswer, ctx: SourceContext): SourceAuthnResult {
+  if (a.status === 204) return { decision: 'allow', superuser: false };
+  if (a.status === 401 || a.status === 403) return { decision: 'deny', reason: 'not-authorized' };
+  if (a.status >= 500 || a.status < 200) throw new BackendError(ctx.name, `HTTP ${a.status}`);
+  if (a.status !== 200) return { decision: 'ignore' };
+  const o = parseJson(ctx.name, a);
+  if (o.result === 'deny') return { decision: 'deny', reason: 'not-authorized' };
+  if (o.result !== 'allow') return { decision: 'ignore' };
+  let acl: Rule[] | undefined;
+  if (o.acl !== undefined) {
+    try {
+      acl = parseAclClaim(o.acl);
+    } catch (err) {
+      ctx.logger.warn({ err: (err as Error).message }, 'auth service returned an invalid acl: denied');
+      return { decision: 'deny', reason: 'bad-credentials' };
+    }
+  }
+  const expireAt = typeof o.expire_at === 'number' ? new Date(o.expire_at * 1000) : undefined;
+  return { decision: 'allow', superuser: isTruthySuperuser(o.is_superuser), ...(acl ? { acl } : {}), ...(expireAt ? { expiresAt: expireAt } : {}) };
+}
+
+/** The auth service's answer to an authorization request. */
+function authzAnswer(a: HttpAnswer, name: string): SourceAuthzResult {
+  if (a.status === 204) return 'allow';
+  if (a.status === 401 || a.status === 403) return 'deny';
+  if (a.status >= 500 || a.status < 200) throw new BackendError(name, `HTTP ${a.status}`);
+  if (a.status !== 200) return 'ignore';
+  const result = parseJson(name, a).result;
+  return result === 'allow' ? 'allow' : result === 'deny' ? 'deny' : 'ignore';
 }

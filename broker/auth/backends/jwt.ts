@@ -56,73 +56,80 @@ function localKeySet(text: string, file: string): JWTVerifyGetKey {
   return createLocalJWKSet(parsed as Parameters<typeof createLocalJWKSet>[0]);
 }
 
-export function createJwtSource(c: JwtSourceConfig, ctx: SourceContext): AuthSource {
-  const watchers: WatchedFile[] = [];
+/** Where the verification keys come from, the algorithms they allow, and the files watched for them. */
+interface Keys {
+  source: KeySource;
+  algorithms: string[];
+  watchers: WatchedFile[];
+}
+
+/** The key source the config names: an HMAC secret file, a PEM public key file, a JWKS file or a JWKS URL. */
+function keysOf(c: JwtSourceConfig, ctx: SourceContext): Keys {
   const reload = (): void => ctx.dataChanged();
-  let keys: KeySource;
-  let algorithms = c.algorithms;
+  const watch = (file: string, trim: boolean): WatchedFile => watchTextFile(file, reload, { intervalMs: ctx.watchIntervalMs, trim });
   if (c.secretFile) {
-    const f = watchTextFile(c.secretFile, reload, { intervalMs: ctx.watchIntervalMs });
-    watchers.push(f);
-    keys = { kind: 'static', key: () => (c.secretBase64 ? Buffer.from(f.current(), 'base64') : Buffer.from(f.current(), 'utf8')) };
-    algorithms ??= hmacAlgs;
-  } else if (c.publicKeyFile) {
-    const f = watchTextFile(c.publicKeyFile, reload, { intervalMs: ctx.watchIntervalMs, trim: false });
-    watchers.push(f);
-    let cached = { pem: f.current(), key: createPublicKey(f.current()) };
-    keys = {
-      kind: 'static',
-      key: () => {
-        if (cached.pem !== f.current()) cached = { pem: f.current(), key: createPublicKey(f.current()) };
-        return cached.key;
-      },
-    };
-    algorithms ??= asymmetricAlgs;
-  } else if (c.jwksFile) {
-    const jwksFile = c.jwksFile;
-    const f = watchTextFile(jwksFile, reload, { intervalMs: ctx.watchIntervalMs, trim: false });
-    watchers.push(f);
-    let cached = { text: f.current(), get: localKeySet(f.current(), jwksFile) };
-    keys = {
-      kind: 'jwks',
-      get: (header, token) => {
-        if (cached.text !== f.current()) cached = { text: f.current(), get: localKeySet(f.current(), jwksFile) };
-        return cached.get(header, token);
-      },
-    };
-    algorithms ??= asymmetricAlgs;
-  } else if (c.jwksUrl) {
-    const refresh = (c.jwksRefreshSeconds ?? 300) * 1000;
-    keys = { kind: 'jwks', get: remoteKeySet(ctx.name, new URL(c.jwksUrl), refresh, c.timeoutMs ?? 5000) };
-    algorithms ??= asymmetricAlgs;
-  } else {
-    throw new Error(`jwt source "${ctx.name}": one of secretFile, publicKeyFile, jwksFile, jwksUrl is required`);
+    const f = watch(c.secretFile, true);
+    const key = (): Uint8Array => (c.secretBase64 ? Buffer.from(f.current(), 'base64') : Buffer.from(f.current(), 'utf8'));
+    return { source: { kind: 'static', key }, algorithms: c.algorithms ?? hmacAlgs, watchers: [f] };
   }
+  if (c.publicKeyFile) {
+    const f = watch(c.publicKeyFile, false);
+    let cached = { pem: f.current(), key: createPublicKey(f.current()) };
+    const key = (): KeyObject => {
+      if (cached.pem !== f.current()) cached = { pem: f.current(), key: createPublicKey(f.current()) };
+      return cached.key;
+    };
+    return { source: { kind: 'static', key }, algorithms: c.algorithms ?? asymmetricAlgs, watchers: [f] };
+  }
+  if (c.jwksFile) {
+    const jwksFile = c.jwksFile;
+    const f = watch(jwksFile, false);
+    let cached = { text: f.current(), get: localKeySet(f.current(), jwksFile) };
+    const get: JWTVerifyGetKey = (header, token) => {
+      if (cached.text !== f.current()) cached = { text: f.current(), get: localKeySet(f.current(), jwksFile) };
+      return cached.get(header, token);
+    };
+    return { source: { kind: 'jwks', get }, algorithms: c.algorithms ?? asymmetricAlgs, watchers: [f] };
+  }
+  if (c.jwksUrl) {
+    const refresh = (c.jwksRefreshSeconds ?? 300) * 1000;
+    const get = remoteKeySet(ctx.name, new URL(c.jwksUrl), refresh, c.timeoutMs ?? 5000);
+    return { source: { kind: 'jwks', get }, algorithms: c.algorithms ?? asymmetricAlgs, watchers: [] };
+  }
+  throw new Error(`jwt source "${ctx.name}": one of secretFile, publicKeyFile, jwksFile, jwksUrl is required`);
+}
+
+type VerifiedToken = { claims: JWTPayload } | SourceAuthnResult;
+
+/** The token's claims when it verifies; ignore when it is not ours, deny when it is ours but not valid now. */
+async function verifyToken(token: string, keys: Keys, c: JwtSourceConfig): Promise<VerifiedToken> {
+  const opts = { algorithms: keys.algorithms, ...(c.issuer ? { issuer: c.issuer } : {}), ...(c.audience ? { audience: c.audience } : {}) };
+  try {
+    const ks = keys.source;
+    const result = ks.kind === 'static' ? await jwtVerify(token, ks.key(), opts) : await jwtVerify(token, ks.get, opts);
+    return { claims: result.payload };
+  } catch (err) {
+    if (err instanceof errors.JWTExpired || err instanceof errors.JWTClaimValidationFailed) {
+      return { decision: 'deny', reason: 'bad-credentials' };
+    }
+    if (err instanceof errors.JOSEError) return { decision: 'ignore' }; // not ours: bad signature, unknown kid, malformed
+    throw err; // BackendError from the key set, or a bug
+  }
+}
+
+export function createJwtSource(c: JwtSourceConfig, ctx: SourceContext): AuthSource {
+  const keys = keysOf(c, ctx);
   const verifyClaims = Object.entries(c.verifyClaims ?? {}).map(([claim, t]) => [claim, compileValue(t, claimVars)] as const);
   const aclClaim = c.aclClaim ?? 'acl';
-
-  async function verify(token: string): Promise<JWTPayload> {
-    const opts = { algorithms, ...(c.issuer ? { issuer: c.issuer } : {}), ...(c.audience ? { audience: c.audience } : {}) };
-    const result = keys.kind === 'static' ? await jwtVerify(token, keys.key(), opts) : await jwtVerify(token, keys.get, opts);
-    return result.payload;
-  }
-
   return {
     name: ctx.name,
     type: 'jwt',
     async authenticate(attempt): Promise<SourceAuthnResult> {
       const token = c.from === 'username' ? attempt.username : attempt.password?.toString('utf8');
       if (!token || token.length > maxTokenLength || token.split('.').length !== 3) return { decision: 'ignore' };
-      let claims: JWTPayload;
-      try {
-        claims = await verify(token);
-      } catch (err) {
-        if (err instanceof errors.JWTExpired || err instanceof errors.JWTClaimValidationFailed) {
-          return { decision: 'deny', reason: 'bad-credentials' };
-        }
-        if (err instanceof errors.JOSEError) return { decision: 'ignore' }; // not ours: bad signature, unknown kid, malformed
-        throw err; // BackendError from the key set, or a bug
-      }
+      const verified = await verifyToken(token, keys, c);
+      if (!('claims' in verified)) return verified;
+      const claims = verified.claims;
       const v = valuesOfAttempt(attempt);
       for (const [claim, expected] of verifyClaims) {
         const actual = claims[claim];
@@ -140,7 +147,7 @@ export function createJwtSource(c: JwtSourceConfig, ctx: SourceContext): AuthSou
       return { decision: 'allow', superuser: isTruthySuperuser(claims.is_superuser), ...(acl ? { acl } : {}), ...(expiresAt ? { expiresAt } : {}) };
     },
     async close() {
-      watchers.forEach((w) => w.stop());
+      keys.watchers.forEach((w) => w.stop());
     },
   };
 }

@@ -1,6 +1,6 @@
 // ruleCovers: a rule filter must cover every topic a requested topic/filter can name.
 import { describe, expect, it } from 'vitest';
-import { parseSharedSubscription, ruleCovers } from '../../../broker/auth/topic-match.ts';
+import { parseShared, ruleCovers } from '../../../broker/router/topics.ts';
 
 describe('ruleCovers', () => {
   it.each([
@@ -28,14 +28,15 @@ describe('ruleCovers', () => {
   });
 });
 
-describe('parseSharedSubscription', () => {
+describe('parseShared (the one $share parser, also used by the ACL)', () => {
   it.each([
     ['$share/g/a/b', { group: 'g', filter: 'a/b' }],
-    ['$share/g', undefined],
-    ['$share//a', undefined],
-    ['$share/g/', undefined],
     ['a/b', undefined],
   ] as const)('%s', (f, want) => {
-    expect(parseSharedSubscription(f)).toEqual(want);
+    expect(parseShared(f)).toEqual(want);
+  });
+  // A ShareName must not contain a wildcard [MQTT-4.8.2-2]; the other forms miss a part. [MQTT-4.8.2-1]
+  it.each(['$share/g', '$share//a', '$share/g/', '$share/+/a', '$share/#/a', '$share/g+/a'])('%s is malformed', (f) => {
+    expect(parseShared(f)).toBeInstanceOf(Error);
   });
 });

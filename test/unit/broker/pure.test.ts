@@ -110,6 +110,7 @@ describe('topic rules', () => {
   const shareCases: [string, unknown][] = [
     ['$share/g/a/b', { group: 'g', filter: 'a/b' }], ['a/b', undefined],
     ['$share/x', 'Error'], ['$share//t', 'Error'], ['$share/g/', 'Error'], ['$share/g+/t', 'Error'],
+    ['$share/+/t', 'Error'], ['$share/#/t', 'Error'], // no wildcard in a ShareName [MQTT-4.8.2-2]
   ];
   for (const [filter, want] of shareCases) {
     it(`shared ${filter}`, () => {
