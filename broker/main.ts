@@ -4,26 +4,11 @@
 // 127.0.0.1:1883 with anonymous access on that listener only (--host/--port move it).
 import { Command } from 'commander';
 import { pino } from 'pino';
-import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { createAuthChain } from './auth/chain.ts';
-import { allowAllHook } from './auth/hook.ts';
-import type { AuthHook } from './auth/hook.ts';
+import { createAuthHook } from './auth/chain.ts';
 import { ConfigError, embeddedDefaultConfig, loadBrokerConfig } from './config.ts';
 import type { BrokerConfig } from './config.ts';
 import { createBroker } from './server.ts';
-
-/**
- * Nothing configured and anonymous allowed → allow-all (per-message authorization skipped);
- * everything else goes through the auth chain (broker/auth/chain.ts).
- */
-async function buildAuthHook(config: BrokerConfig, logger: Logger, registry: Registry): Promise<AuthHook> {
-  if (config.authentication.chain.length === 0 && config.authorization.chain.length === 0
-    && config.authentication.allowAnonymous && config.authorization.noMatch === 'allow') {
-    return allowAllHook;
-  }
-  return createAuthChain(config, { logger, metrics: { registry } });
-}
 
 async function main(): Promise<void> {
   const program = new Command()
@@ -44,7 +29,7 @@ async function main(): Promise<void> {
   }
   const logger = pino({ level: config.logging.level, base: { broker: config.name } });
   const registry = new Registry();
-  const broker = createBroker({ config, authHook: await buildAuthHook(config, logger, registry), logger, registry });
+  const broker = createBroker({ config, authHook: await createAuthHook(config, { logger, metrics: { registry } }), logger, registry });
   await broker.start();
   let stopping = false;
   const stop = (signal: string): void => {

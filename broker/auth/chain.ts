@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { BrokerConfig } from '../config.ts';
 import type { AuthSourceConfig } from './config.ts';
+import { allowAllHook } from './hook.ts';
 import type { AuthenticatedClient, AuthenticationResult, AuthHook, AuthorizationRequest, ConnectAttempt } from './hook.ts';
 import { evaluateAcl } from './acl.ts';
 import { createSource } from './backends/index.ts';
@@ -58,6 +59,18 @@ class ChainError extends Error {
     super(`auth chain: ${message}`);
     this.name = 'ChainError';
   }
+}
+
+/**
+ * The hook for a config: nothing configured and anonymous allowed → allow-all (per-message
+ * authorization skipped, authorization.ts); everything else goes through the auth chain.
+ */
+export async function createAuthHook(config: BrokerConfig, deps: AuthChainDeps): Promise<AuthHook> {
+  if (config.authentication.chain.length === 0 && config.authorization.chain.length === 0
+    && config.authentication.allowAnonymous && config.authorization.noMatch === 'allow') {
+    return allowAllHook;
+  }
+  return createAuthChain(config, deps);
 }
 
 export async function createAuthChain(config: BrokerConfig, deps: AuthChainDeps): Promise<AuthHook> {
