@@ -1,7 +1,7 @@
 // The tenant Secret keys an AuthSource needs, and the broker-config field that names the copy of
 // each: one list, read by the AuthSource's status (reconcile/auth-source.ts: is every key there?)
 // and by the broker config (resources/broker-config.ts: copy each one into the mounted bundle).
-import type { AuthSource, BackendTlsSpec } from './types.ts';
+import type { AuthSource, AuthSourceSpec, BackendTlsSpec } from './types.ts';
 
 /** The broker-config field naming the copied file; `tls.*` ones sit in the backend's tls block. */
 export type SecretFileField =
@@ -45,20 +45,21 @@ function loginKeys(secret: string | undefined, userOptional: boolean): SourceSec
   ];
 }
 
-/** Every Secret key the AuthSource's own type block names, in the order the broker config lists them. */
+const byType: Record<AuthSourceSpec['type'], (s: AuthSourceSpec) => SourceSecretKey[]> = {
+  builtin: (s) => keyOf(s.builtin?.secretRef, 'users.yaml', 'dataFile', 'data.yaml'),
+  postgres: (s) => [...loginKeys(s.postgres?.credentialsSecretRef?.name, false), ...backendTlsKeys(s.postgres?.tls)],
+  mysql: (s) => [...loginKeys(s.mysql?.credentialsSecretRef?.name, false), ...backendTlsKeys(s.mysql?.tls)],
+  redis: (s) => [...loginKeys(s.redis?.credentialsSecretRef?.name, true), ...backendTlsKeys(s.redis?.tls)],
+  http: (s) => [...keyOf(s.http?.bearerTokenSecretRef, 'token', 'bearerTokenFile', 'token'), ...backendTlsKeys(s.http?.tls)],
+  jwt: (s) => [
+    ...keyOf(s.jwt?.secretRef, 'secret', 'secretFile', 'secret'),
+    ...keyOf(s.jwt?.publicKeySecretRef, 'public.pem', 'publicKeyFile', 'public.pem'),
+    ...keyOf(s.jwt?.jwksSecretRef, 'jwks.json', 'jwksFile', 'jwks.json'),
+  ],
+  x509: () => [],
+};
+
+/** Every Secret key the AuthSource's own type block names (the CRD allows no other block), in the order the broker config lists them. */
 export function sourceSecretKeys(source: AuthSource): SourceSecretKey[] {
-  const s = source.spec;
-  switch (s.type) {
-    case 'builtin': return keyOf(s.builtin?.secretRef, 'users.yaml', 'dataFile', 'data.yaml');
-    case 'postgres': return [...loginKeys(s.postgres?.credentialsSecretRef?.name, false), ...backendTlsKeys(s.postgres?.tls)];
-    case 'mysql': return [...loginKeys(s.mysql?.credentialsSecretRef?.name, false), ...backendTlsKeys(s.mysql?.tls)];
-    case 'redis': return [...loginKeys(s.redis?.credentialsSecretRef?.name, true), ...backendTlsKeys(s.redis?.tls)];
-    case 'http': return [...keyOf(s.http?.bearerTokenSecretRef, 'token', 'bearerTokenFile', 'token'), ...backendTlsKeys(s.http?.tls)];
-    case 'jwt': return [
-      ...keyOf(s.jwt?.secretRef, 'secret', 'secretFile', 'secret'),
-      ...keyOf(s.jwt?.publicKeySecretRef, 'public.pem', 'publicKeyFile', 'public.pem'),
-      ...keyOf(s.jwt?.jwksSecretRef, 'jwks.json', 'jwksFile', 'jwks.json'),
-    ];
-    case 'x509': return [];
-  }
+  return byType[source.spec.type](source.spec);
 }

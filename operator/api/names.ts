@@ -14,6 +14,8 @@ export const LABEL_OWNER_UID = 'mqtt.enclave.dev/owner-uid';
 /** What an operator-made object is for; lets the tenant-Secret informer leave the broker-config copies out. */
 export const LABEL_ROLE = 'mqtt.enclave.dev/role';
 export const ROLE_BROKER_CONFIG = 'broker-config';
+/** On a tenant CA Secret (operator namespace): the tenant namespace whose TlsCertificates it signs. */
+export const LABEL_TENANT_NAMESPACE = 'mqtt.enclave.dev/tenant-namespace';
 export const ANNOTATION_CONFIG_HASH = 'mqtt.enclave.dev/config-hash';
 /**
  * The opt-in a tenant Secret needs before an AuthSource or TlsCertificate may use it. Only someone

@@ -1,7 +1,8 @@
-// Informers (list + watch + cache) for everything the operator reacts to: the three kinds in every
-// namespace; tenant Secrets (referenced ones are found in the cache by name); and the objects the
-// operator owns in runtime namespaces, label-filtered so the cache holds only ours. The owned-kind
-// caches let reconcile notice drift (an object deleted or edited by hand) without any API read.
+// Informers (list + watch + cache) for everything the operator reacts to, one per watch in the
+// table of kinds (api/owned-kinds.ts `WATCHED`): the three kinds in every namespace; tenant Secrets
+// (referenced ones are found in the cache by name); and the objects the operator owns in runtime
+// namespaces, label-filtered so the cache holds only ours. The owned-kind caches let reconcile
+// notice drift (an object deleted or edited by hand) without any API read.
 //
 // Secrets are the sensitive cache. It holds only Secrets a tenant's Secret owner opted in (label
 // mqtt.enclave.dev/allow-reference=true: nothing else may be referenced anyway) and the operator's
@@ -10,14 +11,19 @@
 // Secrets are watched one namespace at a time, only in those namespaces plus the operator's own:
 // the operator then needs, and has, no right to read Secrets anywhere else.
 import {
-  AppsV1Api, CoreV1Api, CustomObjectsApi, NetworkingV1Api, PolicyV1Api, makeInformer,
-  type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1Deployment, type V1Namespace,
-  type V1NetworkPolicy, type V1PodDisruptionBudget, type V1Secret, type V1Service, type V1ServiceAccount,
+  CustomObjectsApi, KubernetesObjectApi, makeInformer,
+  type Informer, type KubeConfig, type KubernetesObject, type ListPromise, type ObjectCache, type V1Deployment, type V1Namespace, type V1Secret,
 } from '@kubernetes/client-node';
-import { GROUP, VERSION, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
+import { GROUP, type AuthSource, type MqttDeployment, type TlsCertificate } from '../api/types.ts';
 import { LABEL_ALLOW_REFERENCE, LABEL_MANAGED_BY, LABEL_ROLE, MANAGED_BY, ROLE_BROKER_CONFIG } from '../api/names.ts';
+import { KINDS, WATCHED, type KindInfo, type WatchedKind } from '../api/owned-kinds.ts';
 
 export type Cache<T> = Informer<T & KubernetesObject> & ObjectCache<T & KubernetesObject>;
+
+/** One informer, with the table entry it was made from. */
+export interface WatchedCache extends WatchedKind {
+  cache: Cache<KubernetesObject>;
+}
 
 export interface Informers {
   mqttDeployments: Cache<MqttDeployment>;
@@ -25,14 +31,24 @@ export interface Informers {
   tlsCertificates: Cache<TlsCertificate>;
   /** Tenant Secrets opted in (label allow-reference=true) and the operator's own (tenant CAs, issued certificates); never broker-config copies. */
   secrets: Cache<V1Secret>;
-  namespaces: Cache<V1Namespace>;
-  deployments: Cache<V1Deployment>;
-  networkPolicies: Cache<V1NetworkPolicy>;
-  services: Cache<V1Service>;
-  serviceAccounts: Cache<V1ServiceAccount>;
-  podDisruptionBudgets: Cache<V1PodDisruptionBudget>;
-  /** The broker-config Secrets (drift only). Absent when Secrets are namespaced: runtime namespaces are not readable then. */
-  brokerConfigs?: Cache<V1Secret>;
+  /**
+   * The caches of what the operator owns in runtime namespaces, by kind (the `owned` watches). A kind
+   * absent here is not watched in this scope: broker-config Secrets when Secret access is namespaced
+   * (runtime namespaces are not readable then).
+   */
+  owned: ReadonlyMap<string, Cache<KubernetesObject>>;
+  /** Every informer, for starting, stopping and mapping its events to reconcile keys. */
+  watched: readonly WatchedCache[];
+}
+
+/** The runtime namespace `name` if it is in the cache (the cache holds only ours). */
+export function cachedNamespace(informers: Pick<Informers, 'owned'>, name: string): V1Namespace | undefined {
+  return informers.owned.get(KINDS.namespaces.kind)?.get(name);
+}
+
+/** The Deployment `name` of runtime namespace `namespace` if it is in the cache (ours only). */
+export function cachedDeployment(informers: Pick<Informers, 'owned'>, name: string, namespace: string): V1Deployment | undefined {
+  return informers.owned.get(KINDS.deployments.kind)?.get(name, namespace);
 }
 
 export interface InformerScope {
@@ -110,47 +126,81 @@ function slim<T extends KubernetesObject>(informer: Informer<T> & ObjectCache<T>
 
 /** The informers that really list and watch, named for logs: a composite view is its parts. */
 export function partsOf(informers: Informers): [string, Cache<unknown>][] {
-  return Object.entries(informers).flatMap(([name, informer]: [string, Cache<unknown>]) =>
-    informer instanceof Composite ? [...(informer.parts as Map<string, Part<KubernetesObject>>)].map(([part, p]): [string, Cache<unknown>] => [`${name}/${part}`, p.cache as Cache<unknown>]) : [[name, informer]]);
+  return informers.watched.flatMap(({ watch, cache }): [string, Cache<unknown>][] =>
+    cache instanceof Composite ? [...(cache.parts as Map<string, Part<KubernetesObject>>)].map(([part, p]): [string, Cache<unknown>] => [`${watch.name}/${part}`, p.cache as Cache<unknown>]) : [[watch.name, cache as Cache<unknown>]]);
+}
+
+const ours = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
+
+/** The API path a kind is listed and watched at (all namespaces, or one). */
+function pathOf(kind: KindInfo, namespace?: string): string {
+  return `${kind.group ? `/apis/${kind.group}` : '/api'}/${kind.version}${namespace ? `/namespaces/${namespace}` : ''}/${kind.plural}`;
+}
+
+interface Apis {
+  kc: KubeConfig;
+  objects: KubernetesObjectApi;
+  custom: CustomObjectsApi;
+}
+
+/** An informer of `kind` (in `namespace`, or all), only objects matching `labelSelector`. */
+function informerOf(apis: Apis, kind: KindInfo, opts: { namespace?: string; labelSelector?: string } = {}): Cache<KubernetesObject> {
+  const { namespace, labelSelector } = opts;
+  // The operator's own kinds come back as they are (no generated model); built-in kinds as their typed models.
+  const list: ListPromise<KubernetesObject> = kind.group === GROUP
+    ? async () => (await apis.custom.listClusterCustomObject({ group: kind.group, version: kind.version, plural: kind.plural, ...(labelSelector ? { labelSelector } : {}) })) as never
+    : () => apis.objects.list(kind.group ? `${kind.group}/${kind.version}` : kind.version, kind.kind, namespace, undefined, undefined, undefined, undefined, labelSelector);
+  return makeInformer(apis.kc, pathOf(kind, namespace), list, labelSelector);
+}
+
+/**
+ * Two selectors, never "every Secret": tenant Secrets only once their owner opted them in, and the
+ * operator's own (tenant CAs, issued certificates), minus the broker-config copies; one namespace at
+ * a time when Secret access is namespaced.
+ */
+function referencedSecrets(apis: Apis, kind: KindInfo, scope: InformerScope): Cache<V1Secret> {
+  const notConfig = `${LABEL_ROLE}!=${ROLE_BROKER_CONFIG}`; // also matches Secrets without the label
+  const selectors = { 'opted-in': `${LABEL_ALLOW_REFERENCE}=true`, 'operator-made': `${ours},${notConfig}` };
+  const namespaces: (string | undefined)[] = scope.tenantNamespaces ? [...new Set([...scope.tenantNamespaces, scope.operatorNamespace])] : [undefined];
+  const parts = new Map<string, Part<V1Secret>>();
+  for (const [what, labelSelector] of Object.entries(selectors)) {
+    for (const namespace of namespaces) {
+      const cache = informerOf(apis, kind, { ...(namespace === undefined ? {} : { namespace }), labelSelector }) as Cache<V1Secret>;
+      parts.set(namespace === undefined ? what : `${what}/${namespace}`, { ...(namespace === undefined ? {} : { namespace }), cache });
+    }
+  }
+  return new Composite(parts);
+}
+
+/** The informer for one watch of the table; undefined when this scope cannot watch it. */
+function informerFor(apis: Apis, { kind, watch }: WatchedKind, scope: InformerScope): Cache<KubernetesObject> | undefined {
+  switch (watch.role) {
+    case 'resource': return slim(informerOf(apis, kind), []);
+    case 'referenced': return slim(referencedSecrets(apis, kind, scope), []);
+    case 'owned':
+      if (watch.clusterSecretAccess && scope.tenantNamespaces) return undefined;
+      return slim(informerOf(apis, kind, { labelSelector: watch.selector ? `${ours},${watch.selector}` : ours }), watch.drop);
+  }
 }
 
 export function makeInformers(kc: KubeConfig, scope: InformerScope): Informers {
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const core = kc.makeApiClient(CoreV1Api);
-  const apps = kc.makeApiClient(AppsV1Api);
-  const net = kc.makeApiClient(NetworkingV1Api);
-  const policy = kc.makeApiClient(PolicyV1Api);
-  const ours = `${LABEL_MANAGED_BY}=${MANAGED_BY}`;
-  const notConfig = `${LABEL_ROLE}!=${ROLE_BROKER_CONFIG}`; // also matches Secrets without the label
-  const crd = <T extends KubernetesObject>(plural: string): Cache<T> =>
-    makeInformer<T>(kc, `/apis/${GROUP}/${VERSION}/${plural}`, async () => (await custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as never);
-  // Two selectors, never "every Secret": tenant Secrets only once their owner opted them in, and
-  // the operator's own (tenant CAs, issued certificates), minus the broker-config copies.
-  const selectors = { 'opted-in': `${LABEL_ALLOW_REFERENCE}=true`, 'operator-made': `${ours},${notConfig}` };
-  const namespaces: (string | undefined)[] = scope.tenantNamespaces ? [...new Set([...scope.tenantNamespaces, scope.operatorNamespace])] : [undefined];
-  const secretParts = new Map<string, Part<V1Secret>>();
-  for (const [what, selector] of Object.entries(selectors)) {
-    for (const ns of namespaces) {
-      const cache = ns === undefined
-        ? makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: selector }), selector)
-        : makeInformer(kc, `/api/v1/namespaces/${ns}/secrets`, () => core.listNamespacedSecret({ namespace: ns, labelSelector: selector }), selector);
-      secretParts.set(ns === undefined ? what : `${what}/${ns}`, { ...(ns === undefined ? {} : { namespace: ns }), cache });
-    }
-  }
-  const secrets: Cache<V1Secret> = new Composite(secretParts);
-  const configs = `${ours},${LABEL_ROLE}=${ROLE_BROKER_CONFIG}`;
+  const apis: Apis = { kc, objects: KubernetesObjectApi.makeApiClient(kc), custom: kc.makeApiClient(CustomObjectsApi) };
+  const watched = WATCHED.flatMap((w): WatchedCache[] => {
+    const cache = informerFor(apis, w, scope);
+    return cache ? [{ ...w, cache }] : [];
+  });
+  const named = (name: string): Cache<never> => {
+    const hit = watched.find((w) => w.watch.name === name);
+    if (!hit) throw new Error(`api/owned-kinds.ts declares no watch named ${name}`);
+    return hit.cache as Cache<never>;
+  };
   return {
-    mqttDeployments: slim(crd<MqttDeployment & KubernetesObject>('mqttdeployments'), []),
-    authSources: slim(crd<AuthSource & KubernetesObject>('authsources'), []),
-    tlsCertificates: slim(crd<TlsCertificate & KubernetesObject>('tlscertificates'), []),
-    secrets: slim(secrets, []),
-    namespaces: slim(makeInformer(kc, '/api/v1/namespaces', () => core.listNamespace({ labelSelector: ours }), ours), ['spec']),
-    deployments: slim(makeInformer(kc, '/apis/apps/v1/deployments', () => apps.listDeploymentForAllNamespaces({ labelSelector: ours }), ours), ['spec']),
-    networkPolicies: slim(makeInformer(kc, '/apis/networking.k8s.io/v1/networkpolicies', () => net.listNetworkPolicyForAllNamespaces({ labelSelector: ours }), ours), ['spec']),
-    services: slim(makeInformer(kc, '/api/v1/services', () => core.listServiceForAllNamespaces({ labelSelector: ours }), ours), ['spec']),
-    serviceAccounts: slim(makeInformer(kc, '/api/v1/serviceaccounts', () => core.listServiceAccountForAllNamespaces({ labelSelector: ours }), ours), []),
-    podDisruptionBudgets: slim(makeInformer(kc, '/apis/policy/v1/poddisruptionbudgets', () => policy.listPodDisruptionBudgetForAllNamespaces({ labelSelector: ours }), ours), ['spec']),
-    ...(scope.tenantNamespaces ? {} : { brokerConfigs: slim(makeInformer(kc, '/api/v1/secrets', () => core.listSecretForAllNamespaces({ labelSelector: configs }), configs), ['data', 'stringData']) }),
+    mqttDeployments: named('mqttDeployments'),
+    authSources: named('authSources'),
+    tlsCertificates: named('tlsCertificates'),
+    secrets: named('secrets'),
+    owned: new Map(watched.filter((w) => w.watch.role === 'owned').map((w) => [w.kind.kind, w.cache])),
+    watched,
   };
 }
 

@@ -6,17 +6,18 @@
 import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, brokerSelector, ownedBy, resolveRuntimeNamespace } from '../api/names.ts';
+import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, brokerSelector, ownedBy, resolveRuntimeNamespace, type Owner } from '../api/names.ts';
 import type { AuthSource, MqttDeployment, TlsCertificate } from '../api/types.ts';
 import { KINDS } from '../api/owned-kinds.ts';
 import { managesNamespace, notManagedMessage, type OperatorConfig } from '../config.ts';
 import { ownerOf, targetNamespace, withRuntimeNamespace, type BuildContext, type SecretData, type TlsMaterial } from '../resources/context.ts';
-import { desiredState, type DesiredEntry } from '../resources/index.ts';
+import { desiredState, type DesiredEntry, type DesiredState } from '../resources/index.ts';
 import { referencedCertificates, referencedSources } from '../resources/listeners.ts';
 import { disabledMessage, mqttDeploymentStatus, sameStatus, type Observed } from '../status/mqtt-deployment.ts';
 import { podProblem } from '../status/pods.ts';
 import { apiErrorMessage, type KubeClient } from '../kube/client.ts';
-import type { Informers } from '../kube/informers.ts';
+import { cachedDeployment, cachedNamespace, type Informers } from '../kube/informers.ts';
+import { reconcileKey } from './keys.ts';
 import { referenceable } from '../policy/secret-references.ts';
 import { authSourceViolations, mqttDeploymentViolations } from '../policy/platform.ts';
 import { caSecretName } from './ca.ts';
@@ -57,20 +58,6 @@ function versionOf(kind: string, o: KubernetesObject | undefined): string | unde
   return kind === 'Deployment' || kind === 'PodDisruptionBudget' ? `g${o.metadata.generation ?? 0}` : `r${o.metadata.resourceVersion ?? ''}`;
 }
 
-/** Cached copy of an owned object, by kind; undefined cache = that kind cannot be watched (namespaced Secrets). */
-function cacheOf(informers: Informers, kind: string): { get(name: string, ns?: string): KubernetesObject | undefined } | undefined {
-  switch (kind) {
-    case 'Namespace': return informers.namespaces;
-    case 'NetworkPolicy': return informers.networkPolicies;
-    case 'ServiceAccount': return informers.serviceAccounts;
-    case 'Secret': return informers.brokerConfigs;
-    case 'Deployment': return informers.deployments;
-    case 'Service': return informers.services;
-    case 'PodDisruptionBudget': return informers.podDisruptionBudgets;
-    default: return undefined;
-  }
-}
-
 /** `a` newer than `b`? Versions are etcd revisions / generations: integers in practice; unparsable counts as newer. */
 function newer(a: string, b: string): boolean {
   const x = Number(a.slice(1));
@@ -86,7 +73,7 @@ function newer(a: string, b: string): boolean {
 async function drifted(deps: ControllerDeps, entries: DesiredEntry[], state: AppliedState): Promise<string | undefined> {
   for (const entry of entries) {
     const key = refKey(entry.ref);
-    const cache = cacheOf(deps.informers, entry.ref.kind);
+    const cache = deps.informers.owned.get(entry.ref.kind);
     const recorded = state.versions.get(key);
     if (!cache || recorded === undefined) continue;
     const cached = cache.get(entry.ref.name, entry.ref.namespace);
@@ -123,7 +110,7 @@ export function tlsSecretOf(deps: Pick<ControllerDeps, 'informers'>, cert: TlsCe
  */
 export function withResolvedNamespace(deps: Pick<ControllerDeps, 'informers'>, md: MqttDeployment): MqttDeployment {
   const owner = ownerOf(md);
-  return withRuntimeNamespace(md, resolveRuntimeNamespace(md, (ns) => ownedBy(deps.informers.namespaces.get(ns)?.metadata?.labels, owner)));
+  return withRuntimeNamespace(md, resolveRuntimeNamespace(md, (ns) => ownedBy(cachedNamespace(deps.informers, ns)?.metadata?.labels, owner)));
 }
 
 export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildContext {
@@ -151,23 +138,55 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   const cr = deps.informers.mqttDeployments.get(name, namespace);
   if (!cr) return; // Gone, and the finalizer (if any) was already removed.
   const md = withResolvedNamespace(deps, cr);
-  const runtimeNs = targetNamespace(md);
   const log = deps.log.child({ kind: 'MqttDeployment', namespace, name, generation: md.metadata.generation });
   if (md.metadata.deletionTimestamp) return purge(deps, md, log);
-  if (!managesNamespace(deps.config, namespace)) {
-    // Its Secrets are unreadable to us (namespaced Secret access): say so rather than report every
-    // reference as missing. No finalizer, nothing created; onboarding the namespace re-queues it.
-    const status = mqttDeploymentStatus(md, { namespace: runtimeNs, missing: [], notManaged: notManagedMessage(namespace), replicas: 0, readyReplicas: 0, updatedReplicas: 0 }, deps.now().toISOString());
-    if (!sameStatus(status, cr.status)) await deps.client.applyStatus({ type: KINDS.mqttDeployments, namespace, name }, status);
-    return;
-  }
+  if (!managesNamespace(deps.config, namespace)) return reportNotManaged(deps, cr, md);
+  await ensureFinalizer(deps, md);
+  const plan = planOf(deps, md);
+  const outcome = await applyPlan(deps, plan, log);
+  await reportWarning(deps, plan, outcome);
+  const observed: Observed = { ...plan.observed, ...refusalOf(outcome), ...observeDeployment(deps, plan) };
+  const waiting = await observePods(deps, observed, plan.runtimeNs, md.spec.replicas ?? 1);
+  const status = mqttDeploymentStatus(md, observed, deps.now().toISOString());
+  if (!sameStatus(status, cr.status)) await deps.client.applyStatus({ type: KINDS.mqttDeployments, namespace, name }, status);
+  if (observed.applyError !== undefined) throw new Error(observed.applyError);
+  // Pod states (image pulls, crash loops, probes) move no Deployment field we watch: look again soon.
+  if (waiting) return { requeueAfterMs: POD_RECHECK_MS };
+  // Invalid references and conflicts are not retried in a hot loop: a change to the referenced
+  // objects (informers) re-queues this key.
+}
 
-  if (!md.metadata.finalizers?.includes(FINALIZER)) {
-    // First: nothing may be created before the finalizer that guarantees its purge is in place.
-    await deps.client.setFinalizers({ type: KINDS.mqttDeployments, namespace, name }, { finalizers: [...(md.metadata.finalizers ?? []), FINALIZER], resourceVersion: md.metadata.resourceVersion! });
-  }
+/**
+ * Its Secrets are unreadable to us (namespaced Secret access): say so rather than report every
+ * reference as missing. No finalizer, nothing created; onboarding the namespace re-queues it.
+ */
+async function reportNotManaged(deps: ControllerDeps, cr: MqttDeployment, md: MqttDeployment): Promise<Result> {
+  const { namespace, name } = md.metadata;
+  const status = mqttDeploymentStatus(md, { namespace: targetNamespace(md), missing: [], notManaged: notManagedMessage(namespace), replicas: 0, readyReplicas: 0, updatedReplicas: 0 }, deps.now().toISOString());
+  if (!sameStatus(status, cr.status)) await deps.client.applyStatus({ type: KINDS.mqttDeployments, namespace, name }, status);
+}
 
-  const owner = ownerOf(md);
+/** First: nothing may be created before the finalizer that guarantees its purge is in place. */
+async function ensureFinalizer(deps: ControllerDeps, md: MqttDeployment): Promise<void> {
+  if (md.metadata.finalizers?.includes(FINALIZER)) return;
+  const { namespace, name } = md.metadata;
+  await deps.client.setFinalizers({ type: KINDS.mqttDeployments, namespace, name }, { finalizers: [...(md.metadata.finalizers ?? []), FINALIZER], resourceVersion: md.metadata.resourceVersion! });
+}
+
+/** What this reconcile wants: the desired objects, what stops them from being applied, and the status facts known so far. */
+interface Plan {
+  md: MqttDeployment;
+  owner: Owner;
+  runtimeNs: string;
+  desired: DesiredState;
+  /** Hash of the desired entries: unchanged + undrifted = nothing to send. */
+  hash: string;
+  /** What the platform policy refuses (the spec's own, then each referenced AuthSource's). */
+  violations: string[];
+  observed: Observed;
+}
+
+function planOf(deps: ControllerDeps, md: MqttDeployment): Plan {
   const ctx = gatherContext(deps, md);
   const desired = desiredState(ctx);
   // The platform policy (chart values): admission refuses most of this already; what got through
@@ -176,89 +195,120 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
     ...mqttDeploymentViolations(md, deps.config.policy, deps.config.defaultImage),
     ...[...ctx.sources.values()].flatMap((s) => authSourceViolations(s, deps.config.policy).map((v) => `AuthSource ${s.metadata.name} ${v}`)),
   ];
-  const observed: Observed = { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, invalid: desired.invalid, disabled: desired.disabled, policy: violations, replicas: 0, readyReplicas: 0, updatedReplicas: 0 };
+  const runtimeNs = targetNamespace(md);
+  return {
+    md, owner: ownerOf(md), runtimeNs, desired, violations,
+    hash: createHash('sha256').update(JSON.stringify(desired.entries)).digest('hex'),
+    observed: { namespace: runtimeNs, configHash: desired.configHash, missing: desired.missing, invalid: desired.invalid, disabled: desired.disabled, policy: violations, replicas: 0, readyReplicas: 0, updatedReplicas: 0 },
+  };
+}
 
-  const cachedNs = deps.informers.namespaces.get(runtimeNs);
-  const hash = createHash('sha256').update(JSON.stringify(desired.entries)).digest('hex');
-  const memo = deps.applied.get(owner.uid);
-  let upToDate = memo?.hash === hash && cachedNs !== undefined && ownedBy(cachedNs.metadata?.labels, owner);
-  if (upToDate) {
-    const changed = await drifted(deps, desired.entries, memo!);
-    if (changed) {
-      // Level-triggered: whoever deleted a NetworkPolicy or edited the pod template, the desired
-      // state is simply applied again (force: the operator owns these fields).
-      log.info({ object: changed }, 'Owned object changed outside the operator; re-applying');
-      upToDate = false;
+/** What the apply step did: nothing needed, applied, or refused (an object in the way, or an error retried with backoff). */
+type ApplyOutcome = { done: 'blocked' | 'up-to-date' | 'applied' } | { conflict: string } | { applyError: string };
+
+function refusalOf(outcome: ApplyOutcome): Pick<Observed, 'conflict' | 'applyError'> {
+  return 'done' in outcome ? {} : outcome;
+}
+
+/** Applies the plan unless the spec is refused or the world already matches it (memo and drift). */
+async function applyPlan(deps: ControllerDeps, plan: Plan, log: Logger): Promise<ApplyOutcome> {
+  const { desired } = plan;
+  if (plan.violations.length > 0 || desired.missing.length > 0 || desired.invalid.length > 0) return { done: 'blocked' };
+  if (await upToDate(deps, plan, log)) return { done: 'up-to-date' };
+  const claim = await claimNamespace(deps, plan, log);
+  if (claim !== 'ours' && claim !== 'absent') return claim;
+  try {
+    if (claim === 'absent') await deps.client.event(plan.md, 'Normal', 'NamespaceCreated', `Creating runtime namespace ${plan.runtimeNs}.`);
+    deps.applied.set(plan.owner.uid, { hash: plan.hash, versions: await applyStages(deps, plan) });
+    log.info({ configHash: desired.configHash }, 'Reconciled MqttDeployment');
+    return { done: 'applied' };
+  } catch (err) {
+    deps.applied.delete(plan.owner.uid);
+    return { applyError: `Applying the runtime objects failed: ${apiErrorMessage(err)}` };
+  }
+}
+
+/** The same desired state was applied before, the namespace is still ours, and nothing owned drifted since. */
+async function upToDate(deps: ControllerDeps, plan: Plan, log: Logger): Promise<boolean> {
+  const memo = deps.applied.get(plan.owner.uid);
+  const cachedNs = cachedNamespace(deps.informers, plan.runtimeNs);
+  if (memo?.hash !== plan.hash || cachedNs === undefined || !ownedBy(cachedNs.metadata?.labels, plan.owner)) return false;
+  const changed = await drifted(deps, plan.desired.entries, memo);
+  if (!changed) return true;
+  // Level-triggered: whoever deleted a NetworkPolicy or edited the pod template, the desired
+  // state is simply applied again (force: the operator owns these fields).
+  log.info({ object: changed }, 'Owned object changed outside the operator; re-applying');
+  return false;
+}
+
+/** Whether the runtime namespace is ours or free; a refusal when someone else's, or still terminating. */
+async function claimNamespace(deps: ControllerDeps, plan: Plan, log: Logger): Promise<'ours' | 'absent' | { conflict: string } | { applyError: string }> {
+  const { md, runtimeNs } = plan;
+  // The informer holds only our namespaces; a foreign one is found with a direct read.
+  const existing = cachedNamespace(deps.informers, runtimeNs) ?? (await deps.client.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: runtimeNs }));
+  if (!existing) return 'absent';
+  if (!ownedBy(existing.metadata?.labels, plan.owner)) {
+    const conflict = `Namespace ${runtimeNs}`;
+    log.info({ conflict }, 'Ownership conflict');
+    if (readyReason(md) !== 'OwnershipConflict') {
+      await deps.client.event(md, 'Warning', 'OwnershipConflict', `${conflict} exists and is not owned by this MqttDeployment; left untouched.`);
     }
+    return { conflict };
   }
+  if (existing.metadata?.deletionTimestamp) return { applyError: `Namespace ${runtimeNs} is still terminating from an earlier deployment of the same name.` };
+  return 'ours';
+}
 
-  if (!upToDate && violations.length === 0 && desired.missing.length === 0 && desired.invalid.length === 0) {
-    // The informer holds only our namespaces; a foreign one is found with a direct read.
-    const existing = cachedNs ?? (await deps.client.get<V1Namespace>({ apiVersion: 'v1', kind: 'Namespace', name: runtimeNs }));
-    if (existing && !ownedBy(existing.metadata?.labels, owner)) {
-      observed.conflict = `Namespace ${runtimeNs}`;
-      log.info({ conflict: observed.conflict }, 'Ownership conflict');
-      if (md.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'OwnershipConflict') {
-        await deps.client.event(md, 'Warning', 'OwnershipConflict', `${observed.conflict} exists and is not owned by this MqttDeployment; left untouched.`);
+/** Applies (or deletes) every entry, stage by stage; the version each object has now, for drift. */
+async function applyStages(deps: ControllerDeps, plan: Plan): Promise<Map<string, string>> {
+  // Entries of one stage go out in parallel; stages keep the dependency order (resources/index.ts).
+  const versions = new Map<string, string>();
+  for (const stage of plan.desired.stages) {
+    await Promise.all(stage.map(async (entry) => {
+      if (entry.object) {
+        const applied = await deps.client.apply(entry.object);
+        versions.set(refKey(entry.ref), versionOf(entry.ref.kind, applied) ?? ABSENT);
+        return;
       }
-    } else if (existing?.metadata?.deletionTimestamp) {
-      observed.applyError = `Namespace ${runtimeNs} is still terminating from an earlier deployment of the same name.`;
-    } else {
-      try {
-        if (!existing) await deps.client.event(md, 'Normal', 'NamespaceCreated', `Creating runtime namespace ${runtimeNs}.`);
-        // Entries of one stage go out in parallel; stages keep the dependency order (resources/index.ts).
-        const versions = new Map<string, string>();
-        for (const stage of desired.stages) {
-          await Promise.all(stage.map(async (entry) => {
-            if (entry.object) {
-              const applied = await deps.client.apply(entry.object);
-              versions.set(refKey(entry.ref), versionOf(entry.ref.kind, applied) ?? ABSENT);
-            } else {
-              // The label-filtered cache answers "is there one of ours?"; a read only where no cache is
-              // kept. A cache behind our own create shows up as drift later (ABSENT recorded) and is fixed then.
-              const cache = cacheOf(deps.informers, entry.ref.kind);
-              const current = cache ? cache.get(entry.ref.name, entry.ref.namespace) : await deps.client.get(entry.ref);
-              if (current && ownedBy(current.metadata?.labels, owner)) await deps.client.delete(entry.ref);
-              versions.set(refKey(entry.ref), ABSENT);
-            }
-          }));
-        }
-        deps.applied.set(owner.uid, { hash, versions });
-        log.info({ configHash: desired.configHash }, 'Reconciled MqttDeployment');
-      } catch (err) {
-        observed.applyError = `Applying the runtime objects failed: ${apiErrorMessage(err)}`;
-        deps.applied.delete(owner.uid);
-      }
-    }
+      // The label-filtered cache answers "is there one of ours?"; a read only where no cache is
+      // kept. A cache behind our own create shows up as drift later (ABSENT recorded) and is fixed then.
+      const cache = deps.informers.owned.get(entry.ref.kind);
+      const current = cache ? cache.get(entry.ref.name, entry.ref.namespace) : await deps.client.get(entry.ref);
+      if (current && ownedBy(current.metadata?.labels, plan.owner)) await deps.client.delete(entry.ref);
+      versions.set(refKey(entry.ref), ABSENT);
+    }));
   }
+  return versions;
+}
 
-  const readyReason = md.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
-  if (violations.length > 0) {
-    if (readyReason !== 'PolicyViolation') await deps.client.event(md, 'Warning', 'PolicyViolation', `Refused by the platform policy: ${violations.slice(0, 3).join('; ')}.`);
-  } else if (desired.missing.length > 0 && readyReason !== 'InvalidReference') {
-    await deps.client.event(md, 'Warning', 'InvalidReference', `Not found: ${desired.missing.join(', ')}.`);
-  } else if (desired.missing.length === 0 && desired.invalid.length > 0 && readyReason !== 'InvalidConfig') {
-    await deps.client.event(md, 'Warning', 'InvalidConfig', `The broker would refuse the rendered configuration: ${desired.invalid.slice(0, 3).join('; ')}.`);
-  } else if (desired.missing.length === 0 && desired.invalid.length === 0 && desired.disabled.length > 0 && readyReason !== 'ListenerDisabled' && observed.applyError === undefined && observed.conflict === undefined) {
-    await deps.client.event(md, 'Warning', 'ListenerDisabled', disabledMessage(desired.disabled));
-  }
-  const dep = deps.informers.deployments.get(BROKER_NAME, runtimeNs);
-  if (dep && ownedBy(dep.metadata?.labels, owner)) {
-    observed.replicas = dep.status?.replicas ?? 0;
-    observed.readyReplicas = dep.status?.readyReplicas ?? 0;
-    observed.updatedReplicas = dep.status?.updatedReplicas ?? 0;
-    observed.deploymentCurrent = (dep.status?.observedGeneration ?? 0) >= (dep.metadata?.generation ?? 0);
-  }
-  const waiting = await observePods(deps, observed, runtimeNs, md.spec.replicas ?? 1);
-  const status = mqttDeploymentStatus(md, observed, deps.now().toISOString());
-  if (!sameStatus(status, cr.status)) {
-    await deps.client.applyStatus({ type: KINDS.mqttDeployments, namespace, name }, status);
-  }
-  if (observed.applyError !== undefined) throw new Error(observed.applyError);
-  // Pod states (image pulls, crash loops, probes) move no Deployment field we watch: look again soon.
-  if (waiting) return { requeueAfterMs: POD_RECHECK_MS };
-  // Invalid references and conflicts are not retried in a hot loop: a change to the referenced
-  // objects (informers) re-queues this key.
+const readyReason = (md: MqttDeployment): string | undefined => md.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+
+/** The Warning event for what keeps the spec from being served, if anything (an ownership conflict has its own, in claimNamespace). */
+function warningOf(plan: Plan, outcome: ApplyOutcome): { reason: string; message: string } | undefined {
+  const { desired, violations } = plan;
+  if (violations.length > 0) return { reason: 'PolicyViolation', message: `Refused by the platform policy: ${violations.slice(0, 3).join('; ')}.` };
+  if (desired.missing.length > 0) return { reason: 'InvalidReference', message: `Not found: ${desired.missing.join(', ')}.` };
+  if (desired.invalid.length > 0) return { reason: 'InvalidConfig', message: `The broker would refuse the rendered configuration: ${desired.invalid.slice(0, 3).join('; ')}.` };
+  if (desired.disabled.length > 0 && 'done' in outcome) return { reason: 'ListenerDisabled', message: disabledMessage(desired.disabled) };
+  return undefined;
+}
+
+/** Recorded once per change of the Ready reason, not on every reconcile. */
+async function reportWarning(deps: ControllerDeps, plan: Plan, outcome: ApplyOutcome): Promise<void> {
+  const warning = warningOf(plan, outcome);
+  if (warning && readyReason(plan.md) !== warning.reason) await deps.client.event(plan.md, 'Warning', warning.reason, warning.message);
+}
+
+/** Replica counts of our broker Deployment, as its controller reports them. */
+function observeDeployment(deps: ControllerDeps, plan: Plan): Partial<Pick<Observed, 'replicas' | 'readyReplicas' | 'updatedReplicas' | 'deploymentCurrent'>> {
+  const dep = cachedDeployment(deps.informers, BROKER_NAME, plan.runtimeNs);
+  if (!dep || !ownedBy(dep.metadata?.labels, plan.owner)) return {};
+  return {
+    replicas: dep.status?.replicas ?? 0,
+    readyReplicas: dep.status?.readyReplicas ?? 0,
+    updatedReplicas: dep.status?.updatedReplicas ?? 0,
+    deploymentCurrent: (dep.status?.observedGeneration ?? 0) >= (dep.metadata?.generation ?? 0),
+  };
 }
 
 const POD_RECHECK_MS = 5_000;
@@ -324,5 +374,5 @@ async function retireTenantCa(deps: ControllerDeps, namespace: string, name: str
   if (ca && ca.metadata?.labels?.[LABEL_MANAGED_BY] === MANAGED_BY) {
     await deps.client.delete({ apiVersion: 'v1', kind: 'Secret', namespace: deps.config.operatorNamespace, name: caName });
   }
-  for (const cert of deps.informers.tlsCertificates.list(namespace)) deps.enqueue(`TlsCertificate/${namespace}/${cert.metadata.name}`);
+  for (const cert of deps.informers.tlsCertificates.list(namespace)) deps.enqueue(reconcileKey('TlsCertificate', namespace, cert.metadata.name));
 }

@@ -5,7 +5,7 @@
 // when the issue spec changes, and come back at the renewal time.
 import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
-import { LABEL_MANAGED_BY, MANAGED_BY, ownerLabels, ownedBy } from '../api/names.ts';
+import { LABEL_MANAGED_BY, LABEL_TENANT_NAMESPACE, MANAGED_BY, ownerLabels, ownedBy } from '../api/names.ts';
 import { GROUP, VERSION, type IssueSpec, type TlsCertificate } from '../api/types.ts';
 import { KINDS } from '../api/owned-kinds.ts';
 import { parseDuration } from '../api/duration.ts';
@@ -33,7 +33,7 @@ async function tenantCa(deps: ControllerDeps, tenantNamespace: string): Promise<
   const ca = await createCa({ commonName: `Enclave CA ${tenantNamespace}`, now: deps.now() });
   await deps.client.apply<V1Secret>({
     apiVersion: 'v1', kind: 'Secret', type: 'Opaque',
-    metadata: { name, namespace: deps.config.operatorNamespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY, 'mqtt.enclave.dev/tenant-namespace': tenantNamespace } },
+    metadata: { name, namespace: deps.config.operatorNamespace, labels: { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_TENANT_NAMESPACE]: tenantNamespace } },
     data: { 'ca.crt': b64(ca.certPem), 'ca.key': b64(ca.keyPem) },
   });
   return ca;
@@ -99,10 +99,8 @@ async function issuedCertificate(deps: ControllerDeps, cert: TlsCertificate, iss
   const ca = await tenantCa(deps, namespace);
   const specHash = createHash('sha256').update(JSON.stringify(issue)).digest('hex').slice(0, 16);
   const crt = unb64(secret?.data?.['tls.crt']);
-  const fresh = crt !== undefined && secret?.metadata?.annotations?.[ANNOTATION_ISSUE_HASH] === specHash
-    && issuedBy(crt, ca.certPem) && !needsRenewal(crt, renewBeforeMs, now);
   let leafPem = crt;
-  if (!fresh) {
+  if (!isFresh(secret, { crt, specHash, caPem: ca.certPem, renewBeforeMs, now })) {
     let leaf: IssuedCertificate;
     try {
       leaf = await issueLeaf({ ca, spec: issue, now });
@@ -115,6 +113,13 @@ async function issuedCertificate(deps: ControllerDeps, cert: TlsCertificate, iss
   if (leafPem === undefined) return {};
   const facts = describeCertificate(leafPem, renewBeforeMs);
   return { facts, ...(facts.renewalTime ? { requeueAfterMs: Math.max(1000, Math.min(MAX_WAIT_MS, Date.parse(facts.renewalTime) - now.getTime())) } : {}) };
+}
+
+/** The issued Secret is for this spec, signed by the current CA and not yet due for renewal. */
+function isFresh(secret: V1Secret | undefined, want: { crt: string | undefined; specHash: string; caPem: string; renewBeforeMs: number; now: Date }): boolean {
+  const { crt } = want;
+  return crt !== undefined && secret?.metadata?.annotations?.[ANNOTATION_ISSUE_HASH] === want.specHash
+    && issuedBy(crt, want.caPem) && !needsRenewal(crt, want.renewBeforeMs, want.now);
 }
 
 /** The issued leaf into `<name>-tls`, owned by the TlsCertificate. */

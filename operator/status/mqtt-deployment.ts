@@ -37,76 +37,64 @@ export function endpoints(md: MqttDeployment, namespace: string, disabled: Disab
   return effectiveListeners(md).filter((l) => !off.has(l.name)).map((l) => ({ listener: l.name, protocol: l.protocol, address: `${BROKER_NAME}.${namespace}.svc:${l.port}` }));
 }
 
+/** Builds one condition at the CR's generation. */
+type Cond = (type: ConditionInput['type'], status: ConditionInput['status'], reason: string, message: string) => ConditionInput;
+
+/** Ready/Progressing/Degraded for one refusal: Ready False, Progressing False (waiting), Degraded True. */
+function refused(c: Cond, reason: string, ready: string, waiting: string, degraded = ready): ConditionInput[] {
+  return [c('Ready', 'False', reason, ready), c('Progressing', 'False', reason, waiting), c('Degraded', 'True', reason, degraded)];
+}
+
+type Rule = (md: MqttDeployment, o: Observed, c: Cond) => ConditionInput[] | undefined;
+
+/** What keeps the spec from being served, in order of precedence: the first that applies decides the conditions. */
+const REFUSALS: Rule[] = [
+  (_md, o, c) => (o.notManaged === undefined ? undefined : refused(c, 'NamespaceNotManaged', o.notManaged, 'Nothing is created for this MqttDeployment.')),
+  (_md, o, c) => (o.conflict === undefined ? undefined
+    : refused(c, 'OwnershipConflict', `${o.conflict} exists and is not owned by this MqttDeployment; it was left untouched. Rename the MqttDeployment or remove that object.`, 'Waiting for the conflicting object to go away.', `${o.conflict} belongs to someone else.`)),
+  (_md, o, c) => (!o.policy?.length ? undefined
+    : refused(c, 'PolicyViolation', `Refused by the platform policy, so nothing was changed: ${o.policy.join('; ')}. Change the spec, or ask the platform team to change the policy.`, 'Waiting for a spec the policy allows.')),
+  (md, o, c) => (o.missing.length === 0 ? undefined
+    : refused(c, 'InvalidReference', `Not found: ${o.missing.join(', ')}. Create them in namespace ${md.metadata.namespace} or fix the references.`, 'Waiting for the referenced objects.', `${o.missing.length} unresolved reference(s).`)),
+  (_md, o, c) => (!o.invalid?.length ? undefined
+    : refused(c, 'InvalidConfig', `The broker would refuse this configuration, so nothing was changed: ${o.invalid.slice(0, 5).join('; ')}${o.invalid.length > 5 ? ` (and ${o.invalid.length - 5} more)` : ''}. Fix the MqttDeployment or the AuthSource it names.`, 'Waiting for a valid spec.')),
+  (_md, o, c) => (o.applyError !== undefined || !o.disabled?.length ? undefined
+    : refused(c, 'ListenerDisabled', disabledMessage(o.disabled), 'Waiting for the TlsCertificate to be re-created or the listener to be removed.', `${o.disabled.length} listener(s) not served.`)),
+  (_md, o, c) => (o.applyError === undefined ? undefined
+    : [c('Ready', 'False', 'ApplyFailed', o.applyError), c('Progressing', 'True', 'Retrying', 'The operator retries with backoff.'), c('Degraded', 'True', 'ApplyFailed', o.applyError)]),
+];
+
+/** Everything applied: Ready once rolled out, else why the pods are not ready yet. */
+function rollout(md: MqttDeployment, o: Observed, c: Cond): ConditionInput[] {
+  const desired = md.spec.replicas ?? 1;
+  // Rolled out: enough ready pods of the current template and no pod of an older one left (a new
+  // pod that cannot start keeps the old one serving; that is still a rollout, not Ready).
+  const rolledOut = o.readyReplicas >= desired && o.updatedReplicas >= desired && o.replicas <= desired && o.deploymentCurrent !== false;
+  const problem = rolledOut ? undefined : o.podProblem;
+  const ready = rolledOut
+    ? c('Ready', 'True', 'Available', `${o.readyReplicas}/${desired} replicas ready.`)
+    : problem
+      ? c('Ready', 'False', problem.reason, `${o.readyReplicas}/${desired} replicas ready. ${problem.message}`)
+      : c('Ready', 'False', 'RollingOut', `${o.readyReplicas}/${desired} replicas ready; pods are starting.`);
+  return [
+    ready,
+    rolledOut ? c('Progressing', 'False', 'Complete', 'Rollout complete.') : c('Progressing', 'True', 'RollingOut', 'Waiting for broker pods to become ready.'),
+    problem ? c('Degraded', 'True', problem.reason, problem.message) : c('Degraded', 'False', 'AsExpected', 'All objects applied.'),
+  ];
+}
+
 export function mqttDeploymentStatus(md: MqttDeployment, o: Observed, now: string): MqttDeploymentStatus {
   const generation = md.metadata.generation ?? 0;
-  const desired = md.spec.replicas ?? 1;
-  const c = (type: ConditionInput['type'], status: ConditionInput['status'], reason: string, message: string): ConditionInput =>
-    ({ type, status, reason, message, observedGeneration: generation });
-  let conditions: ConditionInput[];
-  if (o.notManaged !== undefined) {
-    conditions = [
-      c('Ready', 'False', 'NamespaceNotManaged', o.notManaged),
-      c('Progressing', 'False', 'NamespaceNotManaged', 'Nothing is created for this MqttDeployment.'),
-      c('Degraded', 'True', 'NamespaceNotManaged', o.notManaged),
-    ];
-  } else if (o.conflict !== undefined) {
-    conditions = [
-      c('Ready', 'False', 'OwnershipConflict', `${o.conflict} exists and is not owned by this MqttDeployment; it was left untouched. Rename the MqttDeployment or remove that object.`),
-      c('Progressing', 'False', 'OwnershipConflict', 'Waiting for the conflicting object to go away.'),
-      c('Degraded', 'True', 'OwnershipConflict', `${o.conflict} belongs to someone else.`),
-    ];
-  } else if ((o.policy?.length ?? 0) > 0) {
-    const message = `Refused by the platform policy, so nothing was changed: ${o.policy!.join('; ')}. Change the spec, or ask the platform team to change the policy.`;
-    conditions = [
-      c('Ready', 'False', 'PolicyViolation', message),
-      c('Progressing', 'False', 'PolicyViolation', 'Waiting for a spec the policy allows.'),
-      c('Degraded', 'True', 'PolicyViolation', message),
-    ];
-  } else if (o.missing.length > 0) {
-    conditions = [
-      c('Ready', 'False', 'InvalidReference', `Not found: ${o.missing.join(', ')}. Create them in namespace ${md.metadata.namespace} or fix the references.`),
-      c('Progressing', 'False', 'InvalidReference', 'Waiting for the referenced objects.'),
-      c('Degraded', 'True', 'InvalidReference', `${o.missing.length} unresolved reference(s).`),
-    ];
-  } else if ((o.invalid?.length ?? 0) > 0) {
-    const message = `The broker would refuse this configuration, so nothing was changed: ${o.invalid!.slice(0, 5).join('; ')}${o.invalid!.length > 5 ? ` (and ${o.invalid!.length - 5} more)` : ''}. Fix the MqttDeployment or the AuthSource it names.`;
-    conditions = [
-      c('Ready', 'False', 'InvalidConfig', message),
-      c('Progressing', 'False', 'InvalidConfig', 'Waiting for a valid spec.'),
-      c('Degraded', 'True', 'InvalidConfig', message),
-    ];
-  } else if (o.applyError === undefined && (o.disabled?.length ?? 0) > 0) {
-    const message = disabledMessage(o.disabled!);
-    conditions = [
-      c('Ready', 'False', 'ListenerDisabled', message),
-      c('Progressing', 'False', 'ListenerDisabled', 'Waiting for the TlsCertificate to be re-created or the listener to be removed.'),
-      c('Degraded', 'True', 'ListenerDisabled', `${o.disabled!.length} listener(s) not served.`),
-    ];
-  } else if (o.applyError !== undefined) {
-    conditions = [
-      c('Ready', 'False', 'ApplyFailed', o.applyError),
-      c('Progressing', 'True', 'Retrying', 'The operator retries with backoff.'),
-      c('Degraded', 'True', 'ApplyFailed', o.applyError),
-    ];
-  } else {
-    // Rolled out: enough ready pods of the current template and no pod of an older one left (a new
-    // pod that cannot start keeps the old one serving; that is still a rollout, not Ready).
-    const rolledOut = o.readyReplicas >= desired && o.updatedReplicas >= desired && o.replicas <= desired && o.deploymentCurrent !== false;
-    const problem = rolledOut ? undefined : o.podProblem;
-    conditions = [
-      rolledOut
-        ? c('Ready', 'True', 'Available', `${o.readyReplicas}/${desired} replicas ready.`)
-        : problem
-          ? c('Ready', 'False', problem.reason, `${o.readyReplicas}/${desired} replicas ready. ${problem.message}`)
-          : c('Ready', 'False', 'RollingOut', `${o.readyReplicas}/${desired} replicas ready; pods are starting.`),
-      rolledOut ? c('Progressing', 'False', 'Complete', 'Rollout complete.') : c('Progressing', 'True', 'RollingOut', 'Waiting for broker pods to become ready.'),
-      problem ? c('Degraded', 'True', problem.reason, problem.message) : c('Degraded', 'False', 'AsExpected', 'All objects applied.'),
-    ];
+  const c: Cond = (type, status, reason, message) => ({ type, status, reason, message, observedGeneration: generation });
+  let conditions: ConditionInput[] | undefined;
+  for (const rule of REFUSALS) {
+    conditions = rule(md, o, c);
+    if (conditions) break;
   }
   const eps = o.conflict === undefined && o.notManaged === undefined ? endpoints(md, o.namespace, o.disabled) : [];
   return {
     observedGeneration: generation,
-    conditions: mergeConditions(md.status?.conditions, conditions, now),
+    conditions: mergeConditions(md.status?.conditions, conditions ?? rollout(md, o, c), now),
     namespace: o.namespace,
     endpoints: eps,
     ...(eps[0] ? { endpoint: eps[0].address } : {}),

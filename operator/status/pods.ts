@@ -34,25 +34,33 @@ const clip = (s: string | undefined, n = 300): string => (s ?? '').replace(/\s+/
 
 type ContainerStatus = NonNullable<NonNullable<V1Pod['status']>['containerStatuses']>[number];
 
-function containerProblem(pod: string, cs: ContainerStatus, now: Date, probeGraceMs: number): PodProblem | undefined {
+/** Crashing: waiting in back-off, or (between back-offs) running again or just exited, not ready. */
+function crashLoop(pod: string, cs: ContainerStatus): PodProblem | undefined {
   const waiting = cs.state?.waiting?.reason;
   const last = cs.lastState?.terminated;
-  // Crashing: waiting in back-off, or (between back-offs) running again or just exited, not ready.
-  if (waiting === 'CrashLoopBackOff' || (!cs.ready && cs.restartCount > 0 && last !== undefined && waiting === undefined)) {
-    const exit = last ? ` (last exit: code ${last.exitCode}${last.reason ? `, ${last.reason}` : ''})` : '';
-    return { reason: 'CrashLoopBackOff', message: `Pod ${pod}: container ${cs.name} keeps exiting${exit}. ${HINT.CrashLoopBackOff}` };
-  }
-  if (waiting && STUCK.has(waiting)) {
-    const reason = REASON[waiting] ?? waiting;
-    const detail = reason === 'ImagePullBackOff' ? `cannot pull image ${cs.image}` : `is ${waiting}${cs.state?.waiting?.message ? `: ${clip(cs.state.waiting.message)}` : ''}`;
-    return { reason, message: `Pod ${pod}: container ${cs.name} ${detail} (${reason}). ${HINT[reason] ?? ''}`.trim() };
-  }
-  // Running for a while yet not ready: its readiness probe keeps failing.
+  if (waiting !== 'CrashLoopBackOff' && (cs.ready || cs.restartCount <= 0 || last === undefined || waiting !== undefined)) return undefined;
+  const exit = last ? ` (last exit: code ${last.exitCode}${last.reason ? `, ${last.reason}` : ''})` : '';
+  return { reason: 'CrashLoopBackOff', message: `Pod ${pod}: container ${cs.name} keeps exiting${exit}. ${HINT.CrashLoopBackOff}` };
+}
+
+/** Waiting for a reason that will not go away by itself (image pull, config error). */
+function stuckWaiting(pod: string, cs: ContainerStatus): PodProblem | undefined {
+  const waiting = cs.state?.waiting?.reason;
+  if (!waiting || !STUCK.has(waiting)) return undefined;
+  const reason = REASON[waiting] ?? waiting;
+  const detail = reason === 'ImagePullBackOff' ? `cannot pull image ${cs.image}` : `is ${waiting}${cs.state?.waiting?.message ? `: ${clip(cs.state.waiting.message)}` : ''}`;
+  return { reason, message: `Pod ${pod}: container ${cs.name} ${detail} (${reason}). ${HINT[reason] ?? ''}`.trim() };
+}
+
+/** Running for a while yet not ready: its readiness probe keeps failing. */
+function probeFailing(pod: string, cs: ContainerStatus, now: Date, probeGraceMs: number): PodProblem | undefined {
   const started = cs.state?.running?.startedAt;
-  if (started && !cs.ready && now.getTime() - new Date(started).getTime() > probeGraceMs) {
-    return { reason: 'ProbeFailing', message: `Pod ${pod}: container ${cs.name} is running but its readiness probe fails; see \`kubectl describe pod\` in the runtime namespace.` };
-  }
-  return undefined;
+  if (!started || cs.ready || now.getTime() - new Date(started).getTime() <= probeGraceMs) return undefined;
+  return { reason: 'ProbeFailing', message: `Pod ${pod}: container ${cs.name} is running but its readiness probe fails; see \`kubectl describe pod\` in the runtime namespace.` };
+}
+
+function containerProblem(pod: string, cs: ContainerStatus, now: Date, probeGraceMs: number): PodProblem | undefined {
+  return crashLoop(pod, cs) ?? stuckWaiting(pod, cs) ?? probeFailing(pod, cs, now, probeGraceMs);
 }
 
 /** The first problem among `pods` (oldest pod first), or undefined when they are merely starting. */
