@@ -34,6 +34,8 @@ export class SharedGroups {
   private readonly liveMs: number;
   private timer: NodeJS.Timeout | undefined;
   private readonly replicasKey: string;
+  /** This replica's own member counts, the truth it writes back after Redis lost them. */
+  private readonly local = new Map<string, number>();
 
   constructor(link: RedisLink, bus: Bus, options: SharedOptions = {}) {
     this.link = link;
@@ -72,8 +74,24 @@ export class SharedGroups {
     } catch (err) {
       throw this.link.failed(err, 'shared membership');
     }
+    if (members > 0) this.local.set(key, members);
+    else this.local.delete(key);
     this.apply(key, filter, this.me, Math.max(0, members));
     await this.bus.control({ type: 'shared', key, replica: this.me, members: Math.max(0, members) });
+  }
+
+  /**
+   * After the link came back up: Redis may have restarted empty, so this replica writes its own
+   * counts again (absolute, not increments) and reloads everyone else's.
+   */
+  async restore(): Promise<void> {
+    try {
+      for (const [key, n] of this.local) await this.link.command.hset(this.hashKey(key), this.me, n);
+    } catch (err) {
+      throw this.link.failed(err, 'shared restore');
+    }
+    await this.start();
+    for (const [key, n] of this.local) await this.bus.control({ type: 'shared', key, replica: this.me, members: n });
   }
 
   /** Feed control messages from the bus here. */

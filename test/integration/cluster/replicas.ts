@@ -58,16 +58,17 @@ export async function startReplica(id: string, redis: RedisAddress, keyPrefix: s
   const received: Envelope[] = [];
   const retainedView = new Map<string, string>();
   const control: ControlEnvelope[] = [];
-  let shared: SharedGroups | undefined;
+  const late: { shared?: SharedGroups } = {}; // the bus is made first, its handler needs the groups
   const bus = new Bus(link, id, {
     message: (e) => received.push({ ...e, payload: Buffer.from(e.payload) }),
     retained: (e, kept) => retainedView.set(e.topic, kept ? e.payload.toString() : ''),
     control: (m) => {
       control.push(m);
-      shared?.onControl(m);
+      late.shared?.onControl(m);
     },
   }, { blockMs: 200 });
-  shared = new SharedGroups(link, bus, { heartbeatMs: 200, liveMs: 1000 });
+  const shared = new SharedGroups(link, bus, { heartbeatMs: 200, liveMs: 1000 });
+  late.shared = shared;
   await link.whenUp(10_000);
   bus.start();
   await shared.start();

@@ -21,7 +21,7 @@ async function pair(name: string, maxBytes?: number): Promise<[Replica, Replica]
   const prefix = testPrefix(name);
   const rs = await Promise.all([startReplica('broker-0', redis, prefix, maxBytes), startReplica('broker-1', redis, prefix, maxBytes)]);
   open.push(...rs);
-  return rs as [Replica, Replica];
+  return rs;
 }
 
 const retain = { retain: true };

@@ -26,7 +26,7 @@ async function pair(name: string): Promise<[Replica, Replica]> {
   const prefix = testPrefix(name);
   const rs = await Promise.all([startReplica('broker-0', redis, prefix), startReplica('broker-1', redis, prefix)]);
   open.push(...rs);
-  return rs as [Replica, Replica];
+  return rs;
 }
 
 const sub: StoredSubscriptionRecord = {
@@ -91,6 +91,9 @@ describe('session store', () => {
     expect(s.subscriptions.size + s.queue.length + s.inflight.size).toBe(0);
   });
 
+});
+
+describe('session store limits', () => {
   it('clean start deletes everything; an offline session expires by TTL', async () => {
     const [a] = await pair('session-clean');
     const c = await a.sessions.claim('dev-3', true);
