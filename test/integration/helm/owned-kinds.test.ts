@@ -1,6 +1,7 @@
 // The chart's operator RBAC is exactly what the operator declares it uses (operator/api/owned-kinds.ts,
-// the list its API client is built from): every declared kind/verb is granted, and the chart grants
-// no kind or verb the operator does not declare. Checked on the rendered chart, in both secret modes.
+// the one table its informers, caches and event mapping are built from): every declared kind/verb is
+// granted, and the chart grants no kind or verb the operator does not declare. Checked on the
+// rendered chart, in both secret modes.
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { OWNED_KINDS } from '../../../operator/api/owned-kinds.ts';
