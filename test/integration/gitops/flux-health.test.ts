@@ -64,7 +64,7 @@ const cond = (type: string, status: string, observedGeneration: number) => ({ ty
 /** Writes `status` on an MqttDeployment of `generation`; returns which Flux expressions held. */
 async function verdict(name: string, generation: number, status: Record<string, unknown>): Promise<{ current: boolean; failed: boolean }> {
   await apply([{ apiVersion: 'mqtt.enclave.dev/v1alpha1', kind: 'MqttDeployment', metadata: { name, namespace: NS }, spec: {} }]);
-  if (generation > 1) await kubectl(['patch', MD, name, '-n', NS, '--type=merge', '-p', '{"spec":{"replicas":2}}']);
+  if (generation > 1) await kubectl(['patch', MD, name, '-n', NS, '--type=merge', '-p', '{"spec":{"limits":{"maxConnections":500}}}']);
   const r = await kubectl(['patch', MD, name, '-n', NS, '--subresource=status', '--type=merge', '-p', JSON.stringify({ status })]);
   const md = JSON.parse((await kubectl(['get', MD, name, '-n', NS, '-o', 'json'])).stdout) as { metadata: { generation: number } };
   expect(md.metadata.generation).toBe(generation);

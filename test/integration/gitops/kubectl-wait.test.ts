@@ -43,7 +43,7 @@ beforeAll(async () => {
   await kubectl(['create', 'namespace', ns], { allowFailure: true });
   await kubectl(['apply', '--server-side', '-f', '-'], { input: deploymentManifest() });
   // Generation 2: the spec changed after the first reconcile.
-  await kubectl(['-n', ns, 'patch', `mqttdeployment/${name}`, '--type=json', '-p', '[{"op":"add","path":"/spec/replicas","value":3}]']);
+  await kubectl(['-n', ns, 'patch', `mqttdeployment/${name}`, '--type=json', '-p', '[{"op":"add","path":"/spec/limits","value":{"maxConnections":500}}]']);
   const gen = await kubectl(['-n', ns, 'get', `mqttdeployment/${name}`, '-o', 'jsonpath={.metadata.generation}']);
   expect(gen.stdout).toBe('2');
 });
