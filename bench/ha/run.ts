@@ -1,0 +1,224 @@
+// `npm run bench:ha [-- --quick] [-- --only cross-qos1,...]`: shared-state brokers on loopback, one
+// load generator (load.ts) for all: our broker with one replica in memory, one replica with Redis,
+// two replicas with Redis (publishers on one, subscribers on the other), and two Aedes instances
+// sharing Redis through mqemitter-redis + aedes-persistence-redis. Redis is a private redis-server
+// on a free port, flushed before each run. CPU per message counts the broker processes (and Redis
+// separately) from /proc between GO and RESULT. Our Redis rows run once the broker accepts a
+// `state: {backend: redis}` config; until then they say "not wired yet" instead of a number.
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { validateBrokerConfig } from '../../broker/config.ts';
+import { freePort, spawnService, waitUntilReady } from '../../test/support/process.ts';
+import type { ServiceProcess } from '../../test/support/process.ts';
+import type { HaResult } from './load.ts';
+import { measureRedisMemory } from './memory.ts';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..', '..');
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',') : undefined;
+const scenarios = ['cross-qos1', 'cross-qos2', 'latency-5k'].filter((s) => only === undefined || only.includes(s));
+const CLK_TCK = 100;
+
+type Target = 'ours-1-memory' | 'ours-1-redis' | 'ours-2-redis' | 'aedes-2-redis';
+const targets: Target[] = ['ours-1-memory', 'ours-1-redis', 'ours-2-redis', 'aedes-2-redis'];
+
+export interface PrivateRedis {
+  service: ServiceProcess;
+  port: number;
+  password: string;
+  client: Redis;
+  dir: string;
+}
+
+interface Row {
+  target: Target;
+  scenario: string;
+  result: HaResult | undefined;
+  brokerUsPerMsg: number;
+  redisUsPerMsg: number;
+  note: string;
+}
+
+function cpuTicks(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]); // utime, stime
+}
+
+async function startRedis(): Promise<PrivateRedis> {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-ha-'));
+  const port = await freePort();
+  const password = randomBytes(12).toString('hex');
+  const service = spawnService({
+    name: 'redis', command: 'redis-server', logFile: join(dir, 'redis.log'),
+    args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', password, '--logfile', ''],
+  });
+  const client = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 50, 500) });
+  client.on('error', () => undefined);
+  await waitUntilReady(service, async () => (await client.ping()) === 'PONG', 20_000);
+  return { service, port, password, client, dir };
+}
+
+/** Whether the broker's config accepts the Redis state backend (phase 2 wires it). */
+function stateBackendWired(): boolean {
+  try {
+    validateBrokerConfig({
+      listeners: [{ name: 'l', protocol: 'mqtt', port: 1883 }],
+      state: { backend: 'redis', redis: { host: '127.0.0.1', keyPrefix: 'enclave:bench:' } },
+    });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+interface Broker {
+  proc: ChildProcess;
+  port: number;
+}
+
+async function waitForPort(port: number): Promise<void> {
+  const { connect } = await import('node:net');
+  for (let i = 0; i < 200; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`broker on port ${port} did not start`);
+}
+
+function oursConfig(dir: string, port: number, redis: PrivateRedis | undefined): string {
+  const file = join(dir, `broker-${port}.yaml`);
+  const passwordFile = join(dir, 'redis-password');
+  writeFileSync(passwordFile, redis?.password ?? '');
+  const state = redis === undefined ? '' : `state:\n  backend: redis\n  redis: { host: 127.0.0.1, port: ${redis.port}, passwordFile: ${passwordFile}, keyPrefix: 'enclave:bench:' }\n`;
+  writeFileSync(file, `name: bench\nlisteners: [{ name: default, protocol: mqtt, host: 127.0.0.1, port: ${port}, allowAnonymous: true }]\n`
+    + `admin: { host: 127.0.0.1, port: 0 }\nauthorization: { noMatch: allow }\nlogging: { level: warn }\n${state}`);
+  return file;
+}
+
+async function startBroker(target: Target, index: number, redis: PrivateRedis): Promise<Broker> {
+  const port = await freePort();
+  let proc: ChildProcess;
+  if (target === 'aedes-2-redis') {
+    proc = spawn(process.execPath, [join(here, 'aedes-redis.ts'), String(port), String(redis.port), redis.password], { stdio: 'ignore' });
+  } else {
+    const config = oursConfig(redis.dir, port, target === 'ours-1-memory' ? undefined : redis);
+    proc = spawn(process.execPath, [join(root, 'broker/main.ts'), '--config', config], {
+      stdio: 'ignore', env: { ...process.env, ENCLAVE_REPLICA_ID: `bench-${index}` },
+    });
+  }
+  await waitForPort(port);
+  return { proc, port };
+}
+
+async function stopBroker(b: Broker): Promise<void> {
+  b.proc.kill('SIGTERM');
+  await new Promise((r) => {
+    if (b.proc.exitCode !== null) r(undefined);
+    else b.proc.once('exit', r);
+    setTimeout(() => {
+      b.proc.kill('SIGKILL');
+      r(undefined);
+    }, 5000).unref();
+  });
+}
+
+function lineReader(gen: ChildProcess, label: string): (prefix: string) => Promise<string> {
+  const lines = createInterface({ input: gen.stdout! });
+  return (prefix) => new Promise((resolve, reject) => {
+    const onLine = (l: string): void => {
+      if (l.startsWith(prefix)) {
+        lines.off('line', onLine);
+        resolve(l.slice(prefix.length).trim());
+      }
+    };
+    lines.on('line', onLine);
+    gen.once('exit', () => reject(new Error(`generator for ${label} exited before ${prefix}`)));
+  });
+}
+
+async function runOne(target: Target, scenario: string, redis: PrivateRedis): Promise<Row> {
+  await redis.client.flushall();
+  const replicas = target.startsWith('ours-1') ? 1 : 2;
+  const brokers: Broker[] = [];
+  for (let i = 0; i < replicas; i++) brokers.push(await startBroker(target, i, redis));
+  const subPort = brokers[brokers.length - 1]!.port;
+  const gen = spawn(process.execPath, [join(here, 'load.ts'), String(brokers[0]!.port), String(subPort), scenario, quick ? 'quick' : 'full'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const next = lineReader(gen, `${target}/${scenario}`);
+  try {
+    await next('READY');
+    const pids = brokers.map((b) => b.proc.pid!);
+    const cpu0 = pids.reduce((s, p) => s + cpuTicks(p), 0);
+    const redis0 = cpuTicks(redis.service.pid);
+    gen.stdin.write('GO\n');
+    const result = JSON.parse(await next('RESULT')) as HaResult;
+    const per = (ticks: number): number => (result.delivered > 0 ? (ticks * 1e6) / CLK_TCK / result.delivered : NaN);
+    return {
+      target, scenario, result, note: '',
+      brokerUsPerMsg: per(pids.reduce((s, p) => s + cpuTicks(p), 0) - cpu0), redisUsPerMsg: per(cpuTicks(redis.service.pid) - redis0),
+    };
+  } finally {
+    gen.kill();
+    for (const b of brokers) await stopBroker(b);
+  }
+}
+
+const f = (x: number | undefined, digits = 1): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
+
+function table(rows: Row[]): string {
+  const header = ['scenario', 'target', 'msg/s', 'p50 ms', 'p99 ms', 'lost', 'dup', 'broker µs/msg', 'redis µs/msg', 'note'];
+  const cells = rows.map((r) => {
+    const x = r.result;
+    return [r.scenario, r.target, f(x === undefined ? undefined : x.delivered / (x.elapsedMs / 1000), 0), f(x?.latencyP50Ms, 2), f(x?.latencyP99Ms, 2),
+      x === undefined ? '-' : String(x.lost), x === undefined ? '-' : String(x.duplicated), f(r.brokerUsPerMsg, 1), f(r.redisUsPerMsg, 1), r.note];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: string[]): string => `| ${c.map((s, i) => s.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const redis = await startRedis();
+  const wired = stateBackendWired();
+  const rows: Row[] = [];
+  try {
+    for (const scenario of scenarios) {
+      for (const target of targets) {
+        if (target.endsWith('-redis') && target.startsWith('ours') && !wired) {
+          rows.push({ target, scenario, result: undefined, brokerUsPerMsg: NaN, redisUsPerMsg: NaN, note: 'not wired yet (broker config has no `state` section)' });
+          continue;
+        }
+        const row = await runOne(target, scenario, redis);
+        rows.push(row);
+        process.stderr.write(`${scenario} ${target}: ${f(row.result!.delivered / (row.result!.elapsedMs / 1000), 0)} msg/s, lost ${row.result!.lost}, dup ${row.result!.duplicated}\n`);
+      }
+    }
+    process.stdout.write(`\nHA benchmark (${quick ? 'quick' : 'full'}; 2-replica rows: publishers on replica 1, subscribers on replica 2; QoS 1/2 windows of 16 per publisher)\n`);
+    process.stdout.write(`${table(rows)}\n\n`);
+    process.stdout.write(`${await measureRedisMemory(redis, quick ? 200 : 1000)}\n`);
+  } finally {
+    redis.client.disconnect();
+    await redis.service.stop();
+    rmSync(redis.dir, { recursive: true, force: true });
+  }
+  process.stdout.write(`total ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+}
+
+await main();
