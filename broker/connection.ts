@@ -11,7 +11,7 @@ import type { FrameError } from './protocol/framing.ts';
 import { encodePacket } from './protocol/codec.ts';
 import type { ProtocolVersion } from './protocol/codec.ts';
 import { RC } from './protocol/reason-codes.ts';
-import type { BrokerServices, ClientConnection, FrameDispatch, ListenerInfo, Peer } from './services.ts';
+import type { BrokerServices, ClientConnection, ConnectionState, FrameDispatch, ListenerInfo, Peer } from './services.ts';
 import type { Session } from './session/session.ts';
 
 /**
@@ -26,8 +26,6 @@ const HOLD_RATE = 2;
 const HOLD_WRITE = 4;
 /** Frames held while an async step runs; more than this means the peer ignores backpressure. */
 const MAX_BACKLOG = 1024;
-
-export type ConnectionState = 'new' | 'connecting' | 'connected' | 'closed';
 
 export class Connection implements ClientConnection {
   readonly broker: BrokerServices;

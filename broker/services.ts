@@ -22,6 +22,8 @@ export interface ListenerInfo {
   anonymousBypassesChain: boolean;
 }
 
+export type ConnectionState = 'new' | 'connecting' | 'connected' | 'closed';
+
 /** A live client connection as the server sees it: the session's link, and who it is. */
 export interface ClientConnection extends SessionLink {
   readonly broker: BrokerServices;
@@ -33,7 +35,7 @@ export interface ClientConnection extends SessionLink {
   readonly authorizeAll: boolean;
   /** The client sent DISCONNECT 0x00: its will must not be sent. [MQTT-3.1.2-10] */
   readonly cleanDisconnect: boolean;
-  readonly state: 'new' | 'connecting' | 'connected' | 'closed';
+  readonly state: ConnectionState;
   close(reasonCode: number, reason: string, reasonString?: string): void;
   isClosed(): boolean;
 }
