@@ -84,7 +84,8 @@ describe('server-side apply of the examples', () => {
     operator = await startOperatorInProcess({
       operatorNamespace: 'enclave-gitops',
       logFile: join(world().runDir, 'operator-enclave-gitops.log'),
-      config: { identity: `gitops-test-${process.pid}`, defaultImage: world().node.images.broker },
+      // A world without a node (ENCLAVE_WORLD_NODE=0) has no images: the default image is rendered.
+      config: { identity: `gitops-test-${process.pid}`, ...(world().node.images ? { defaultImage: world().node.images.broker } : {}) },
     });
     await operator.idle();
     const deployments = objects.filter((o) => o.kind === 'MqttDeployment');
