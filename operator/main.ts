@@ -132,13 +132,13 @@ interface Running {
 }
 
 /** Leadership (when elected), warm caches, then events and the periodic resync. */
-async function start(r: Running, stop: (reason?: string) => Promise<void>): Promise<void> {
+async function start(r: Running, fail: (reason: string) => void): Promise<void> {
   const { config, log, informers, queue, elector } = r;
   if (elector) {
     log.info({ lease: `${config.operatorNamespace}/${config.leaseName}`, identity: config.identity }, 'Waiting for leadership');
     await elector.acquire(() => {
       log.error('Lost leadership, stopping');
-      void stop('lost leadership');
+      fail('lost leadership');
     });
     if (r.stopped) return;
     log.info({ identity: config.identity }, 'Became leader');
@@ -172,8 +172,7 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
   const r: Running = { config, log, informers, queue, elector, ready: false, stopped: false };
   const server = await healthServer(config, registry, () => r.ready);
 
-  /** Stops everything once; `fatal` = stopped on its own (the process should exit non-zero). */
-  const stop = async (fatal?: string) => {
+  const stop = async () => {
     if (r.stopped) return;
     r.stopped = true;
     if (r.resync) clearInterval(r.resync);
@@ -181,20 +180,21 @@ export async function runOperator(opts: RunOptions): Promise<RunningOperator> {
     await stopInformers(informers);
     await elector?.stop();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (fatal) opts.onFatal?.(fatal);
   };
+  /** Stopped on its own: the process should exit non-zero. */
+  const fail = (reason: string): void => void stop().then(() => opts.onFatal?.(reason));
   if (elector) {
     r.ready = true; // A standby is healthy and ready: it is doing its job by waiting.
-    start(r, stop).catch((err: unknown) => {
+    start(r, fail).catch((err: unknown) => {
       log.error({ err: apiErrorMessage(err) }, 'Operator failed to start');
-      void stop('failed to start');
+      fail('failed to start');
     });
   } else {
-    await start(r, stop);
+    await start(r, fail);
   }
 
   return {
-    stop: () => stop(),
+    stop,
     idle: () => queue.idle(),
     writes: () => client.writes,
     metricsPort: (server.address() as AddressInfo).port,
