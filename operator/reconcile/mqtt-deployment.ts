@@ -1,12 +1,11 @@
 // Reconcile of one MqttDeployment: read everything it references (from the informer caches), compute
 // the desired objects (pure builders), apply them in order or delete the ones that must not exist,
 // then write status. Level-triggered: it never asks what event woke it. Deletion runs the purge
-// behind the finalizer: the runtime namespace (and with it every Secret, copy of credentials and
-// TLS material in it) is deleted and verified gone before the finalizer is removed.
+// behind the finalizer (reconcile/purge.ts).
 import { createHash } from 'node:crypto';
 import type { KubernetesObject, V1Namespace, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import { FINALIZER, LABEL_MANAGED_BY, MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, BROKER_NAME, brokerSelector, ownedBy, resolveRuntimeNamespace, type Owner } from '../api/names.ts';
+import { FINALIZER, BROKER_NAME, brokerSelector, ownedBy, resolveRuntimeNamespace, type Owner } from '../api/names.ts';
 import type { AuthSource, MqttDeployment, TlsCertificate } from '../api/types.ts';
 import { KINDS } from '../api/owned-kinds.ts';
 import { managesNamespace, notManagedMessage, type OperatorConfig } from '../config.ts';
@@ -17,10 +16,9 @@ import { disabledMessage, mqttDeploymentStatus, sameStatus, type Observed } from
 import { podProblem } from '../status/pods.ts';
 import { apiErrorMessage, type KubeClient } from '../kube/client.ts';
 import { cachedDeployment, cachedNamespace, type Informers } from '../kube/informers.ts';
-import { reconcileKey } from './keys.ts';
+import { purge } from './purge.ts';
 import { referenceable } from '../policy/secret-references.ts';
 import { authSourceViolations, mqttDeploymentViolations } from '../policy/platform.ts';
-import { caSecretName } from './ca.ts';
 
 export interface ControllerDeps {
   client: KubeClient;
@@ -134,6 +132,11 @@ export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildCo
   return { md, config: deps.config, sources, secrets, tls, absentCertificates };
 }
 
+/**
+ * The reconcile as named steps. Order: the finalizer before anything is created (it guarantees the
+ * purge); apply only what the policy and references allow; events and pod reasons after the apply,
+ * since they describe its result; status last, from everything observed.
+ */
 export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: string, name: string): Promise<Result> {
   const cr = deps.informers.mqttDeployments.get(name, namespace);
   if (!cr) return; // Gone, and the finalizer (if any) was already removed.
@@ -329,50 +332,4 @@ async function observePods(deps: ControllerDeps, observed: Observed, runtimeNs: 
     deps.log.debug({ namespace: runtimeNs, err: apiErrorMessage(err) }, 'Listing broker pods failed');
   }
   return true;
-}
-
-async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Promise<Result> {
-  const { namespace, name } = md.metadata;
-  if (!md.metadata.finalizers?.includes(FINALIZER)) return;
-  const owner = ownerOf(md);
-  const runtimeNs = targetNamespace(md);
-  const ref = { apiVersion: 'v1', kind: 'Namespace', name: runtimeNs };
-  const ns = await deps.client.get<V1Namespace>(ref);
-  if (ns && ownedBy(ns.metadata?.labels, owner)) {
-    if (md.spec.deletionPolicy === 'Retain') {
-      await deps.client.removeLabels(ref, [LABEL_OWNER_UID, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_MANAGED_BY]);
-      log.info({ runtimeNamespace: runtimeNs }, 'Detached runtime namespace (deletionPolicy Retain)');
-    } else {
-      if (!ns.metadata?.deletionTimestamp) {
-        log.info({ runtimeNamespace: runtimeNs }, 'Purging runtime namespace');
-        await deps.client.event(md, 'Normal', 'PurgeStarted', `Deleting runtime namespace ${runtimeNs} and everything in it.`);
-        await deps.client.delete(ref);
-      }
-      // Verified gone before the finalizer goes: poll until the namespace controller has emptied it.
-      return { requeueAfterMs: 1000 };
-    }
-  }
-  deps.applied.delete(owner.uid);
-  if (md.spec.deletionPolicy !== 'Retain') await retireTenantCa(deps, namespace, name);
-  const finalizers = (md.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
-  await deps.client.setFinalizers({ type: KINDS.mqttDeployments, namespace, name }, { finalizers, resourceVersion: md.metadata.resourceVersion! });
-  await deps.client.event(md, 'Normal', 'PurgeFinished', md.spec.deletionPolicy === 'Retain' ? `Runtime namespace ${runtimeNs} detached and kept (deletionPolicy Retain).` : `Runtime namespace ${runtimeNs} is gone; removing the finalizer.`);
-  log.info({ runtimeNamespace: runtimeNs }, 'Purged MqttDeployment');
-}
-
-/**
- * When the last MqttDeployment of a tenant namespace is purged, its CA goes too: a deployment
- * re-created later gets a fresh CA, and nothing signed by the old one is trusted again. The
- * namespace's TlsCertificates are re-queued and re-issue from the new CA.
- */
-async function retireTenantCa(deps: ControllerDeps, namespace: string, name: string): Promise<void> {
-  // Siblings being purged too do not keep the CA alive (else two deleted together leave it behind).
-  const others = deps.informers.mqttDeployments.list(namespace).filter((o) => o.metadata.name !== name && !o.metadata.deletionTimestamp);
-  if (others.length > 0) return;
-  const caName = caSecretName(namespace);
-  const ca = deps.informers.secrets.get(caName, deps.config.operatorNamespace);
-  if (ca && ca.metadata?.labels?.[LABEL_MANAGED_BY] === MANAGED_BY) {
-    await deps.client.delete({ apiVersion: 'v1', kind: 'Secret', namespace: deps.config.operatorNamespace, name: caName });
-  }
-  for (const cert of deps.informers.tlsCertificates.list(namespace)) deps.enqueue(reconcileKey('TlsCertificate', namespace, cert.metadata.name));
 }
