@@ -154,7 +154,9 @@ export async function startNode(opts: StartNodeOptions): Promise<RunningNode> {
     started.push(containerd);
     const ctr = (args: string[]) => run('ctr', ['--address', p.containerdSocket, '--namespace', 'k8s.io', ...args], { timeoutMs: 300_000 });
     await waitUntilReady(containerd, async () => (await ctr(['version'])).code === 0, 30_000);
-    const archives = await Promise.all(Object.values(opts.images).map((tag) => exportImage(tag)));
+    // Every image the node needs (Object.values would type them as any).
+    const tags = (Object.keys(opts.images) as (keyof NodeImages)[]).map((k) => opts.images[k]);
+    const archives = await Promise.all(tags.map((tag) => exportImage(tag)));
     await Promise.all(archives.map(async (a) => {
       const r = await ctr(['images', 'import', a]);
       if (r.code !== 0) throw new Error(`ctr images import ${a}: ${r.stderr}`);
