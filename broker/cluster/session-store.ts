@@ -146,6 +146,30 @@ return redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 
 // ---- records ---------------------------------------------------------------------------------
 
+/**
+ * A subscription's value in the state hash: QoS, no-local, retain-as-published, retain handling as
+ * four digits, then the Subscription Identifier if any ("1000", "2110:7"). The filter and group are
+ * the field's key, so they are not stored twice (JSON cost ~100 bytes more per subscription).
+ */
+export function encodeSubscriptionOptions(o: StoredSubscriptionRecord['options']): string {
+  const flags = `${o.qos}${o.noLocal ? 1 : 0}${o.retainAsPublished ? 1 : 0}${o.retainHandling}`;
+  return o.identifier === undefined ? flags : `${flags}:${o.identifier}`;
+}
+
+/** The record of field key `key` (as subscribed: `$share/<group>/<filter>` or a filter). */
+export function decodeSubscription(key: string, value: string): StoredSubscriptionRecord | undefined {
+  const m = /^([0-2])([01])([01])([0-2])(?::(\d+))?$/.exec(value);
+  if (m === null) return undefined;
+  const options = {
+    qos: Number(m[1]) as 0 | 1 | 2, noLocal: m[2] === '1', retainAsPublished: m[3] === '1', retainHandling: Number(m[4]) as 0 | 1 | 2,
+    identifier: m[5] === undefined ? undefined : Number(m[5]),
+  };
+  if (!key.startsWith('$share/')) return { filter: key, group: undefined, options };
+  const rest = key.slice('$share/'.length);
+  const slash = rest.indexOf('/');
+  return slash <= 0 ? undefined : { filter: rest.slice(slash + 1), group: rest.slice(0, slash), options };
+}
+
 /** [stage][qos][retain][n ids][ids u32…] then the envelope (absent at the pubrel stage). */
 export function encodeInflightHeader(r: Omit<InflightRecord, 'message'>): Buffer {
   const b = Buffer.alloc(4 + 4 * r.subscriptionIds.length);
@@ -230,8 +254,7 @@ export class SessionStore {
       epoch: Number(state.epoch),
       expirySeconds: Number(state.expiry ?? 0),
       will: will === null ? undefined : decodeWill(will),
-      subscriptions: new Map(Object.entries(state).filter(([k]) => k.startsWith(SUB))
-        .map(([k, v]) => [k.slice(SUB.length), JSON.parse(v) as StoredSubscriptionRecord])),
+      subscriptions: subscriptionsOf(state),
       inflight: inflightMap(replies[1]![1] as Record<string, Buffer>),
       incomingQos2: (replies[2]![1] as string[]).map(Number).sort((a, b) => a - b),
       queue: (replies[3]![1] as Buffer[]).flatMap((f) => {
@@ -242,9 +265,10 @@ export class SessionStore {
     };
   }
 
+  /** `key` is the filter as subscribed (`$share/<group>/<filter>` for a shared one); undefined removes. */
   async setSubscription(clientId: string, epoch: number, key: string, sub: StoredSubscriptionRecord | undefined): Promise<void> {
     const [base] = this.keys(clientId);
-    await this.call(HASH_SET, [base, base], [epoch, `${SUB}${key}`, sub === undefined ? '' : JSON.stringify(sub)], 'subscription write');
+    await this.call(HASH_SET, [base, base], [epoch, `${SUB}${key}`, sub === undefined ? '' : encodeSubscriptionOptions(sub.options)], 'subscription write');
   }
 
   async setWill(clientId: string, epoch: number, will: StoredWill | undefined): Promise<void> {
@@ -321,6 +345,17 @@ function inflightMap(raw: Record<string, Buffer>): Map<number, InflightRecord> {
     if (r instanceof EnvelopeError) continue;
     if (r.message !== undefined) r.message = { ...r.message, payload: Buffer.from(r.message.payload) };
     out.set(Number(id), r);
+  }
+  return out;
+}
+
+function subscriptionsOf(state: Record<string, string>): Map<string, StoredSubscriptionRecord> {
+  const out = new Map<string, StoredSubscriptionRecord>();
+  for (const [field, value] of Object.entries(state)) {
+    if (!field.startsWith(SUB)) continue;
+    const key = field.slice(SUB.length);
+    const sub = decodeSubscription(key, value);
+    if (sub !== undefined) out.set(key, sub);
   }
   return out;
 }

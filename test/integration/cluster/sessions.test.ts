@@ -32,6 +32,9 @@ async function pair(name: string): Promise<[Replica, Replica]> {
 const sub: StoredSubscriptionRecord = {
   filter: 'dev/+/cmd', group: undefined, options: { qos: 2, noLocal: true, retainAsPublished: false, retainHandling: 0, identifier: 7 },
 };
+const shared: StoredSubscriptionRecord = {
+  filter: 'jobs/#', group: 'workers', options: { qos: 1, noLocal: false, retainAsPublished: true, retainHandling: 2, identifier: undefined },
+};
 const limits = { maxMessages: 1000, maxBytes: 1 << 20, overflow: 'drop-oldest' as const };
 
 describe('session store', () => {
@@ -40,6 +43,9 @@ describe('session store', () => {
     const c1 = await a.sessions.claim('dev-1', true);
     expect(c1).toMatchObject({ present: false, previousOwner: undefined });
     await a.sessions.setSubscription('dev-1', c1.epoch, 'dev/+/cmd', sub);
+    await a.sessions.setSubscription('dev-1', c1.epoch, '$share/workers/jobs/#', shared);
+    await a.sessions.setSubscription('dev-1', c1.epoch, 'gone/#', sub);
+    await a.sessions.setSubscription('dev-1', c1.epoch, 'gone/#', undefined);
     await a.sessions.setWill('dev-1', c1.epoch, { delaySeconds: 5, expirySeconds: 60, message: envelopeOf(a.bus, 'dev/1/status', 'offline', { retain: true }) });
     // Outgoing: id 1 waits for PUBACK, id 2 (QoS 2) for PUBREC, id 3 (QoS 2) is at PUBREL.
     await a.sessions.setInflight('dev-1', c1.epoch, 1, { stage: 'publish', qos: 1, retain: false, subscriptionIds: [7], message: envelopeOf(a.bus, 'dev/1/cmd', 'm1') });
@@ -61,6 +67,8 @@ describe('session store', () => {
     const s = (await b.sessions.load('dev-1'))!;
     expect(s.owner).toBe('broker-1');
     expect(s.subscriptions.get('dev/+/cmd')).toEqual(sub);
+    expect(s.subscriptions.get('$share/workers/jobs/#')).toEqual(shared);
+    expect(s.subscriptions.size).toBe(2);
     expect(s.will?.message.payload.toString()).toBe('offline');
     expect(s.will).toMatchObject({ delaySeconds: 5, expirySeconds: 60 });
     expect([...s.inflight.keys()].sort()).toEqual([1, 2, 3, 5]);
