@@ -5,14 +5,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { Bus } from '../../../broker/cluster/bus.ts';
-import type { ControlEnvelope } from '../../../broker/cluster/bus.ts';
+import type { Bus } from '../../../broker/cluster/bus.ts';
+import { Cluster } from '../../../broker/cluster/cluster.ts';
 import type { Envelope } from '../../../broker/cluster/envelope.ts';
-import { RedisLink } from '../../../broker/cluster/link.ts';
-import type { LinkObserver } from '../../../broker/cluster/link.ts';
-import { RedisRetained } from '../../../broker/cluster/retained-store.ts';
-import { SessionStore } from '../../../broker/cluster/session-store.ts';
-import { SharedGroups } from '../../../broker/cluster/shared.ts';
+import type { RedisLink } from '../../../broker/cluster/link.ts';
+import type { RedisRetained } from '../../../broker/cluster/retained-store.ts';
+import type { SessionStore } from '../../../broker/cluster/session-store.ts';
+import type { SharedGroups } from '../../../broker/cluster/shared.ts';
 import { spawnService, waitUntilReady } from '../../support/process.ts';
 import type { ServiceProcess } from '../../support/process.ts';
 
@@ -24,6 +23,7 @@ export interface RedisAddress {
 
 export interface Replica {
   id: string;
+  cluster: Cluster;
   link: RedisLink;
   bus: Bus;
   retained: RedisRetained;
@@ -33,7 +33,10 @@ export interface Replica {
   received: Envelope[];
   /** Retained updates in bus order: topic → payload ('' = none). */
   retainedView: Map<string, string>;
-  control: ControlEnvelope[];
+  /** Client ids "connected" here: a takeover of one of them is answered (released). */
+  connected: Set<string>;
+  /** Takeover requests seen: `clientId@epoch`. */
+  takeovers: string[];
   events: string[];
   close(): Promise<void>;
 }
@@ -51,39 +54,31 @@ export function adminClient(r: RedisAddress): Redis {
 
 export async function startReplica(id: string, redis: RedisAddress, keyPrefix: string, maxRetainedBytes = 1 << 20): Promise<Replica> {
   const events: string[] = [];
-  const observer: LinkObserver = { up: () => events.push('up'), down: (reason) => events.push(`down ${reason}`) };
-  const link = new RedisLink({
-    host: redis.host, port: redis.port, password: redis.password, keyPrefix, backoffBaseMs: 50, backoffMaxMs: 500, commandTimeoutMs: 1000,
-  }, observer);
   const received: Envelope[] = [];
   const retainedView = new Map<string, string>();
-  const control: ControlEnvelope[] = [];
-  const late: { shared?: SharedGroups } = {}; // the bus is made first, its handler needs the groups
-  const bus = new Bus(link, id, {
+  const connected = new Set<string>();
+  const takeovers: string[] = [];
+  const cluster = new Cluster({
+    replicaId: id, maxRetainedBytes, shared: { heartbeatMs: 200, liveMs: 1000 },
+    link: { host: redis.host, port: redis.port, password: redis.password, keyPrefix, backoffBaseMs: 50, backoffMaxMs: 500, commandTimeoutMs: 1000 },
+    observer: { up: () => events.push('up'), down: (reason) => events.push(`down ${reason}`) },
+  }, {
     message: (e) => received.push({ ...e, payload: Buffer.from(e.payload) }),
     retained: (e, kept) => retainedView.set(e.topic, kept ? e.payload.toString() : ''),
-    control: (m) => {
-      control.push(m);
-      late.shared?.onControl(m);
+    takeover: (clientId, epoch) => {
+      takeovers.push(`${clientId}@${epoch}`);
+      return Promise.resolve(connected.delete(clientId));
     },
-  }, { blockMs: 200 });
-  const shared = new SharedGroups(link, bus, { heartbeatMs: 200, liveMs: 1000 });
-  late.shared = shared;
-  await link.whenUp(10_000);
-  bus.start();
-  await shared.start();
-  // The bus reads from the stream's end as of its first read: wait until it has subscribed.
+    recovered: () => events.push('recovered'),
+  });
+  if (!await cluster.start(10_000)) throw new Error(`replica ${id}: Redis not reachable`);
+  // The bus reads from the stream's end as of its first read: give it a moment to get there.
   await new Promise((r) => setTimeout(r, 300));
-  const replica: Replica = {
-    id, link, bus, retained: new RedisRetained(link, bus, maxRetainedBytes), sessions: new SessionStore(link, id), shared,
-    received, retainedView, control, events,
-    async close() {
-      shared.stop();
-      await bus.stop();
-      await link.close();
-    },
+  return {
+    id, cluster, link: cluster.link, bus: cluster.bus, retained: cluster.retained, sessions: cluster.sessions, shared: cluster.shared,
+    received, retainedView, connected, takeovers, events,
+    close: () => cluster.stop(),
   };
-  return replica;
 }
 
 export function envelopeOf(bus: Bus, topic: string, payload: string | Buffer, overrides: Partial<Envelope> = {}): Envelope {
