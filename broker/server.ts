@@ -29,7 +29,6 @@ import { startAdmin } from './admin.ts';
 import type { AdminServer } from './admin.ts';
 import { SysPublisher } from './sys.ts';
 
-export type { ListenerInfo } from './services.ts';
 
 export interface BrokerOptions {
   config: BrokerConfig;
