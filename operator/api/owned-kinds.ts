@@ -1,7 +1,7 @@
 // Every kind the operator reads or writes: the verbs it needs (status subresources excepted:
 // get/update/patch on each of the three kinds' /status) and how it watches the kind. This table is
-// the one place a kind is added: the informers (kube/informers.ts), the cache lookup for drift
-// (`ownedCache`) and which reconciles a change wakes (reconcile/keys.ts) are derived from it; the
+// the one place a kind is added: the informers (kube/informers.ts), the caches reconcile reads for drift
+// (`Informers.owned`, by kind) and which reconciles a change wakes (reconcile/keys.ts) derive from it; the
 // Helm chart's RBAC is kept equal to it by test/integration/helm/owned-kinds.test.ts, and the purge
 // e2e test lists the kinds with `perDeployment` to prove nothing is left behind.
 import { LABEL_ROLE, ROLE_BROKER_CONFIG } from './names.ts';
