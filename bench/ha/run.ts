@@ -18,6 +18,7 @@ import { validateBrokerConfig } from '../../broker/config.ts';
 import { freePort, spawnService, waitUntilReady } from '../../test/support/process.ts';
 import type { ServiceProcess } from '../../test/support/process.ts';
 import type { HaResult } from './load.ts';
+import { layerTable, measureLayer } from './layer.ts';
 import { measureRedisMemory } from './memory.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -212,6 +213,7 @@ async function main(): Promise<void> {
     }
     process.stdout.write(`\nHA benchmark (${quick ? 'quick' : 'full'}; 2-replica rows: publishers on replica 1, subscribers on replica 2; QoS 1/2 windows of 16 per publisher)\n`);
     process.stdout.write(`${table(rows)}\n\n`);
+    if (!wired) process.stdout.write(`${layerTable(await measureLayer(redis, quick))}\n\n`);
     process.stdout.write(`${await measureRedisMemory(redis, quick ? 200 : 1000)}\n`);
   } finally {
     redis.client.disconnect();
