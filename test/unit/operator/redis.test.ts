@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { managedRedisObjects, stateKeyPrefix } from '../../../operator/resources/redis.ts';
 import { ctx, md } from './fixtures.ts';
 
-const managed = (persistence?: object) => md({ replicas: 2, state: { backend: 'redis', redis: { managed: persistence ? { persistence } : {} } } });
+const managed = (persistence?: { size: string; storageClassName?: string }) => md({ replicas: 2, state: { backend: 'redis', redis: { managed: persistence ? { persistence } : {} } } });
 const kinds = (objs: { kind?: string; metadata?: { name?: string } }[]) => objs.map((o) => `${o.kind}/${o.metadata?.name}`);
 
 describe('managed Redis', () => {
