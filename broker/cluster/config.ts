@@ -9,7 +9,7 @@ export interface RedisStateConfig {
   host: string;
   port: number;
   username?: string;
-  /** File holding the password (a mounted Secret key), read at start and on reconnect. */
+  /** File holding the password (a mounted Secret key), read at start (a rotation restarts the pod). */
   passwordFile?: string;
   /** CA bundle of Redis' server certificate; TLS when set. */
   caFile?: string;
