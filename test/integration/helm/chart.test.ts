@@ -5,8 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppsV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { eventually } from '../../support/wait.ts';
-import { adminKubeConfig, kubectl } from '../../support/world.ts';
-import { chartDir, helm, kubeLinter, waitForCrds } from './helm.ts';
+import { adminKubeConfig, helm, kubectl } from '../../support/world.ts';
+import { waitForCrds } from '../../support/operator.ts';
+import { chartDir, kubeLinter } from './helm.ts';
 
 const release = 'enclave';
 const ns = 'enclave-system';

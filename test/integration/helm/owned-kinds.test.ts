@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
 import { OWNED_KINDS } from '../../../operator/api/owned-kinds.ts';
-import { chartDir, helm } from './helm.ts';
+import { helm } from '../../support/world.ts';
+import { chartDir } from './helm.ts';
 
 interface Rule { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }
 interface RbacObject { kind: string; metadata: { name: string; namespace?: string }; rules?: Rule[] }

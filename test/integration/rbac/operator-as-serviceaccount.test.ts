@@ -5,8 +5,9 @@
 // without a single forbidden request, in both Secret modes. In `namespaced` mode it watches Secrets
 // only where it may, and reports a CR outside its tenant namespaces instead of half-reconciling it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser, kubectl } from '../../support/world.ts';
-import { chartDir, helm, waitForCrds } from '../helm/helm.ts';
+import { asUser, helm, kubectl } from '../../support/world.ts';
+import { waitForCrds } from '../../support/operator.ts';
+import { chartDir } from '../helm/helm.ts';
 import { apply, condition, eventually, get, operatorLog, startOperator, type MqttDeploymentObj, type Obj, type TestOperator } from '../operator/harness.ts';
 import { runtimeNamespaceName } from '../../../operator/api/names.ts';
 

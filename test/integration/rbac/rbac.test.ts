@@ -4,8 +4,10 @@
 // namespaces; enclave-view is read-only. docs/rbac.md is the prose version of these tables.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthorizationV1Api, CustomObjectsApi, CoreV1Api, type V1ResourceAttributes } from '@kubernetes/client-node';
-import { adminKubeConfig, asUser, kubectl } from '../../support/world.ts';
-import { chartDir, helm, repoRoot, waitForCrds } from '../helm/helm.ts';
+import { adminKubeConfig, asUser, helm, kubectl } from '../../support/world.ts';
+import { waitForCrds } from '../../support/operator.ts';
+import { repoRoot } from '../../support/paths.ts';
+import { chartDir } from '../helm/helm.ts';
 
 const release = 'rbac';
 const ns = 'enclave-rbac';

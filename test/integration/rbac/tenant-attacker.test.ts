@@ -7,8 +7,10 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { kubectl } from '../../support/world.ts';
-import { chartDir, helm, repoRoot, waitForCrds } from '../helm/helm.ts';
+import { helm, kubectl } from '../../support/world.ts';
+import { waitForCrds } from '../../support/operator.ts';
+import { repoRoot } from '../../support/paths.ts';
+import { chartDir } from '../helm/helm.ts';
 import { condition, eventually, get, list, startOperator, unb64, type MqttDeploymentObj, type Obj, type TestOperator } from '../operator/harness.ts';
 import { legacyRuntimeNamespaceName } from '../../../operator/api/names.ts';
 
