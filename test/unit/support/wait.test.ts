@@ -24,7 +24,7 @@ describe('eventually', () => {
 
   it('says when the last error is older than the last "not yet"', async () => {
     let n = 0;
-    const err = await eventually('the other thing', async () => {
+    const err = await eventually<never>('the other thing', async () => {
       if (++n === 1) throw new Error('flake');
       return false;
     }, 100, 10).catch((e: unknown) => e as Error);
@@ -32,7 +32,7 @@ describe('eventually', () => {
   });
 
   it('without any error the message names only what it waited for', async () => {
-    const err = await eventually('never', async () => false, 50, 10).catch((e: unknown) => e as Error);
+    const err = await eventually<never>('never', async () => false, 50, 10).catch((e: unknown) => e as Error);
     expect(err.message).toBe('timed out after 50 ms waiting for: never');
   });
 });
