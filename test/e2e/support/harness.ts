@@ -7,6 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { startLocalKubelet, type LocalBroker, type LocalKubelet } from '../../../scripts/local-runtime/kubelet.ts';
+import { getObject, listObjects } from '../../support/objects.ts';
 import { installCrds, startOperatorInProcess, type RunningOperator } from '../../support/operator.ts';
 import { repoRoot } from '../../support/paths.ts';
 import { eventually } from '../../support/wait.ts';
@@ -58,18 +59,12 @@ export async function apply(objects: unknown[]): Promise<void> {
   await kubectl(['apply', '--server-side', '--force-conflicts', '-f', '-'], { input: objects.map((o) => JSON.stringify(o)).join('\n') });
 }
 
-export async function get(kind: string, name: string, namespace?: string): Promise<Obj | undefined> {
-  const r = await kubectl(['get', kind, name, ...(namespace ? ['-n', namespace] : []), '-o', 'json'], { allowFailure: true });
-  if (r.code !== 0) {
-    if (/NotFound|not found/.test(r.stderr)) return undefined;
-    throw new Error(r.stderr);
-  }
-  return JSON.parse(r.stdout) as Obj;
+export function get(kind: string, name: string, namespace?: string): Promise<Obj | undefined> {
+  return getObject<Obj>(kind, name, namespace);
 }
 
-export async function list(kind: string, namespace?: string, selector?: string): Promise<Obj[]> {
-  const r = await kubectl(['get', kind, ...(namespace ? ['-n', namespace] : ['-A']), ...(selector ? ['-l', selector] : []), '-o', 'json']);
-  return (JSON.parse(r.stdout) as { items: Obj[] }).items;
+export function list(kind: string, namespace?: string, selector?: string): Promise<Obj[]> {
+  return listObjects<Obj>(kind, namespace, selector);
 }
 
 /** Waits until MqttDeployment ns/name is reconciled and its broker runs locally; returns both. */

@@ -2,6 +2,7 @@
 // operator's reconcile count and metrics. The operator itself runs as its own process, exactly as
 // the image runs it (test/support/operator.ts startOperator). Each test file uses its own operator
 // namespace and tenants.
+import { getObject, listObjects } from '../../support/objects.ts';
 import { kubectl } from '../../support/world.ts';
 import { operatorLog, type TestOperator } from '../../support/operator.ts';
 
@@ -46,18 +47,12 @@ export interface Obj {
 }
 
 /** `kubectl get` as JSON; undefined when NotFound. */
-export async function get<T = Obj>(kind: string, name: string, namespace?: string): Promise<T | undefined> {
-  const r = await kubectl(['get', kind, name, ...(namespace ? ['-n', namespace] : []), '-o', 'json'], { allowFailure: true });
-  if (r.code !== 0) {
-    if (/NotFound|not found/.test(r.stderr)) return undefined;
-    throw new Error(`kubectl get ${kind} ${name}: ${r.stderr}`);
-  }
-  return JSON.parse(r.stdout) as T;
+export function get<T = Obj>(kind: string, name: string, namespace?: string): Promise<T | undefined> {
+  return getObject<T>(kind, name, namespace);
 }
 
-export async function list(kind: string, namespace: string): Promise<Obj[]> {
-  const r = await kubectl(['get', kind, '-n', namespace, '-o', 'json']);
-  return (JSON.parse(r.stdout) as { items: Obj[] }).items;
+export function list(kind: string, namespace: string): Promise<Obj[]> {
+  return listObjects<Obj>(kind, namespace);
 }
 
 export async function apply(objects: unknown[]): Promise<void> {
