@@ -6,6 +6,7 @@ import { Ajv } from 'ajv';
 import type { ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import type { AuthenticationConfig, AuthorizationConfig, AuthSourceConfig } from './auth/config.ts';
+import { stateConfigSchema, type StateConfig } from './cluster/config.ts';
 
 export type ListenerProtocol = 'mqtt' | 'mqtts' | 'ws' | 'wss';
 export type ClientAuthMode = 'none' | 'optional' | 'required';
@@ -72,6 +73,8 @@ export interface BrokerConfig {
   sources: Record<string, AuthSourceConfig>;
   logging: { level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace'; accessLog: boolean };
   shutdown: { gracePeriodSeconds: number };
+  /** Where routing, retained messages and sessions live: this process (default) or a Redis shared by the replicas (docs/ha.md). */
+  state: StateConfig;
 }
 
 export type { AuthSourceConfig, AuthenticationConfig, AuthorizationConfig };
@@ -115,6 +118,7 @@ export function embeddedDefaultConfig(host = '127.0.0.1', port = 1883): BrokerCo
     sources: {},
     logging: { level: 'info', accessLog: false },
     shutdown: { gracePeriodSeconds: 10 },
+    state: { backend: 'memory' },
   };
 }
 
@@ -235,6 +239,7 @@ export const brokerConfigSchema = {
       default: {},
       properties: { gracePeriodSeconds: int(0, 3600, 10) },
     },
+    state: stateConfigSchema,
   },
 } as const;
 

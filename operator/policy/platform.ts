@@ -4,7 +4,7 @@
 // this module is the operator's own check (pure), for clusters or objects admission did not cover
 // (the policy tightened after the object was accepted): a violation is reported in status naming
 // the policy, and nothing of the violating spec is applied. docs/security.md explains each one.
-import type { AuthSource, MqttDeployment, ResourceRequirements } from '../api/types.ts';
+import type { AuthSource, EgressRule, MqttDeployment, ResourceRequirements } from '../api/types.ts';
 import { cidrsOverlap, parseCidr } from './cidr.ts';
 import { parseQuantity } from './quantity.ts';
 
@@ -23,10 +23,12 @@ export interface PlatformPolicy {
   scheduling: { nodeSelector?: Record<string, string>; tolerations?: Record<string, unknown>[]; affinity?: Record<string, unknown> };
   /** Per MqttDeployment; they also size the ResourceQuota and LimitRange of every runtime namespace. */
   ceilings: { replicas: number; cpu: string; memory: string };
-  /** AuthSource egress CIDRs may not overlap these: the cluster's pod and service ranges, link-local. */
+  /** Egress CIDRs (AuthSources', an external state backend's) may not overlap these: the cluster's pod and service ranges, link-local. */
   deniedEgressCidrs: string[];
   /** Namespaces an AuthSource egress entry may name besides its own (`*`: any). */
   allowedEgressNamespaces: string[];
+  /** The managed state backend (spec.state.redis.managed): the platform picks its image, a tenant cannot. */
+  stateBackend: { redisImage: string };
 }
 
 /** The chart's defaults (values.yaml `policy`; test/unit/chart/policy-defaults.test.ts keeps them equal). */
@@ -39,6 +41,7 @@ export const DEFAULT_POLICY: PlatformPolicy = {
   deniedEgressCidrs: ['10.244.0.0/16', '10.96.0.0/12', '10.42.0.0/16', '10.43.0.0/16', '169.254.0.0/16', 'fe80::/10'],
   // In-cluster backends only in the tenant's own namespace: not other teams', not kube-system.
   allowedEgressNamespaces: [],
+  stateBackend: { redisImage: 'docker.io/library/redis:7.4-bookworm' },
 };
 
 export class PolicyConfigError extends Error {}
@@ -59,12 +62,14 @@ export function policyFromJson(text: string | undefined): PlatformPolicy {
     ceilings: { ...DEFAULT_POLICY.ceilings, ...raw.ceilings },
     deniedEgressCidrs: raw.deniedEgressCidrs ?? DEFAULT_POLICY.deniedEgressCidrs,
     allowedEgressNamespaces: raw.allowedEgressNamespaces ?? DEFAULT_POLICY.allowedEgressNamespaces,
+    stateBackend: { ...DEFAULT_POLICY.stateBackend, ...raw.stateBackend },
   };
   const problems = [
     ...(Number.isInteger(policy.ceilings.replicas) && policy.ceilings.replicas >= 1 ? [] : ['ceilings.replicas must be an integer ≥ 1']),
     ...(parseQuantity(policy.ceilings.cpu) === undefined ? ['ceilings.cpu is not a quantity'] : []),
     ...(parseQuantity(policy.ceilings.memory) === undefined ? ['ceilings.memory is not a quantity'] : []),
     ...policy.deniedEgressCidrs.filter((c) => parseCidr(c) === undefined).map((c) => `deniedEgressCidrs: ${c} is not a CIDR`),
+    ...(typeof policy.stateBackend.redisImage === 'string' && policy.stateBackend.redisImage !== '' ? [] : ['stateBackend.redisImage must be an image reference']),
   ];
   if (problems.length > 0) throw new PolicyConfigError(`ENCLAVE_POLICY: ${problems.join('; ')}`);
   return policy;
@@ -123,6 +128,8 @@ export function mqttDeploymentViolations(md: MqttDeployment, policy: PlatformPol
     out.push(`spec.replicas: ${s.replicas} is above the ceiling ${policy.ceilings.replicas} (policy ${POLICY.ceilings})`);
   }
   out.push(...resourceViolations(s.resources, policy.ceilings));
+  const stateEgress = s.state?.redis?.external?.egress;
+  if (stateEgress !== undefined) out.push(...egressViolations([stateEgress], md.metadata.namespace, policy, 'spec.state.redis.external.egress', 'the MqttDeployment\'s own'));
   return out;
 }
 
@@ -132,13 +139,23 @@ export function mqttDeploymentViolations(md: MqttDeployment, policy: PlatformPol
  * another namespace than the source's own that the policy does not list.
  */
 export function authSourceViolations(source: AuthSource, policy: PlatformPolicy): string[] {
+  return egressViolations(source.spec.egress ?? [], source.metadata.namespace, policy, 'spec.egress', 'the AuthSource\'s own');
+}
+
+/**
+ * The one egress rule set (policy DeniedEgress) for every way a tenant opens the default deny: an
+ * AuthSource's backends and an external state backend (spec.state.redis.external.egress). `path`
+ * names the field: a list gets `[i]`, a single rule (the state backend's) is named as it is.
+ */
+export function egressViolations(rules: readonly Pick<EgressRule, 'cidr' | 'namespace'>[], ownNamespace: string, policy: PlatformPolicy, path: string, own: string): string[] {
   const namespaces = policy.allowedEgressNamespaces;
-  return (source.spec.egress ?? []).flatMap((e, i) => {
+  return rules.flatMap((e, i) => {
+    const at = path === 'spec.egress' ? `${path}[${i}]` : path;
     if (e.namespace !== undefined) {
-      const allowed = e.namespace === source.metadata.namespace || namespaces.includes('*') || namespaces.includes(e.namespace);
-      return allowed ? [] : [`spec.egress[${i}].namespace ${e.namespace} is not an allowed egress namespace (policy ${POLICY.egress}: the AuthSource's own${namespaces.length > 0 ? `, ${namespaces.join(', ')}` : ''})`];
+      const allowed = e.namespace === ownNamespace || namespaces.includes('*') || namespaces.includes(e.namespace);
+      return allowed ? [] : [`${at}.namespace ${e.namespace} is not an allowed egress namespace (policy ${POLICY.egress}: ${own}${namespaces.length > 0 ? `, ${namespaces.join(', ')}` : ''})`];
     }
     const denied = e.cidr === undefined ? undefined : policy.deniedEgressCidrs.find((d) => cidrsOverlap(e.cidr!, d));
-    return denied === undefined ? [] : [`spec.egress[${i}].cidr ${e.cidr} overlaps the denied range ${denied} (policy ${POLICY.egress})`];
+    return denied === undefined ? [] : [`${at}.cidr ${e.cidr} overlaps the denied range ${denied} (policy ${POLICY.egress})`];
   });
 }

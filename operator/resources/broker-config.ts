@@ -15,6 +15,7 @@ import { ADMIN_PORT, BROKER_CONFIG_SECRET, LABEL_ROLE, ROLE_BROKER_CONFIG, owner
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
 import { unusableSecret } from '../policy/secret-references.ts';
 import { referencedSources, servedListeners } from './listeners.ts';
+import { stateConfig } from './state.ts';
 
 export const CONFIG_DIR = '/etc/enclave';
 
@@ -238,8 +239,12 @@ export function renderBrokerConfig(ctx: BuildContext): RenderedConfig {
     sources: sourcesConfig(files, ctx),
     logging: { level: 'info', accessLog: true },
     shutdown: { gracePeriodSeconds: 10 },
+    state: stateConfig(files, ctx),
   };
-  const configYaml = stringify(config, { sortMapEntries: true });
+  // `memory` is the broker's default and is left out: the config.yaml (and hash) of a deployment
+  // without a state backend stays what it was before the section existed, so no pod rolls for it.
+  const written = config.state.backend === 'memory' ? Object.fromEntries(Object.entries(config).filter(([k]) => k !== 'state')) : config;
+  const configYaml = stringify(written, { sortMapEntries: true });
   const configHash = createHash('sha256').update(configYaml).digest('hex').slice(0, 16);
   const secret: V1Secret = {
     apiVersion: 'v1',

@@ -33,6 +33,11 @@ export interface BuildContext {
    * is not in here; it is a missing reference (wait, change nothing).
    */
   absentCertificates?: ReadonlySet<string>;
+  /**
+   * The managed Redis' password (spec.state.redis.managed): generated once by reconcile and read back
+   * from the runtime namespace's `redis` Secret ever after, so it never changes under running pods.
+   */
+  redisPassword?: string;
 }
 
 export function ownerOf(md: MqttDeployment): Owner {

@@ -10,5 +10,5 @@
 {{/* ENCLAVE_POLICY: operator/policy/platform.ts parses exactly these keys. */}}
 {{- define "enclave.policyJson" -}}
 {{- $p := .Values.policy -}}
-{{- toJson (dict "allowedImageRepositories" $p.allowedImageRepositories "tenantScheduling" $p.tenantScheduling "scheduling" $p.scheduling "ceilings" (dict "replicas" $p.ceilings.replicas "cpu" (toString $p.ceilings.cpu) "memory" (toString $p.ceilings.memory)) "deniedEgressCidrs" $p.deniedEgressCidrs "allowedEgressNamespaces" $p.allowedEgressNamespaces) -}}
+{{- toJson (dict "allowedImageRepositories" $p.allowedImageRepositories "tenantScheduling" $p.tenantScheduling "scheduling" $p.scheduling "ceilings" (dict "replicas" $p.ceilings.replicas "cpu" (toString $p.ceilings.cpu) "memory" (toString $p.ceilings.memory)) "deniedEgressCidrs" $p.deniedEgressCidrs "allowedEgressNamespaces" $p.allowedEgressNamespaces "stateBackend" (dict "redisImage" $p.stateBackend.redisImage)) -}}
 {{- end -}}
