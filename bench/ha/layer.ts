@@ -93,7 +93,7 @@ export async function measureLayer(redis: PrivateRedis, quick: boolean): Promise
 export function layerTable(results: LayerResult[]): string {
   const rows = results.map((r) => `| ${r.name.padEnd(24)} | ${r.msgPerSec.toFixed(0).padStart(6)} | ${r.p50Ms.toFixed(2).padStart(6)} | ${r.p99Ms.toFixed(2).padStart(6)} | ${String(r.lost).padStart(4)} | ${r.processUsPerMsg.toFixed(1).padStart(19)} |`);
   return [
-    'State layer alone (broker/cluster, 2 replicas in one process: bus publish → other replica → in-flight write + delete; not wired into the broker yet)',
+    'State layer alone (broker/cluster, 2 replicas in one process: bus publish → other replica → in-flight write + delete; no MQTT sockets)',
     '| run                      | msg/s  | p50 ms | p99 ms | lost | process µs/msg (2×) |',
     '|--------------------------|--------|--------|--------|------|---------------------|',
     ...rows,

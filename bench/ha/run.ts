@@ -4,7 +4,9 @@
 // sharing Redis through mqemitter-redis + aedes-persistence-redis. Redis is a private redis-server
 // on a free port, flushed before each run. CPU per message counts the broker processes (and Redis
 // separately) from /proc between GO and RESULT. Our Redis rows run once the broker accepts a
-// `state: {backend: redis}` config; until then they say "not wired yet" instead of a number.
+// `state: {backend: redis}` config and its replicas heartbeat into Redis; until then they say "not
+// wired yet" instead of a number.
+// redis-restart-qos1 kills Redis mid-traffic and starts it again empty: what is lost or duplicated.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -26,7 +28,7 @@ const root = join(here, '..', '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',') : undefined;
-const scenarios = ['cross-qos1', 'cross-qos2', 'latency-5k'].filter((s) => only === undefined || only.includes(s));
+const scenarios = ['cross-qos1', 'cross-qos2', 'latency-5k', 'redis-restart-qos1'].filter((s) => only === undefined || only.includes(s));
 const CLK_TCK = 100;
 
 type Target = 'ours-1-memory' | 'ours-1-redis' | 'ours-2-redis' | 'aedes-2-redis';
@@ -49,8 +51,14 @@ interface Row {
   note: string;
 }
 
+/** utime+stime of a live process; NaN when it is gone (a broker that exited shows up as '-'). */
 function cpuTicks(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return NaN;
+  }
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return Number(fields[11]) + Number(fields[12]); // utime, stime
 }
@@ -59,18 +67,31 @@ async function startRedis(): Promise<PrivateRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'bench-ha-'));
   const port = await freePort();
   const password = randomBytes(12).toString('hex');
+  const client = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 50, 500) });
+  client.on('error', () => undefined);
+  const service = await spawnRedis(dir, port, password, client);
+  return { service, port, password, client, dir };
+}
+
+/** SIGKILL, then the same server again after `downMs` (empty: memory only), as a crashed Redis pod. */
+async function restartRedis(redis: PrivateRedis, downMs: number): Promise<void> {
+  process.kill(redis.service.pid, 'SIGKILL');
+  await redis.service.stop(100);
+  await new Promise((r) => setTimeout(r, downMs));
+  redis.service = await spawnRedis(redis.dir, redis.port, redis.password, redis.client);
+}
+
+async function spawnRedis(dir: string, port: number, password: string, client: Redis): Promise<ServiceProcess> {
   const service = spawnService({
     name: 'redis', command: 'redis-server', logFile: join(dir, 'redis.log'),
     args: ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--requirepass', password, '--logfile', ''],
   });
-  const client = new Redis({ host: '127.0.0.1', port, password, maxRetriesPerRequest: 1, retryStrategy: (n) => Math.min(n * 50, 500) });
-  client.on('error', () => undefined);
   await waitUntilReady(service, async () => (await client.ping()) === 'PONG', 20_000);
-  return { service, port, password, client, dir };
+  return service;
 }
 
 /** Whether the broker's config accepts the Redis state backend (phase 2 wires it). */
-function stateBackendWired(): boolean {
+function stateConfigAccepted(): boolean {
   try {
     validateBrokerConfig({
       listeners: [{ name: 'l', protocol: 'mqtt', port: 1883 }],
@@ -154,11 +175,31 @@ function lineReader(gen: ChildProcess, label: string): (prefix: string) => Promi
   });
 }
 
+/**
+ * Whether our replicas really run on Redis: each heartbeats into `<prefix>replicas`
+ * (broker/cluster/shared.ts). A config that is accepted but not acted on does not count.
+ */
+async function replicasHeartbeat(redis: PrivateRedis, count: number): Promise<boolean> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    const scores = await Promise.all(Array.from({ length: count }, (_, i) => redis.client.zscore('enclave:bench:replicas', `bench-${i}`)));
+    if (scores.every((x) => x !== null)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return false;
+}
+
+const notWired = (target: Target, scenario: string, why: string): Row => ({ target, scenario, result: undefined, brokerUsPerMsg: NaN, redisUsPerMsg: NaN, note: `not wired yet (${why})` });
+
 async function runOne(target: Target, scenario: string, redis: PrivateRedis): Promise<Row> {
   await redis.client.flushall();
   const replicas = target.startsWith('ours-1') ? 1 : 2;
   const brokers: Broker[] = [];
   for (let i = 0; i < replicas; i++) brokers.push(await startBroker(target, i, redis));
+  if (target.startsWith('ours') && target.endsWith('-redis') && !await replicasHeartbeat(redis, replicas)) {
+    for (const b of brokers) await stopBroker(b);
+    return notWired(target, scenario, 'no replica heartbeat in Redis');
+  }
   const subPort = brokers[brokers.length - 1]!.port;
   const gen = spawn(process.execPath, [join(here, 'load.ts'), String(brokers[0]!.port), String(subPort), scenario, quick ? 'quick' : 'full'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const next = lineReader(gen, `${target}/${scenario}`);
@@ -167,12 +208,18 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
     const pids = brokers.map((b) => b.proc.pid!);
     const cpu0 = pids.reduce((s, p) => s + cpuTicks(p), 0);
     const redis0 = cpuTicks(redis.service.pid);
+    const redisPid = redis.service.pid; // a restart replaces the process: its CPU is then not counted
     gen.stdin.write('GO\n');
+    const outage = scenario === 'redis-restart-qos1'
+      ? new Promise((r) => setTimeout(r, 1500)).then(() => restartRedis(redis, 1000))
+      : Promise.resolve();
     const result = JSON.parse(await next('RESULT')) as HaResult;
+    await outage;
     const per = (ticks: number): number => (result.delivered > 0 ? (ticks * 1e6) / CLK_TCK / result.delivered : NaN);
+    const exited = brokers.filter((b) => b.proc.exitCode !== null || b.proc.signalCode !== null).map((b) => b.proc.exitCode ?? b.proc.signalCode);
     return {
-      target, scenario, result, note: '',
-      brokerUsPerMsg: per(pids.reduce((s, p) => s + cpuTicks(p), 0) - cpu0), redisUsPerMsg: per(cpuTicks(redis.service.pid) - redis0),
+      target, scenario, result, note: exited.length > 0 ? `broker exited (${exited.join(', ')})` : '',
+      brokerUsPerMsg: per(pids.reduce((s, p) => s + cpuTicks(p), 0) - cpu0), redisUsPerMsg: redis.service.pid === redisPid ? per(cpuTicks(redisPid) - redis0) : NaN,
     };
   } finally {
     gen.kill();
@@ -197,23 +244,24 @@ function table(rows: Row[]): string {
 async function main(): Promise<void> {
   const started = performance.now();
   const redis = await startRedis();
-  const wired = stateBackendWired();
+  const wired = stateConfigAccepted();
   const rows: Row[] = [];
   try {
     for (const scenario of scenarios) {
       for (const target of targets) {
         if (target.endsWith('-redis') && target.startsWith('ours') && !wired) {
-          rows.push({ target, scenario, result: undefined, brokerUsPerMsg: NaN, redisUsPerMsg: NaN, note: 'not wired yet (broker config has no `state` section)' });
+          rows.push(notWired(target, scenario, 'broker config has no `state` section'));
           continue;
         }
         const row = await runOne(target, scenario, redis);
         rows.push(row);
-        process.stderr.write(`${scenario} ${target}: ${f(row.result!.delivered / (row.result!.elapsedMs / 1000), 0)} msg/s, lost ${row.result!.lost}, dup ${row.result!.duplicated}\n`);
+        const x = row.result;
+        process.stderr.write(`${scenario} ${target}: ${x === undefined ? row.note : `${f(x.delivered / (x.elapsedMs / 1000), 0)} msg/s, lost ${x.lost}, dup ${x.duplicated}`}\n`);
       }
     }
     process.stdout.write(`\nHA benchmark (${quick ? 'quick' : 'full'}; 2-replica rows: publishers on replica 1, subscribers on replica 2; QoS 1/2 windows of 16 per publisher)\n`);
     process.stdout.write(`${table(rows)}\n\n`);
-    if (!wired) process.stdout.write(`${layerTable(await measureLayer(redis, quick))}\n\n`);
+    process.stdout.write(`${layerTable(await measureLayer(redis, quick))}\n\n`);
     process.stdout.write(`${await measureRedisMemory(redis, quick ? 200 : 1000)}\n`);
   } finally {
     redis.client.disconnect();
