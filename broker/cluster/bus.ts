@@ -130,6 +130,7 @@ export class Bus {
       await this.control({ type: 'takeover', clientId, newOwner: this.replicaId, epoch });
     } catch {
       this.releaseWaiters.get(key)?.(false);
+      this.releaseWaiters.delete(key);
     }
     return answered;
   }

@@ -107,13 +107,17 @@ export class RedisLink {
   async whenUp(timeoutMs: number): Promise<void> {
     if (this.current === 'up') return;
     let timer: NodeJS.Timeout | undefined;
+    let waiter: (() => void) | undefined;
     try {
       await new Promise<void>((resolve, reject) => {
+        waiter = resolve;
         this.waiters.push(resolve);
         timer = setTimeout(() => reject(new LinkError('REDIS_UNAVAILABLE', `Redis not reachable within ${timeoutMs} ms`)), timeoutMs);
       });
     } finally {
       clearTimeout(timer);
+      // A caller that gave up is not kept: polling whenUp() through a long outage must not pile up.
+      this.waiters = this.waiters.filter((w) => w !== waiter);
     }
   }
 
