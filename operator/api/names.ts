@@ -14,6 +14,10 @@ export const LABEL_OWNER_UID = 'mqtt.enclave.dev/owner-uid';
 /** What an operator-made object is for; lets the tenant-Secret informer leave the broker-config copies out. */
 export const LABEL_ROLE = 'mqtt.enclave.dev/role';
 export const ROLE_BROKER_CONFIG = 'broker-config';
+/** The managed Redis' Secret (its generated password): watched for drift with the broker-config copies. */
+export const ROLE_STATE_BACKEND = 'state-backend';
+/** The pod of the Job that deletes an external Redis' keys before the runtime namespace goes. */
+export const ROLE_STATE_PURGE = 'state-purge';
 /** On a tenant CA Secret (operator namespace): the tenant namespace whose TlsCertificates it signs. */
 export const LABEL_TENANT_NAMESPACE = 'mqtt.enclave.dev/tenant-namespace';
 export const ANNOTATION_CONFIG_HASH = 'mqtt.enclave.dev/config-hash';

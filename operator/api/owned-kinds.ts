@@ -4,7 +4,7 @@
 // (`Informers.owned`, by kind) and which reconciles a change wakes (reconcile/keys.ts) derive from it; the
 // Helm chart's RBAC is kept equal to it by test/integration/helm/owned-kinds.test.ts, and the purge
 // e2e test lists the kinds with `perDeployment` to prove nothing is left behind.
-import { LABEL_ROLE, ROLE_BROKER_CONFIG } from './names.ts';
+import { LABEL_ROLE, ROLE_BROKER_CONFIG, ROLE_STATE_BACKEND } from './names.ts';
 
 /**
  * How the operator watches a kind (an informer: list + watch + cache), named for logs and lookups.
@@ -46,8 +46,9 @@ export const KINDS = {
   namespaces: { group: '', version: 'v1', plural: 'namespaces', kind: 'Namespace', namespaced: false, verbs: rw, perDeployment: true, watches: [{ name: 'namespaces', role: 'owned', drop: ['spec'] }] },
   secrets: { group: '', version: 'v1', plural: 'secrets', kind: 'Secret', namespaced: true, verbs: rw, perDeployment: true, watches: [
     { name: 'secrets', role: 'referenced' },
-    // The broker-config copies: drift only, so their data is not kept.
-    { name: 'brokerConfigs', role: 'owned', selector: `${LABEL_ROLE}=${ROLE_BROKER_CONFIG}`, drop: ['data', 'stringData'], clusterSecretAccess: true },
+    // The broker-config copies and the managed Redis' Secret: drift only, so their data is not kept
+    // here (the Redis password is read back from the `secrets` view, which holds the operator's own).
+    { name: 'brokerConfigs', role: 'owned', selector: `${LABEL_ROLE} in (${ROLE_BROKER_CONFIG},${ROLE_STATE_BACKEND})`, drop: ['data', 'stringData'], clusterSecretAccess: true },
   ] },
   serviceAccounts: { group: '', version: 'v1', plural: 'serviceaccounts', kind: 'ServiceAccount', namespaced: true, verbs: rw, perDeployment: true, watches: [{ name: 'serviceAccounts', role: 'owned', drop: [] }] },
   services: { group: '', version: 'v1', plural: 'services', kind: 'Service', namespaced: true, verbs: rw, perDeployment: true, watches: [{ name: 'services', role: 'owned', drop: ['spec'] }] },
@@ -57,6 +58,13 @@ export const KINDS = {
   // Applied only (server-side apply: create + patch); they go with their namespace, never alone.
   resourceQuotas: { group: '', version: 'v1', plural: 'resourcequotas', kind: 'ResourceQuota', namespaced: true, verbs: ['create', 'patch'], perDeployment: true },
   limitRanges: { group: '', version: 'v1', plural: 'limitranges', kind: 'LimitRange', namespaced: true, verbs: ['create', 'patch'], perDeployment: true },
+  // The managed Redis' claim (spec.state.redis.managed.persistence): applied, read before it is
+  // deleted when persistence is turned off; never listed or watched (the quota admits exactly one,
+  // and the namespace's deletion takes it).
+  persistentVolumeClaims: { group: '', version: 'v1', plural: 'persistentvolumeclaims', kind: 'PersistentVolumeClaim', namespaced: true, verbs: ['get', 'create', 'patch', 'delete'], perDeployment: true },
+  // The purge Job of an external state backend (reconcile/state-purge.ts): created when the
+  // MqttDeployment is deleted, read until it finishes, deleted to retry. Polled, not watched.
+  jobs: { group: 'batch', version: 'v1', plural: 'jobs', kind: 'Job', namespaced: true, verbs: ['get', 'create', 'patch', 'delete'], perDeployment: true },
   // Read only: why broker pods are not ready (image pull, crash loop, probe) goes into status.
   pods: { group: '', version: 'v1', plural: 'pods', kind: 'Pod', namespaced: true, verbs: ['list'], perDeployment: false },
   events: { group: '', version: 'v1', plural: 'events', kind: 'Event', namespaced: true, verbs: ['create', 'patch'], perDeployment: false },

@@ -85,11 +85,14 @@ export class KubeClient {
     }
   }
 
-  /** Deletes; true if it was there. Foreground for namespaces is the API server's own business. */
-  async delete(ref: ObjectRef): Promise<boolean> {
+  /**
+   * Deletes; true if it was there. Foreground for namespaces is the API server's own business.
+   * `propagation` Background for a Job: its API default orphans the pods.
+   */
+  async delete(ref: ObjectRef, propagation?: 'Background' | 'Foreground'): Promise<boolean> {
     this.count('delete');
     try {
-      await this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } });
+      await this.objects.delete({ apiVersion: ref.apiVersion, kind: ref.kind, metadata: { name: ref.name, ...(ref.namespace ? { namespace: ref.namespace } : {}) } }, undefined, undefined, undefined, undefined, propagation);
       return true;
     } catch (err) {
       if (isNotFound(err)) return false;

@@ -15,9 +15,9 @@ export function parseQuantity(text: string | number): number | undefined {
   return Number.isFinite(value) ? value : undefined;
 }
 
-/** CPU as a quantity string (millicores). */
+/** CPU as a quantity string (millicores); sums like 8 + 0.05 are rounded first, so they do not come out a millicore high. */
 export function cpuQuantity(cores: number): string {
-  return `${Math.ceil(cores * 1000)}m`;
+  return `${Math.ceil(Number((cores * 1000).toFixed(6)))}m`;
 }
 
 /** Memory as a quantity string (Mi when whole, else bytes). */

@@ -19,6 +19,7 @@ import { cachedDeployment, cachedNamespace, type Informers } from '../kube/infor
 import { purge } from './purge.ts';
 import { referenceable } from '../policy/secret-references.ts';
 import { authSourceViolations, mqttDeploymentViolations } from '../policy/platform.ts';
+import { managedRedisPassword, stateBackendUnavailable, stateBackendViolations } from './state-backend.ts';
 
 export interface ControllerDeps {
   client: KubeClient;
@@ -111,7 +112,7 @@ export function withResolvedNamespace(deps: Pick<ControllerDeps, 'informers'>, m
   return withRuntimeNamespace(md, resolveRuntimeNamespace(md, (ns) => ownedBy(cachedNamespace(deps.informers, ns)?.metadata?.labels, owner)));
 }
 
-export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildContext {
+export function gatherContext(deps: ControllerDeps, md: MqttDeployment, redisPassword?: string): BuildContext {
   const ns = md.metadata.namespace;
   // Only opted-in Secrets reach the builders: nothing else can be copied into a runtime namespace.
   const secrets = new Map<string, SecretData>();
@@ -129,7 +130,7 @@ export function gatherContext(deps: ControllerDeps, md: MqttDeployment): BuildCo
     const data = cert ? tlsSecretOf(deps, cert)?.data : undefined;
     if (data?.['tls.crt'] && data['tls.key']) tls.set(name, { crt: data['tls.crt'], key: data['tls.key'], ...(data['ca.crt'] ? { ca: data['ca.crt'] } : {}) });
   }
-  return { md, config: deps.config, sources, secrets, tls, absentCertificates };
+  return { md, config: deps.config, sources, secrets, tls, absentCertificates, ...(redisPassword !== undefined ? { redisPassword } : {}) };
 }
 
 /**
@@ -145,11 +146,13 @@ export async function reconcileMqttDeployment(deps: ControllerDeps, namespace: s
   if (md.metadata.deletionTimestamp) return purge(deps, md, log);
   if (!managesNamespace(deps.config, namespace)) return reportNotManaged(deps, cr, md);
   await ensureFinalizer(deps, md);
-  const plan = planOf(deps, md);
+  const plan = planOf(deps, md, await managedRedisPassword(deps, md));
   const outcome = await applyPlan(deps, plan, log);
   await reportWarning(deps, plan, outcome);
   const observed: Observed = { ...plan.observed, ...refusalOf(outcome), ...observeDeployment(deps, plan) };
-  const waiting = await observePods(deps, observed, plan.runtimeNs, md.spec.replicas ?? 1);
+  // The managed Redis is part of being Ready, once it was applied (a refusal says why instead).
+  if ('done' in outcome && outcome.done !== 'blocked') observed.stateBackend = await stateBackendUnavailable(deps, md);
+  const waiting = (await observePods(deps, observed, plan.runtimeNs, md.spec.replicas ?? 1)) || observed.stateBackend !== undefined;
   const status = mqttDeploymentStatus(md, observed, deps.now().toISOString());
   if (!sameStatus(status, cr.status)) await deps.client.applyStatus({ type: KINDS.mqttDeployments, namespace, name }, status);
   if (observed.applyError !== undefined) throw new Error(observed.applyError);
@@ -189,13 +192,14 @@ interface Plan {
   observed: Observed;
 }
 
-function planOf(deps: ControllerDeps, md: MqttDeployment): Plan {
-  const ctx = gatherContext(deps, md);
+function planOf(deps: ControllerDeps, md: MqttDeployment, redisPassword: string | undefined): Plan {
+  const ctx = gatherContext(deps, md, redisPassword);
   const desired = desiredState(ctx);
   // The platform policy (chart values): admission refuses most of this already; what got through
   // (admission off, or the policy tightened since) is reported and never applied.
   const violations = [
     ...mqttDeploymentViolations(md, deps.config.policy, deps.config.defaultImage),
+    ...stateBackendViolations(md, deps.config),
     ...[...ctx.sources.values()].flatMap((s) => authSourceViolations(s, deps.config.policy).map((v) => `AuthSource ${s.metadata.name} ${v}`)),
   ];
   const runtimeNs = targetNamespace(md);
@@ -276,6 +280,9 @@ async function applyStages(deps: ControllerDeps, plan: Plan): Promise<Map<string
       // The label-filtered cache answers "is there one of ours?"; a read only where no cache is
       // kept. A cache behind our own create shows up as drift later (ABSENT recorded) and is fixed then.
       const cache = deps.informers.owned.get(entry.ref.kind);
+      // No Secret cache: Secret access is namespaced and runtime Secrets are unreadable; the only one
+      // ever deleted there (the managed Redis') cannot exist in that mode (stateBackendViolations).
+      if (!cache && entry.ref.kind === 'Secret') return;
       const current = cache ? cache.get(entry.ref.name, entry.ref.namespace) : await deps.client.get(entry.ref);
       if (current && ownedBy(current.metadata?.labels, plan.owner)) await deps.client.delete(entry.ref);
       versions.set(refKey(entry.ref), ABSENT);

@@ -3,7 +3,7 @@
 // annotation, the only thing that varies between reconciles: a config change rolls the pods,
 // nothing else does (no timestamps). The config Secret is mounted as a whole volume so rotated
 // credentials and certificates reach the running broker without a restart.
-import type { V1Deployment, V1PodSpec } from '@kubernetes/client-node';
+import type { V1Container, V1Deployment, V1PodSpec } from '@kubernetes/client-node';
 import { ADMIN_PORT, ANNOTATION_CONFIG_HASH, BROKER_CONFIG_SECRET, BROKER_NAME, brokerSelector, ownerLabels } from '../api/names.ts';
 import { CONFIG_DIR } from './broker-config.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
@@ -25,6 +25,16 @@ function scheduling(md: BuildContext['md'], policy: PlatformPolicy): Pick<V1PodS
     ...(tolerations && tolerations.length > 0 ? { tolerations: tolerations } : {}),
     ...(affinity && Object.keys(affinity).length > 0 ? { affinity: affinity } : {}),
   };
+}
+
+/**
+ * With a shared state backend each replica names itself in Redis (session owner, heartbeats): the
+ * pod name, from the downward API. Only then: a memory broker needs none, and adding it to every
+ * pod template would roll every existing deployment once.
+ */
+function replicaIdEnv(md: BuildContext['md']): Pick<V1Container, 'env'> {
+  if (md.spec.state?.backend !== 'redis') return {};
+  return { env: [{ name: 'ENCLAVE_REPLICA_ID', valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.name' } } }] };
 }
 
 export function deployment(ctx: BuildContext, configHash: string): V1Deployment {
@@ -54,6 +64,7 @@ export function deployment(ctx: BuildContext, configHash: string): V1Deployment 
             name: 'broker',
             image: md.spec.image ?? ctx.config.defaultImage,
             args: ['--config', `${CONFIG_DIR}/config.yaml`],
+            ...replicaIdEnv(md),
             ports: [
               ...listeners.map((l) => ({ name: l.name.slice(0, 15), containerPort: l.port, protocol: 'TCP' })),
               { name: 'admin', containerPort: ADMIN_PORT, protocol: 'TCP' },

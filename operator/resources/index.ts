@@ -3,7 +3,9 @@
 // can start so no pod ever runs unfenced; the ServiceAccount and config Secret before the
 // Deployment that mounts them (else its pods fail to start); the Service and PDB last, they only
 // select pods. The ResourceQuota and LimitRange go with the network policies, before any pod.
-// `null` means "must not exist" and is deleted.
+// The managed Redis follows the same order (its policies, then its Secret, Service and claim, then
+// its Deployment); it starts with the brokers, which wait for it by themselves (they start degraded
+// and reconnect). `null` means "must not exist" and is deleted.
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { BROKER_NAME } from '../api/names.ts';
 import type { BuildContext } from './context.ts';
@@ -17,6 +19,8 @@ import { service } from './service.ts';
 import { podDisruptionBudget } from './pdb.ts';
 import { limitRange, resourceQuota } from './quota.ts';
 import { disabledListeners, type DisabledListener } from './listeners.ts';
+import { managedRedisObjects, managedRedisRefs } from './redis.ts';
+import { DEFAULT_POLICY } from '../policy/platform.ts';
 
 export interface DesiredEntry {
   /** What to delete when `object` is null. */
@@ -45,6 +49,11 @@ export function desiredState(ctx: BuildContext): DesiredState {
     object,
   });
   const orDelete = (object: KubernetesObject | null, ref: DesiredEntry['ref']): DesiredEntry => (object ? entry(object) : { ref, object: null });
+  // Built only with a password: without one the config reports it missing and nothing is applied.
+  const redis = managedRedisObjects(ctx, ctx.redisPassword ?? '', (ctx.config.policy ?? DEFAULT_POLICY).stateBackend.redisImage);
+  const redisEntries = (...kinds: string[]): DesiredEntry[] => managedRedisRefs(ns)
+    .filter((ref) => kinds.includes(ref.kind))
+    .map((ref) => orDelete(redis.find((o) => o.kind === ref.kind && o.metadata?.name === ref.name) ?? null, ref));
   // Namespace | network policies, quota and limits | SA + config | workload + service + PDB: no pod
   // ever runs unfenced or outside the quota.
   const stages: DesiredEntry[][] = [
@@ -56,10 +65,12 @@ export function desiredState(ctx: BuildContext): DesiredState {
       }),
       entry(resourceQuota(ctx)),
       entry(limitRange(ctx)),
+      ...redisEntries('NetworkPolicy'),
     ],
-    [entry(serviceAccount(ctx)), entry(rendered.secret)],
+    [entry(serviceAccount(ctx)), entry(rendered.secret), ...redisEntries('Secret', 'Service', 'PersistentVolumeClaim')],
     [
       entry(deployment(ctx, rendered.configHash)),
+      ...redisEntries('Deployment'),
       orDelete(service(ctx), { apiVersion: 'v1', kind: 'Service', namespace: ns, name: BROKER_NAME }),
       orDelete(podDisruptionBudget(ctx), { apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', namespace: ns, name: BROKER_NAME }),
     ],

@@ -1,12 +1,16 @@
 // NetworkPolicies of the runtime namespace: deny everything in and out, then allow exactly
 // (1) listener ports from spec.network.allowFrom, (2) the admin port from the operator's namespace,
-// (3) DNS, and (4) egress to each referenced AuthSource's declared backends (an address range, or
-// the pods of an in-cluster backend's namespace).
+// (3) DNS, (4) egress to each referenced AuthSource's declared backends (an address range, or
+// the pods of an in-cluster backend's namespace) and (5) egress to an external state backend
+// (spec.state.redis.external.egress, same shape). The managed Redis' two policies are its own
+// (resources/redis.ts). The state purge Job's pod carries the broker labels, so (3) and (5) let it
+// reach the external Redis too (reconcile/state-purge.ts).
 import type { V1NetworkPolicy, V1NetworkPolicyPeer } from '@kubernetes/client-node';
 import { ADMIN_PORT, brokerSelector, ownerLabels } from '../api/names.ts';
 import type { EgressRule } from '../api/types.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
 import { referencedSources, servedListeners } from './listeners.ts';
+import { externalRedisSpec } from './state.ts';
 
 export function networkPolicies(ctx: BuildContext): V1NetworkPolicy[] {
   const ns = targetNamespace(ctx.md);
@@ -52,6 +56,13 @@ export function networkPolicies(ctx: BuildContext): V1NetworkPolicy[] {
   if (egress.length > 0) {
     policies.push({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('allow-auth-backends'), spec: { podSelector: pods, policyTypes: ['Egress'], egress } });
   }
+  const state = externalRedisSpec(ctx.md)?.egress;
+  if (state !== undefined) {
+    policies.push({
+      apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', metadata: meta('allow-state-backend'),
+      spec: { podSelector: pods, policyTypes: ['Egress'], egress: [{ to: [egressPeer(state)], ports: [{ protocol: 'TCP', port: state.port }] }] },
+    });
+  }
   return policies;
 }
 
@@ -59,7 +70,7 @@ export function networkPolicies(ctx: BuildContext): V1NetworkPolicy[] {
  * An in-cluster backend is matched by its pods (the destination after the Service's translation),
  * an outside one by its address range. `podLabels` absent selects every pod of the namespace.
  */
-function egressPeer(e: EgressRule): V1NetworkPolicyPeer {
+function egressPeer(e: Pick<EgressRule, 'cidr' | 'namespace' | 'podLabels'>): V1NetworkPolicyPeer {
   if (e.namespace !== undefined) {
     return { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': e.namespace } }, podSelector: { matchLabels: e.podLabels ?? {} } };
   }
@@ -67,4 +78,4 @@ function egressPeer(e: EgressRule): V1NetworkPolicyPeer {
 }
 
 /** Names of every policy networkPolicies() can produce: the ones it did not produce this time are deleted. */
-export const NETWORK_POLICY_NAMES = ['default-deny', 'allow-admin-from-operator', 'allow-dns', 'allow-listeners', 'allow-auth-backends'];
+export const NETWORK_POLICY_NAMES = ['default-deny', 'allow-admin-from-operator', 'allow-dns', 'allow-listeners', 'allow-auth-backends', 'allow-state-backend'];

@@ -2,12 +2,15 @@
 // ceilings (policy ResourceCeilings): whatever an MqttDeployment asks, its namespace cannot hold
 // more than `replicas` pods (+1 for a rolling update's surge) of at most the ceiling each, no
 // PersistentVolumeClaims and no LoadBalancer or NodePort Services. Without them a tenant could
-// escape its own namespace's quota by asking Enclave instead.
+// escape its own namespace's quota by asking Enclave instead. A managed state backend adds exactly
+// its Redis pod (one more pod, and that container's resources) and, with persistence, its one claim
+// of the asked size.
 import type { V1LimitRange, V1ResourceQuota } from '@kubernetes/client-node';
 import { ownerLabels } from '../api/names.ts';
 import { DEFAULT_POLICY, type PlatformPolicy } from '../policy/platform.ts';
 import { cpuQuantity, memoryQuantity, parseQuantity } from '../policy/quantity.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
+import { managedRedisSpec, redisResources } from './redis.ts';
 
 export const QUOTA_NAME = 'enclave-ceilings';
 
@@ -34,22 +37,29 @@ export function containerResources(spec: BuildContext['md']['spec']['resources']
 }
 
 export function resourceQuota(ctx: BuildContext): V1ResourceQuota {
-  const { ceilings } = ctx.config.policy ?? DEFAULT_POLICY;
-  const pods = ceilings.replicas + 1;
-  const cpu = cpuQuantity(parseQuantity(ceilings.cpu)! * pods);
-  const memory = memoryQuantity(parseQuantity(ceilings.memory)! * pods);
+  const policy = ctx.config.policy ?? DEFAULT_POLICY;
+  const { ceilings } = policy;
+  const brokerPods = ceilings.replicas + 1;
+  const managed = managedRedisSpec(ctx.md);
+  // The Redis pod's own resources on top of the brokers' (0 without a managed Redis).
+  const redis = managed === undefined ? undefined : redisResources(policy);
+  const plus = (q: string | undefined): number => (q === undefined ? 0 : parseQuantity(q)!);
+  const cpu = (redisCpu: string | undefined) => cpuQuantity(parseQuantity(ceilings.cpu)! * brokerPods + plus(redisCpu));
+  const memory = (redisMemory: string | undefined) => memoryQuantity(parseQuantity(ceilings.memory)! * brokerPods + plus(redisMemory));
+  const claim = managed?.persistence;
   return {
     apiVersion: 'v1',
     kind: 'ResourceQuota',
     metadata: { name: QUOTA_NAME, namespace: targetNamespace(ctx.md), labels: ownerLabels(ownerOf(ctx.md)) },
     spec: {
       hard: {
-        pods: String(pods),
-        'requests.cpu': cpu,
-        'limits.cpu': cpu,
-        'requests.memory': memory,
-        'limits.memory': memory,
-        persistentvolumeclaims: '0',
+        pods: String(brokerPods + (redis ? 1 : 0)),
+        'requests.cpu': cpu(redis?.requests.cpu),
+        'limits.cpu': cpu(redis?.limits.cpu),
+        'requests.memory': memory(redis?.requests.memory),
+        'limits.memory': memory(redis?.limits.memory),
+        persistentvolumeclaims: claim ? '1' : '0',
+        ...(claim ? { 'requests.storage': claim.size } : {}),
         'services.loadbalancers': '0',
         'services.nodeports': '0',
       },

@@ -7,8 +7,10 @@
 // in memory: it survives broker restarts and rollouts, not a Redis restart. Everything here goes
 // with the runtime namespace when the deployment is deleted.
 import type { V1Deployment, V1NetworkPolicy, V1PersistentVolumeClaim, V1Secret, V1Service } from '@kubernetes/client-node';
-import { brokerSelector, ownerLabels } from '../api/names.ts';
+import { brokerSelector, LABEL_ROLE, ownerLabels, ROLE_STATE_BACKEND } from '../api/names.ts';
 import type { MqttDeployment } from '../api/types.ts';
+import { DEFAULT_POLICY, type PlatformPolicy } from '../policy/platform.ts';
+import { parseQuantity } from '../policy/quantity.ts';
 import { type BuildContext, ownerOf, targetNamespace } from './context.ts';
 
 export const REDIS_NAME = 'redis';
@@ -17,6 +19,24 @@ export const REDIS_PORT = 6379;
 export const REDIS_PASSWORD_KEY = 'password';
 const CONF_KEY = 'redis.conf';
 const DATA_DIR = '/data';
+
+/** Name of the claim with Redis' append-only file (persistence on). */
+export const REDIS_DATA_CLAIM = `${REDIS_NAME}-data`;
+
+const smaller = (a: string, b: string): string => (parseQuantity(a)! <= parseQuantity(b)! ? a : b);
+
+/**
+ * The Redis container's resources, within the platform's per-container ceilings (the LimitRange
+ * refuses more); the runtime namespace's quota adds exactly these for the Redis pod (quota.ts).
+ * A CPU limit, unlike the broker: Redis runs its commands on one thread, more than one core is waste.
+ */
+export function redisResources(policy: PlatformPolicy = DEFAULT_POLICY): { requests: { cpu: string; memory: string }; limits: { cpu: string; memory: string } } {
+  const { cpu, memory } = policy.ceilings;
+  return {
+    requests: { cpu: smaller('50m', cpu), memory: smaller('64Mi', memory) },
+    limits: { cpu: smaller('1', cpu), memory: smaller('256Mi', memory) },
+  };
+}
 
 export function redisSelector(): Record<string, string> {
   return { 'app.kubernetes.io/name': 'enclave-redis' };
@@ -74,7 +94,7 @@ export function managedRedisObjects(ctx: BuildContext, password: string, image: 
   const meta = (name: string) => ({ name, namespace: ns, labels });
   const persistence = managed.persistence;
   const secret: V1Secret = {
-    apiVersion: 'v1', kind: 'Secret', metadata: meta(REDIS_NAME), type: 'Opaque',
+    apiVersion: 'v1', kind: 'Secret', metadata: { ...meta(REDIS_NAME), labels: { ...labels, [LABEL_ROLE]: ROLE_STATE_BACKEND } }, type: 'Opaque',
     stringData: { [REDIS_PASSWORD_KEY]: password, [CONF_KEY]: redisConf(password, persistence !== undefined) },
   };
   const service: V1Service = {
@@ -82,7 +102,7 @@ export function managedRedisObjects(ctx: BuildContext, password: string, image: 
     spec: { selector: redisSelector(), ports: [{ name: 'redis', port: REDIS_PORT, targetPort: REDIS_PORT, protocol: 'TCP' }] },
   };
   const pvc: V1PersistentVolumeClaim[] = persistence === undefined ? [] : [{
-    apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: meta(`${REDIS_NAME}-data`),
+    apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: meta(REDIS_DATA_CLAIM),
     spec: {
       accessModes: ['ReadWriteOnce'],
       resources: { requests: { storage: persistence.size } },
@@ -116,7 +136,7 @@ function redisDeployment(ctx: BuildContext, image: string, persistent: boolean):
             ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
             readinessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 2, failureThreshold: 3 },
             livenessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 10, failureThreshold: 3 },
-            resources: { requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } },
+            resources: redisResources(ctx.config.policy),
             securityContext: {
               allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true,
               capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
@@ -125,7 +145,7 @@ function redisDeployment(ctx: BuildContext, image: string, persistent: boolean):
           }],
           volumes: [
             { name: 'conf', secret: { secretName: REDIS_NAME, defaultMode: 0o440, items: [{ key: CONF_KEY, path: CONF_KEY }] } },
-            persistent ? { name: 'data', persistentVolumeClaim: { claimName: `${REDIS_NAME}-data` } } : { name: 'data', emptyDir: { sizeLimit: '256Mi' } },
+            persistent ? { name: 'data', persistentVolumeClaim: { claimName: REDIS_DATA_CLAIM } } : { name: 'data', emptyDir: { sizeLimit: '256Mi' } },
           ],
         },
       },
@@ -152,3 +172,14 @@ function redisPolicies(ctx: BuildContext): V1NetworkPolicy[] {
 
 /** Names of the managed Redis' NetworkPolicies (deleted when the deployment stops using it). */
 export const REDIS_NETWORK_POLICY_NAMES = ['allow-redis-from-brokers', 'allow-brokers-to-redis'];
+
+/** Every object managedRedisObjects() can build, as references: the ones it did not build this time are deleted. */
+export function managedRedisRefs(namespace: string): { apiVersion: string; kind: string; namespace: string; name: string }[] {
+  return [
+    { apiVersion: 'v1', kind: 'Secret', namespace, name: REDIS_NAME },
+    { apiVersion: 'v1', kind: 'Service', namespace, name: REDIS_NAME },
+    { apiVersion: 'v1', kind: 'PersistentVolumeClaim', namespace, name: REDIS_DATA_CLAIM },
+    { apiVersion: 'apps/v1', kind: 'Deployment', namespace, name: REDIS_NAME },
+    ...REDIS_NETWORK_POLICY_NAMES.map((name) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespace, name })),
+  ];
+}

@@ -30,6 +30,8 @@ export interface Observed {
   deploymentCurrent?: boolean;
   /** Why the broker pods are not ready, when the kubelet or scheduler says so (status/pods.ts). */
   podProblem?: PodProblem;
+  /** Why the managed state backend (Redis) is not available, naming it; undefined when it is or there is none. */
+  stateBackend?: string;
 }
 
 export function endpoints(md: MqttDeployment, namespace: string, disabled: DisabledListener[] = []): Endpoint[] {
@@ -66,6 +68,14 @@ const REFUSALS: Rule[] = [
 
 /** Everything applied: Ready once rolled out, else why the pods are not ready yet. */
 function rollout(md: MqttDeployment, o: Observed, c: Cond): ConditionInput[] {
+  // Brokers without their shared state lose messages across replicas: not Ready, whatever the pods say.
+  if (o.stateBackend !== undefined) {
+    return [
+      c('Ready', 'False', 'StateBackendUnavailable', o.stateBackend),
+      c('Progressing', 'True', 'RollingOut', 'Waiting for the managed Redis to become available.'),
+      c('Degraded', 'True', 'StateBackendUnavailable', o.stateBackend),
+    ];
+  }
   const desired = md.spec.replicas ?? 1;
   // Rolled out: enough ready pods of the current template and no pod of an older one left (a new
   // pod that cannot start keeps the old one serving; that is still a rollout, not Ready).

@@ -27,9 +27,12 @@ describe('desiredState', () => {
     expect(d.entries.map((e) => `${e.ref.kind}/${e.ref.name}${e.object ? '' : ' (delete)'}`)).toEqual([
       `Namespace/${runtimeNamespaceName('team-a', 'prod')}`,
       'NetworkPolicy/default-deny', 'NetworkPolicy/allow-admin-from-operator', 'NetworkPolicy/allow-dns',
-      'NetworkPolicy/allow-listeners (delete)', 'NetworkPolicy/allow-auth-backends (delete)',
+      'NetworkPolicy/allow-listeners (delete)', 'NetworkPolicy/allow-auth-backends (delete)', 'NetworkPolicy/allow-state-backend (delete)',
       'ResourceQuota/enclave-ceilings', 'LimitRange/enclave-ceilings',
-      'ServiceAccount/broker', 'Secret/broker-config', 'Deployment/broker', 'Service/broker',
+      // No managed Redis: every object it can have must not exist.
+      'NetworkPolicy/allow-redis-from-brokers (delete)', 'NetworkPolicy/allow-brokers-to-redis (delete)',
+      'ServiceAccount/broker', 'Secret/broker-config', 'Secret/redis (delete)', 'Service/redis (delete)', 'PersistentVolumeClaim/redis-data (delete)',
+      'Deployment/broker', 'Deployment/redis (delete)', 'Service/broker',
       'PodDisruptionBudget/broker (delete)',
     ]);
     for (const e of d.entries) if (e.object) expect(e.object.metadata?.labels?.['mqtt.enclave.dev/owner-uid']).toBe('uid-1');
@@ -39,9 +42,9 @@ describe('desiredState', () => {
     const d = desiredState(ctx(md()));
     expect(d.stages.map((st) => st.map((e) => e.ref.kind))).toEqual([
       ['Namespace'],
-      ['NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'ResourceQuota', 'LimitRange'],
-      ['ServiceAccount', 'Secret'],
-      ['Deployment', 'Service', 'PodDisruptionBudget'],
+      ['NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'NetworkPolicy', 'ResourceQuota', 'LimitRange', 'NetworkPolicy', 'NetworkPolicy'],
+      ['ServiceAccount', 'Secret', 'Secret', 'Service', 'PersistentVolumeClaim'],
+      ['Deployment', 'Deployment', 'Service', 'PodDisruptionBudget'],
     ]);
     expect(d.stages.flat()).toEqual(d.entries);
   });
@@ -200,7 +203,7 @@ describe('listeners whose TlsCertificate does not exist', () => {
     expect(deployment(c, 'h').spec!.replicas).toBe(0);
     expect(service(c)).toBeNull();
     expect(networkPolicies(c).map((p) => p.metadata!.name)).not.toContain('allow-listeners');
-    const svc = desiredState(c).entries.find((e) => e.ref.kind === 'Service')!;
+    const svc = desiredState(c).entries.find((e) => e.ref.kind === 'Service' && e.ref.name === 'broker')!;
     expect(svc.object).toBeNull();
     expect(desiredState(c).disabled).toEqual([{ name: 'tls', absent: ['server'] }, { name: 'mtls', absent: ['other'] }]);
   });
