@@ -1,7 +1,9 @@
 // Deletion of an MqttDeployment, behind its finalizer: the runtime namespace (and with it every
-// Secret, copy of credentials and TLS material in it) is deleted and verified gone before the
-// finalizer is removed; with deletionPolicy Retain it is detached and kept instead. The last
-// deployment of a tenant namespace takes the tenant's CA with it.
+// Secret, copy of credentials and TLS material in it, and a managed Redis with its claim) is deleted
+// and verified gone before the finalizer is removed; an external state backend's keys are deleted
+// first (reconcile/state-purge.ts: it needs the namespace). With deletionPolicy Retain the namespace
+// is detached and kept instead, and an external Redis keeps its keys. The last deployment of a
+// tenant namespace takes the tenant's CA with it.
 import type { V1Namespace } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { FINALIZER, LABEL_MANAGED_BY, LABEL_OWNER_NAME, LABEL_OWNER_NAMESPACE, LABEL_OWNER_UID, MANAGED_BY, ownedBy } from '../api/names.ts';
@@ -10,6 +12,7 @@ import type { MqttDeployment } from '../api/types.ts';
 import { ownerOf, targetNamespace } from '../resources/context.ts';
 import { caSecretName } from './ca.ts';
 import { reconcileKey } from './keys.ts';
+import { purgeExternalState } from './state-purge.ts';
 import type { ControllerDeps, Result } from './mqtt-deployment.ts';
 
 export async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Promise<Result> {
@@ -25,6 +28,8 @@ export async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logge
       log.info({ runtimeNamespace: runtimeNs }, 'Detached runtime namespace (deletionPolicy Retain)');
     } else {
       if (!ns.metadata?.deletionTimestamp) {
+        const state = await purgeExternalState(deps, md, log);
+        if (state !== 'done') return state;
         log.info({ runtimeNamespace: runtimeNs }, 'Purging runtime namespace');
         await deps.client.event(md, 'Normal', 'PurgeStarted', `Deleting runtime namespace ${runtimeNs} and everything in it.`);
         await deps.client.delete(ref);

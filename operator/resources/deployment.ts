@@ -15,7 +15,7 @@ import { DEFAULT_POLICY, type PlatformPolicy } from '../policy/platform.ts';
  * Where broker pods may run: the tenant's nodeSelector / tolerations / affinity only when the
  * platform allows it (policy TenantScheduling, else the spec was refused), the platform's otherwise.
  */
-function scheduling(md: BuildContext['md'], policy: PlatformPolicy): Pick<V1PodSpec, 'nodeSelector' | 'tolerations' | 'affinity'> {
+export function scheduling(md: BuildContext['md'], policy: PlatformPolicy): Pick<V1PodSpec, 'nodeSelector' | 'tolerations' | 'affinity'> {
   const pick = <K extends 'nodeSelector' | 'tolerations' | 'affinity'>(k: K) => (policy.tenantScheduling ? md.spec[k] ?? policy.scheduling[k] : policy.scheduling[k]);
   const nodeSelector = pick('nodeSelector');
   const tolerations = pick('tolerations');
