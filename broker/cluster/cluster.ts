@@ -1,7 +1,8 @@
 // Owns the lifecycle of one replica's cluster state layer, the one object the broker holds in
-// phase 2: link + bus + retained store + session store + shared groups, wired together. It answers
+// phase 2: link + bus + retained store + session store + shared groups + adoption, wired together. It answers
 // takeover requests through the broker's callback, and after every Redis outage it writes back what
 // only this replica knows (shared membership) and tells the broker to reload what Redis holds.
+import { Adoption } from './adoption.ts';
 import { Bus } from './bus.ts';
 import type { ControlEnvelope } from './bus.ts';
 import type { Envelope } from './envelope.ts';
@@ -48,6 +49,7 @@ export class Cluster {
   readonly retained: RedisRetained;
   readonly sessions: SessionStore;
   readonly shared: SharedGroups;
+  readonly adoption: Adoption;
   private readonly handlers: ClusterHandlers;
   private wasDown = false;
 
@@ -64,6 +66,7 @@ export class Cluster {
     this.retained = new RedisRetained(this.link, this.bus, options.maxRetainedBytes);
     this.sessions = new SessionStore(this.link, options.replicaId);
     this.shared = new SharedGroups(this.link, this.bus, options.shared);
+    this.adoption = new Adoption(this.link, this.sessions);
     this.link.observe({
       down: () => {
         this.wasDown = true;

@@ -72,7 +72,9 @@ if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
 end
 `;
 
-// KEYS: base, inflight, qos2, queue, epoch counter. ARGV: replica, clean start (1/0).
+// KEYS: base, inflight, qos2, queue, epoch counter, this replica's owned set.
+// ARGV: replica, clean start (1/0), key prefix, client id. The previous owner's `owned:` set is
+// derived in the script (standalone or Sentinel Redis; not Redis Cluster).
 const CLAIM = new Script(`
 local epoch = redis.call('INCR', KEYS[5])
 local prev = redis.call('HGET', KEYS[1], 'owner')
@@ -81,6 +83,8 @@ if ARGV[2] == '1' then
   redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
   present = 0
 end
+if prev and prev ~= ARGV[1] then redis.call('SREM', ARGV[3] .. 'owned:' .. prev, ARGV[4]) end
+redis.call('SADD', KEYS[6], ARGV[4])
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
 for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
 return {epoch, prev or '', present}
@@ -136,11 +140,13 @@ end
 return 1
 `);
 
-// KEYS: the four keys of a session. ARGV: epoch ('' = whoever owns it).
+// KEYS: the four keys of a session. ARGV: epoch ('' = whoever owns it), key prefix, client id.
 const DELETE = new Script(`
 if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
   return redis.error_reply('FENCED session is owned by a newer epoch')
 end
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner then redis.call('SREM', ARGV[2] .. 'owned:' .. owner, ARGV[3]) end
 return redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 `);
 
@@ -229,9 +235,20 @@ export class SessionStore {
     return [base, `${base}:inflight`, `${base}:qos2`, `${base}:queue`];
   }
 
+  /** The set of client ids whose sessions `replica` owns (adoption.ts reads it for a dead replica). */
+  ownedKey(replica: string): string {
+    return `${this.link.keyPrefix}owned:${replica}`;
+  }
+
+  /** The global fencing counter. */
+  get epochCounterKey(): string {
+    return this.epochKey;
+  }
+
   /** Takes ownership with a new epoch (clean start: everything of the old session goes). */
   async claim(clientId: string, cleanStart: boolean): Promise<Claim> {
-    const [epoch, prev, present] = await this.call(CLAIM, [...this.keys(clientId), this.epochKey], [this.replicaId, cleanStart ? 1 : 0], 'session claim') as [number, string, number];
+    const keys = [...this.keys(clientId), this.epochKey, this.ownedKey(this.replicaId)];
+    const [epoch, prev, present] = await this.call(CLAIM, keys, [this.replicaId, cleanStart ? 1 : 0, this.link.keyPrefix, clientId], 'session claim') as [number, string, number];
     return { epoch, previousOwner: prev === '' || prev === this.replicaId ? undefined : prev, present: present === 1 };
   }
 
@@ -318,7 +335,7 @@ export class SessionStore {
 
   /** Ends a session (expiry 0 at disconnect, expiry timer, clean start elsewhere). undefined epoch: unconditional. */
   async delete(clientId: string, epoch?: number): Promise<void> {
-    await this.call(DELETE, this.keys(clientId), [epoch ?? ''], 'session delete');
+    await this.call(DELETE, this.keys(clientId), [epoch ?? '', this.link.keyPrefix, clientId], 'session delete');
   }
 
   /** MEMORY USAGE of every key of one session (bytes Redis holds for it). */

@@ -182,7 +182,8 @@ export class SharedGroups {
     return undefined;
   }
 
-  private isLive(replica: string): boolean {
+  /** Whether `replica` heartbeated within `liveMs` (as of this replica's last heartbeat). */
+  isLive(replica: string): boolean {
     return replica === this.me || this.live === undefined || this.live.has(replica);
   }
 }
