@@ -39,9 +39,18 @@ export function operatorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ope
     clusterDomain: env.ENCLAVE_CLUSTER_DOMAIN ?? 'cluster.local',
     identity: env.POD_NAME ?? `${env.HOSTNAME ?? 'local'}-${process.pid}`,
     logLevel: env.ENCLAVE_LOG_LEVEL ?? 'info',
-    policy: policyFromJson(env.ENCLAVE_POLICY),
+    policy: withRedisImage(policyFromJson(env.ENCLAVE_POLICY), env.ENCLAVE_REDIS_IMAGE),
     ...(env.ENCLAVE_TENANT_NAMESPACES?.trim() ? { tenantNamespaces: env.ENCLAVE_TENANT_NAMESPACES.split(',').map((n) => n.trim()).filter((n) => n.length > 0) } : {}),
   };
+}
+
+/**
+ * ENCLAVE_REDIS_IMAGE replaces the policy's managed Redis image, like ENCLAVE_BROKER_IMAGE the broker
+ * image: for local runs and test nodes that hold their own build. The chart sets neither; it puts
+ * policy.stateBackend.redisImage into ENCLAVE_POLICY.
+ */
+export function withRedisImage(policy: PlatformPolicy, image: string | undefined): PlatformPolicy {
+  return image?.trim() ? { ...policy, stateBackend: { ...policy.stateBackend, redisImage: image.trim() } } : policy;
 }
 
 /** Whether the operator serves CRs in `namespace` (always, unless tenantNamespaces narrows it). */

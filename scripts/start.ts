@@ -15,6 +15,7 @@ import { ApiException, CoreV1Api, CustomObjectsApi, KubeConfig, VersionApi } fro
 import { apiErrorMessage } from '../operator/kube/client.ts';
 import { pino } from 'pino';
 import { runOperator, type RunningOperator } from '../operator/main.ts';
+import { operatorConfigFromEnv, withRedisImage } from '../operator/config.ts';
 import { kubectl as runKubectl } from '../test/support/kube.ts';
 import { binDir } from '../test/support/paths.ts';
 import { startWorld, type RunningWorld } from '../test/support/start-world.ts';
@@ -67,10 +68,10 @@ async function reachable(kc: KubeConfig): Promise<string> {
   return v.gitVersion;
 }
 
-async function runOperatorIn(kc: KubeConfig, logFile: string, leaderElection: boolean, defaultImage?: string): Promise<RunningOperator> {
+async function runOperatorIn(kc: KubeConfig, logFile: string, leaderElection: boolean, images?: { broker: string; redis: string }): Promise<RunningOperator> {
   await mkdir(dirname(logFile), { recursive: true });
   const logger = pino({ level: 'info', base: { component: 'enclave-operator' } }, pino.destination({ dest: logFile, sync: true }));
-  const op = await runOperator({ kubeConfig: kc, logger, leaderElection, config: { metricsPort: 0, metricsHost: '127.0.0.1', operatorNamespace: opts.operatorNamespace, ...(defaultImage ? { defaultImage } : {}) } });
+  const op = await runOperator({ kubeConfig: kc, logger, leaderElection, config: { metricsPort: 0, metricsHost: '127.0.0.1', operatorNamespace: opts.operatorNamespace, ...(images ? { defaultImage: images.broker, policy: withRedisImage(operatorConfigFromEnv().policy, images.redis) } : {}) } });
   cleanups.push(() => op.stop());
   return op;
 }
@@ -144,7 +145,7 @@ async function localMode(): Promise<void> {
   await runKubectl(kube, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
   await runKubectl(kube, ['create', 'namespace', opts.operatorNamespace]);
   step('[3/5] starting the operator ...');
-  const op = await runOperatorIn(kc, join(runDir, 'operator.log'), false, node.images.broker);
+  const op = await runOperatorIn(kc, join(runDir, 'operator.log'), false, node.images);
   step(`      operator running, metrics http://127.0.0.1:${op.metricsPort}/metrics, log ${join(runDir, 'operator.log')}`);
   const brokers: TenantBroker[] = [];
   if (opts.examples === false) {

@@ -15,7 +15,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { runOperator, type RunningOperator } from '../../operator/main.ts';
-import type { OperatorConfig } from '../../operator/config.ts';
+import { operatorConfigFromEnv, withRedisImage, type OperatorConfig } from '../../operator/config.ts';
 import { repoRoot } from './paths.ts';
 import { freePort, spawnService, waitUntilReady, type ServiceProcess } from './process.ts';
 import { adminKubeConfig, kubectl, world } from './world.ts';
@@ -88,7 +88,7 @@ export async function startOperator(operatorNamespace: string, identity: string,
       ENCLAVE_METRICS_HOST: '127.0.0.1',
       // The broker image the test node holds: broker pods really run. A world without a node
       // (ENCLAVE_WORLD_NODE=0) has no images; the operator then renders its default image.
-      ...(w.node.images ? { ENCLAVE_BROKER_IMAGE: w.node.images.broker } : {}),
+      ...(w.node.images ? { ENCLAVE_BROKER_IMAGE: w.node.images.broker, ENCLAVE_REDIS_IMAGE: w.node.images.redis } : {}),
       POD_NAME: identity,
       ...opts.env,
     },
@@ -125,6 +125,12 @@ export interface InProcessOptions {
   config?: Partial<OperatorConfig>;
 }
 
+/** The managed Redis image the test node holds, over the policy given (or the environment's). */
+function withNodeImages(config: Partial<OperatorConfig>): Partial<OperatorConfig> {
+  const images = world().node.images;
+  return images ? { ...config, policy: withRedisImage(config.policy ?? operatorConfigFromEnv().policy, images.redis) } : config;
+}
+
 /** runOperator() in this process, admin kubeconfig, no leader election (one operator per test file). */
 export async function startOperatorInProcess(opts: InProcessOptions): Promise<RunningOperator> {
   await ensureNamespace(opts.operatorNamespace);
@@ -133,6 +139,6 @@ export async function startOperatorInProcess(opts: InProcessOptions): Promise<Ru
     kubeConfig: adminKubeConfig(),
     logger,
     leaderElection: false,
-    config: { operatorNamespace: opts.operatorNamespace, metricsPort: 0, metricsHost: '127.0.0.1', ...opts.config },
+    config: withNodeImages({ operatorNamespace: opts.operatorNamespace, metricsPort: 0, metricsHost: '127.0.0.1', ...opts.config }),
   });
 }
