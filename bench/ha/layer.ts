@@ -2,7 +2,8 @@
 // on the bench's Redis, replica A publishing envelopes, replica B receiving them and doing the
 // QoS 1 write-through a subscriber's session will do (in-flight record before delivery, removed at
 // the ack). Not an MQTT number — no sockets to clients — but the Redis cost and the cross-replica
-// latency the wired broker will add on top of its local path.
+// latency (publish → in-flight record stored on the subscriber's replica, the moment its PUBLISH
+// would be written) the wired broker will add on top of its local path.
 import { Cluster } from '../../broker/cluster/cluster.ts';
 import type { Envelope } from '../../broker/cluster/envelope.ts';
 import type { PrivateRedis } from './run.ts';
@@ -36,11 +37,15 @@ async function once(redis: PrivateRedis, name: string, total: number, rate: numb
   const b = replica('layer-b', redis, (e) => {
     const id = (e.seq % 65535) + 1;
     const record = { stage: 'publish' as const, qos: 1 as const, retain: false, subscriptionIds: [], message: e };
-    // Write-through as the subscriber's session will: in flight before delivery, gone at the ack.
+    // Write-through as the subscriber's session will: the in-flight record is in Redis before the
+    // PUBLISH goes to the client (the moment latency is taken), and removed at the ack, later.
     const sessions = holder.receiver!.sessions;
     void sessions.setInflight('sub-1', epoch, id, record)
-      .then(() => sessions.deleteInflight('sub-1', epoch, id))
-      .then(() => latencies.push(performance.now() - e.payload.readDoubleBE(0)), () => undefined);
+      .then(() => {
+        latencies.push(performance.now() - e.payload.readDoubleBE(0));
+        return sessions.deleteInflight('sub-1', epoch, id);
+      })
+      .catch(() => undefined);
   });
   holder.receiver = b;
   const a = replica('layer-a', redis, () => undefined);
@@ -84,6 +89,7 @@ async function publishAll(a: Cluster, total: number, rate: number): Promise<void
 }
 
 export async function measureLayer(redis: PrivateRedis, quick: boolean): Promise<LayerResult[]> {
+  await once(redis, 'warm-up (JIT)', 10_000, 0); // discarded: the first run pays for compilation
   return [
     await once(redis, 'throughput (window 256)', quick ? 20_000 : 60_000, 0),
     await once(redis, 'latency at 5,000 msg/s', quick ? 10_000 : 20_000, 5_000),
