@@ -1,7 +1,9 @@
 // The broker-config Secret: the rendered BrokerConfig (config.yaml) plus copies of every credential
 // and TLS file it names, all in one Secret mounted as a whole volume at /etc/enclave (no subPath), so
 // a rotated credential reaches the running broker's hot reload. The config hash covers config.yaml
-// only: a rotated password or certificate must not roll the pods, a changed config must.
+// only: a rotated password or certificate must not roll the pods, a changed config must. One
+// exception: the managed Redis' password, which the broker reads at start only (and Redis too), so
+// a new one (its Secret deleted by hand) must roll both; it is random, so hashing it reveals nothing.
 import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
@@ -245,7 +247,7 @@ export function renderBrokerConfig(ctx: BuildContext): RenderedConfig {
   // without a state backend stays what it was before the section existed, so no pod rolls for it.
   const written = config.state.backend === 'memory' ? Object.fromEntries(Object.entries(config).filter(([k]) => k !== 'state')) : config;
   const configYaml = stringify(written, { sortMapEntries: true });
-  const configHash = createHash('sha256').update(configYaml).digest('hex').slice(0, 16);
+  const configHash = createHash('sha256').update(configYaml).update(ctx.redisPassword !== undefined && config.state.backend === 'redis' ? ctx.redisPassword : '').digest('hex').slice(0, 16);
   const secret: V1Secret = {
     apiVersion: 'v1',
     kind: 'Secret',

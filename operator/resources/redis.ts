@@ -6,8 +6,9 @@
 // broker; with `persistence` its data (append-only file) is on a PersistentVolumeClaim, without it
 // in memory: it survives broker restarts and rollouts, not a Redis restart. Everything here goes
 // with the runtime namespace when the deployment is deleted.
+import { createHash } from 'node:crypto';
 import type { V1Deployment, V1NetworkPolicy, V1PersistentVolumeClaim, V1Secret, V1Service } from '@kubernetes/client-node';
-import { brokerSelector, LABEL_ROLE, ownerLabels, ROLE_STATE_BACKEND } from '../api/names.ts';
+import { ANNOTATION_CONFIG_HASH, brokerSelector, LABEL_ROLE, ownerLabels, ROLE_STATE_BACKEND } from '../api/names.ts';
 import type { MqttDeployment } from '../api/types.ts';
 import { DEFAULT_POLICY, type PlatformPolicy } from '../policy/platform.ts';
 import { parseQuantity } from '../policy/quantity.ts';
@@ -93,9 +94,10 @@ export function managedRedisObjects(ctx: BuildContext, password: string, image: 
   const labels = ownerLabels(ownerOf(ctx.md));
   const meta = (name: string) => ({ name, namespace: ns, labels });
   const persistence = managed.persistence;
+  const conf = redisConf(password, persistence !== undefined);
   const secret: V1Secret = {
     apiVersion: 'v1', kind: 'Secret', metadata: { ...meta(REDIS_NAME), labels: { ...labels, [LABEL_ROLE]: ROLE_STATE_BACKEND } }, type: 'Opaque',
-    stringData: { [REDIS_PASSWORD_KEY]: password, [CONF_KEY]: redisConf(password, persistence !== undefined) },
+    stringData: { [REDIS_PASSWORD_KEY]: password, [CONF_KEY]: conf },
   };
   const service: V1Service = {
     apiVersion: 'v1', kind: 'Service', metadata: meta(REDIS_NAME),
@@ -109,10 +111,12 @@ export function managedRedisObjects(ctx: BuildContext, password: string, image: 
       ...(persistence.storageClassName !== undefined ? { storageClassName: persistence.storageClassName } : {}),
     },
   }];
-  return [secret, service, ...pvc, redisDeployment(ctx, image, persistence !== undefined), ...redisPolicies(ctx)];
+  // Redis reads its conf at start only: a changed conf (password, persistence) restarts it.
+  const confHash = createHash('sha256').update(conf).digest('hex').slice(0, 16);
+  return [secret, service, ...pvc, redisDeployment(ctx, image, confHash, persistence !== undefined), ...redisPolicies(ctx)];
 }
 
-function redisDeployment(ctx: BuildContext, image: string, persistent: boolean): V1Deployment {
+function redisDeployment(ctx: BuildContext, image: string, confHash: string, persistent: boolean): V1Deployment {
   const ns = targetNamespace(ctx.md);
   const labels = ownerLabels(ownerOf(ctx.md));
   return {
@@ -123,7 +127,7 @@ function redisDeployment(ctx: BuildContext, image: string, persistent: boolean):
       strategy: { type: 'Recreate' },
       selector: { matchLabels: redisSelector() },
       template: {
-        metadata: { labels: { ...redisSelector(), ...labels } },
+        metadata: { labels: { ...redisSelector(), ...labels }, annotations: { [ANNOTATION_CONFIG_HASH]: confHash } },
         spec: {
           automountServiceAccountToken: false,
           enableServiceLinks: false,

@@ -48,10 +48,15 @@ describe('broker config: state', () => {
     expect(r.invalid).toEqual([]);
   });
 
-  it('managed: the config hash is the same for every reconcile, and the password is never in it', () => {
-    expect(renderBrokerConfig(withPassword(managed(), 'pw-1')).configHash).toBe(renderBrokerConfig(withPassword(managed(), 'pw-1')).configHash);
-    expect(renderBrokerConfig(withPassword(managed(), 'pw-1')).configHash).toBe(renderBrokerConfig(withPassword(managed(), 'pw-2')).configHash);
+  it('managed: the config hash is the same for every reconcile with the kept password; a new password rolls brokers and Redis (both read it at start only)', () => {
+    const hash = (pw: string) => renderBrokerConfig(withPassword(managed(), pw)).configHash;
+    expect(hash('pw-1')).toBe(hash('pw-1'));
+    expect(hash('pw-2')).not.toBe(hash('pw-1'));
     expect(JSON.stringify(desiredState(withPassword(managed(), 'pw-1')).entries)).toBe(JSON.stringify(desiredState(withPassword(managed(), 'pw-1')).entries));
+    const redisTemplate = (pw: string) => (desiredState(withPassword(managed(), pw)).entries.find((e) => e.ref.kind === 'Deployment' && e.ref.name === 'redis')!.object as V1Deployment).spec!.template.metadata!.annotations;
+    expect(redisTemplate('pw-1')).toEqual(redisTemplate('pw-1'));
+    expect(redisTemplate('pw-2')).not.toEqual(redisTemplate('pw-1'));
+    expect(JSON.stringify(redisTemplate('pw-1'))).not.toContain('pw-1');
   });
 
   it('managed without a password yet: reported missing, so nothing is applied', () => {
