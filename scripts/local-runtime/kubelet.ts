@@ -4,6 +4,7 @@
 // are materialized under <root>/<namespace><mountPath> with the kubelet's atomic `..data` swap and
 // re-synced when a Secret changes (rotation reaches the running broker's hot reload); the process is
 // restarted only when the pod template's config-hash annotation changes (what a rollout would do).
+// A Deployment with N replicas runs N processes, each with its own ports and replica id.
 // Listeners and the admin port move to free 127.0.0.1 ports; the mapping is stable per namespace.
 import { mkdir, rm, writeFile, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -22,6 +23,8 @@ export interface Endpoint { name: string; protocol: string; containerPort: numbe
 
 export interface LocalBroker {
   namespace: string;
+  /** 0..replicas-1: one process per replica of the Deployment (ENCLAVE_REPLICA_ID <namespace>-<replica>). */
+  replica: number;
   /** Owner MqttDeployment `namespace/name` (from the Deployment's labels). */
   owner: string;
   configHash: string;
@@ -36,6 +39,11 @@ export interface LocalKubelet {
   brokers(): LocalBroker[];
   /** Resolves with the broker of `namespace` once it runs (and `accept` says yes, e.g. a new hash). */
   waitFor(namespace: string, accept?: (b: LocalBroker) => boolean, timeoutMs?: number): Promise<LocalBroker>;
+  /**
+   * Ends one replica's process the way a pod goes away: `graceful` is SIGTERM (a deleted pod),
+   * otherwise SIGKILL (a crashed node). The sync loop starts it again, as a kubelet would.
+   */
+  endReplica(namespace: string, replica: number, graceful: boolean): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -107,14 +115,16 @@ export async function startLocalKubelet(opts: LocalKubeletOptions): Promise<Loca
     for (const p of wanted.listeners) if (!r.ports.has(p)) r.ports.set(p, await freePort());
     if (!r.adminPort) r.adminPort = await freePort();
     const local = rewriteConfig(rendered, mounts, join(opts.root, ns), { listeners: r.ports, admin: r.adminPort });
-    const localConfig = join(opts.root, ns, 'run', 'config.yaml');
+    const localConfig = join(opts.root, ns, `run-${r.info.replica}`, 'config.yaml');
     await mkdir(dirname(localConfig), { recursive: true });
     await writeFile(localConfig, stringify(local), { mode: 0o600 });
     if (r.proc) await r.proc.stop();
     const env: NodeJS.ProcessEnv = { ...process.env };
     for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    // What the downward API gives each pod: its own name, the broker's replica id.
+    env.ENCLAVE_REPLICA_ID = `${ns}-${r.info.replica}`;
     const proc = spawnService({
-      name: `broker ${ns}`,
+      name: `broker ${ns}#${r.info.replica}`,
       command: join(REPO, 'node_modules/.bin/node'),
       args: [join(REPO, 'broker/main.ts'), '--config', localConfig],
       logFile: r.info.logFile,
@@ -132,12 +142,17 @@ export async function startLocalKubelet(opts: LocalKubeletOptions): Promise<Loca
     log(`${ns}: broker ${r.info.starts > 1 ? 're' : ''}started (config ${r.info.configHash}) on ${r.info.endpoints.map((e) => `${e.protocol} 127.0.0.1:${e.port}`).join(', ')}`);
   }
 
-  async function remove(ns: string): Promise<void> {
-    const r = running.get(ns);
-    running.delete(ns);
+  /** Replica 0 is keyed by the namespace alone (what waitFor and the scenario files ask for). */
+  const keyOf = (ns: string, replica: number): string => (replica === 0 ? ns : `${ns}#${replica}`);
+  const namespaceOf = (key: string): string => key.split('#')[0]!;
+
+  async function remove(key: string): Promise<void> {
+    const r = running.get(key);
+    running.delete(key);
     await r?.proc?.stop();
-    await rm(join(opts.root, ns), { recursive: true, force: true });
-    if (r) log(`${ns}: Deployment gone, broker stopped`);
+    const ns = namespaceOf(key);
+    if (![...running.keys()].some((k) => namespaceOf(k) === ns)) await rm(join(opts.root, ns), { recursive: true, force: true });
+    if (r) log(`${ns}: replica ${r.info.replica} gone, broker stopped`);
   }
 
   async function syncOnce(): Promise<void> {
@@ -148,28 +163,31 @@ export async function startLocalKubelet(opts: LocalKubeletOptions): Promise<Loca
       if ((dep.spec?.replicas ?? 1) === 0 || dep.metadata?.deletionTimestamp) continue;
       const ownerNs = dep.metadata?.labels?.['mqtt.enclave.dev/owner-namespace'] ?? '';
       if (opts.ownerNamespaces && !opts.ownerNamespaces.includes(ownerNs)) continue;
-      seen.add(ns);
-      let r = running.get(ns);
-      if (!r) {
-        const labels = dep.metadata?.labels ?? {};
-        await mkdir(join(opts.root, ns), { recursive: true });
-        r = {
-          info: { namespace: ns, owner: `${labels['mqtt.enclave.dev/owner-namespace']}/${labels['mqtt.enclave.dev/owner-name']}`, configHash: '', endpoints: [], adminPort: 0, logFile: join(opts.root, ns, 'broker.log'), starts: 0 },
-          proc: undefined, ports: new Map(), adminPort: 0, synced: new Map(),
-        };
-        running.set(ns, r);
-      }
-      try {
-        const mounts = await syncVolumes(ns, dep, r);
-        const hash = dep.spec?.template.metadata?.annotations?.[HASH] ?? '';
-        if (!r.proc || r.info.configHash !== hash) await start(ns, dep, r, mounts);
-      } catch (err) {
-        const msg = `${ns}: ${(err as Error).message}`;
-        if (msg !== lastError) log(msg);
-        lastError = msg;
+      for (let replica = 0; replica < (dep.spec?.replicas ?? 1); replica++) {
+        const key = keyOf(ns, replica);
+        seen.add(key);
+        let r = running.get(key);
+        if (!r) {
+          const labels = dep.metadata?.labels ?? {};
+          await mkdir(join(opts.root, ns), { recursive: true });
+          r = {
+            info: { namespace: ns, replica, owner: `${labels['mqtt.enclave.dev/owner-namespace']}/${labels['mqtt.enclave.dev/owner-name']}`, configHash: '', endpoints: [], adminPort: 0, logFile: join(opts.root, ns, replica === 0 ? 'broker.log' : `broker-${replica}.log`), starts: 0 },
+            proc: undefined, ports: new Map(), adminPort: 0, synced: new Map(),
+          };
+          running.set(key, r);
+        }
+        try {
+          const mounts = await syncVolumes(ns, dep, r);
+          const hash = dep.spec?.template.metadata?.annotations?.[HASH] ?? '';
+          if (!r.proc || r.info.configHash !== hash) await start(ns, dep, r, mounts);
+        } catch (err) {
+          const msg = `${ns}#${replica}: ${(err as Error).message}`;
+          if (msg !== lastError) log(msg);
+          lastError = msg;
+        }
       }
     }
-    for (const ns of [...running.keys()]) if (!seen.has(ns)) await remove(ns);
+    for (const key of [...running.keys()]) if (!seen.has(key)) await remove(key);
   }
 
   let loop: Promise<void> = Promise.resolve();
@@ -197,6 +215,18 @@ export async function startLocalKubelet(opts: LocalKubeletOptions): Promise<Loca
         if (Date.now() > deadline) throw new Error(`local broker in ${namespace} not running after ${timeoutMs} ms${lastError ? ` (last error: ${lastError})` : ''}`);
         await new Promise((res) => setTimeout(res, 100));
       }
+    },
+    async endReplica(namespace, replica, graceful) {
+      const r = running.get(keyOf(namespace, replica));
+      const proc = r?.proc;
+      if (!r || !proc) throw new Error(`no running replica ${replica} in ${namespace}`);
+      r.proc = undefined;
+      if (graceful) await proc.stop();
+      else {
+        process.kill(-proc.pid, 'SIGKILL');
+        await proc.exited;
+      }
+      log(`${namespace}: replica ${replica} ended (${graceful ? 'SIGTERM' : 'SIGKILL'})`);
     },
     async stop() {
       stopped = true;

@@ -92,6 +92,16 @@ export async function brokerOf(e: Enclave, ns: string, name: string, accept?: (b
   return { md: latest, broker, port };
 }
 
+/** Every replica of a runtime namespace's broker running the MqttDeployment's current config, by replica index. */
+export async function replicasOf(e: Enclave, md: Obj, count: number): Promise<LocalBroker[]> {
+  const runtime = md.status!.namespace!;
+  return eventually(`${count} local replicas in ${runtime} run the current config`, async () => {
+    const hash = (await get('mqttdeployments.mqtt.enclave.dev', md.metadata.name, md.metadata.namespace))?.status?.configHash;
+    const all = e.kubelet.brokers().filter((b) => b.namespace === runtime && b.starts > 0 && b.configHash === hash).sort((a, b) => a.replica - b.replica);
+    return all.length === count ? all : undefined;
+  }, 90_000);
+}
+
 /** Deletes an object and waits until it is gone (the operator's purge finalizer runs in between). */
 export async function deleteAndWait(kind: string, name: string, namespace?: string, timeoutMs = 90_000): Promise<void> {
   await kubectl(['delete', kind, name, ...(namespace ? ['-n', namespace] : []), '--wait=false', '--ignore-not-found']);
