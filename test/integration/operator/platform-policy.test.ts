@@ -123,8 +123,10 @@ describe('what an allowed deployment gets', () => {
     expect(pod.containers[0]?.image).toBe('registry.example/enclave-broker:2.0');
     expect(pod.containers[0]?.resources).toEqual({ requests: { cpu: '100m', memory: '256Mi' }, limits: { memory: '512Mi' } });
     const quota = await get<Obj & { spec: { hard: Record<string, string> } }>('resourcequota', 'enclave-ceilings', runtimeNs);
+    // replicas + 1 brokers of the ceiling each, plus exactly the managed Redis pod (50m/64Mi
+    // requested, 1 CPU/256Mi limit) that spec.state asks for; no claim without persistence.
     expect(quota?.spec.hard).toEqual({
-      pods: '3', 'requests.cpu': '3', 'limits.cpu': '3', 'requests.memory': '3Gi', 'limits.memory': '3Gi',
+      pods: '4', 'requests.cpu': '3050m', 'limits.cpu': '4', 'requests.memory': '3136Mi', 'limits.memory': '3328Mi',
       persistentvolumeclaims: '0', 'services.loadbalancers': '0', 'services.nodeports': '0',
     });
     const limits = await get<Obj & { spec: { limits: Record<string, unknown>[] } }>('limitrange', 'enclave-ceilings', runtimeNs);
@@ -133,9 +135,11 @@ describe('what an allowed deployment gets', () => {
     // LimitRanger and ResourceQuota), the CPU limit coming from the LimitRange. The test world runs
     // no resourcequota controller, so usage is not counted here.
     const pods = await eventually('both broker pods admitted', async () => {
-      const found = await list('pods', runtimeNs);
+      const found = (await list('pods', runtimeNs)).filter((p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'enclave-broker');
       return found.length === 2 ? found : undefined;
     });
+    // ...and so does the managed Redis pod, within the same quota and limits.
+    await eventually('the Redis pod admitted', async () => (await list('pods', runtimeNs)).some((p) => p.metadata.labels?.['app.kubernetes.io/name'] === 'enclave-redis'));
     for (const p of pods) {
       expect((p as Obj & { spec: { containers: { resources: unknown }[] } }).spec.containers[0]?.resources).toEqual({ requests: { cpu: '100m', memory: '256Mi' }, limits: { cpu: '1', memory: '512Mi' } });
     }
