@@ -5,13 +5,15 @@
 // connect; the broker reaches an in-cluster auth backend only once its AuthSource declares it),
 // a password rotated through the kubelet's own Secret volume update with no restart, failures
 // reported with the kubelet's reason, a graceful delete (DISCONNECT 0x8B, namespace gone) and
-// `helm uninstall` refused while MqttDeployments exist.
+// `helm uninstall` refused while MqttDeployments exist. Two replicas share their state through the
+// managed Redis: a subscriber on one pod gets what is published on the other, survives its pod's
+// deletion by resuming through the Service, and a rollout under QoS 1 traffic loses nothing.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import bcrypt from 'bcryptjs';
-import type { MqttClient } from 'mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
 import { POD_GATEWAY } from '../support/node-network.ts';
 import { createCa, createLeaf } from '../support/pki.ts';
 import { helm, kubectl, world } from '../support/world.ts';
@@ -114,6 +116,12 @@ async function notReadyBecause(ns: string, reason: string, timeoutMs: number): P
 
 async function clusterIP(ns: string, service = 'broker'): Promise<string> {
   return (await kubectl(['get', 'service', service, '-n', ns, '-o', 'jsonpath={.spec.clusterIP}'])).stdout;
+}
+
+/** Name and IP of each running broker pod, sorted by name. */
+async function podIPs(runtimeNs: string): Promise<{ name: string; ip: string }[]> {
+  const r = await kubectl(['get', 'pods', '-n', runtimeNs, '-l', 'app.kubernetes.io/name=enclave-broker', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{"\\n"}{end}']);
+  return r.stdout.trim().split('\n').filter(Boolean).map((l) => ({ name: l.split(' ')[0]!, ip: l.split(' ')[1]! })).sort((a, b) => a.name.localeCompare(b.name));
 }
 
 async function brokerPods(runtimeNs: string): Promise<{ name: string; restarts: number; uid: string }[]> {
@@ -334,7 +342,43 @@ describe('rotation, failures, delete', () => {
     expect((await kubectl(['get', 'deployment', '-n', RELEASE_NS, '-o', 'name'])).stdout).toMatch(/deployment/);
   }, 180_000);
 
-  it('a config change rolls the pods one at a time; a client reconnects and keeps publishing', async () => {
+  it('two replicas share a managed Redis: a subscriber on one pod gets what the other pod receives; its pod deleted, it resumes through the Service with nothing lost', async () => {
+    await apply(tenant(A, { password: 'alice-a-2', replicas: 2 }));
+    expect((await readyDeployment(A, 'broker', 180_000)).status?.readyReplicas).toBe(2);
+    const redis = (await kubectl(['get', 'deployment', 'redis', '-n', runtimeA, '-o', 'jsonpath={.status.readyReplicas}'])).stdout;
+    expect(redis).toBe('1');
+    const [p1, p2] = await podIPs(runtimeA);
+    const opts = { username: 'alice', password: 'alice-a-2', protocolVersion: 5 as const };
+    const got: number[] = [];
+    // A persistent session (v5 session expiry) subscribed on pod 1; the publisher on pod 2.
+    let sub = await connect(`mqtt://${p1!.ip}:1883`, { ...opts, clientId: 'ha-sub', clean: false, properties: { sessionExpiryInterval: 300 } });
+    sub.on('message', (_t, p) => got.push(Number(p.toString())));
+    await sub.subscribeAsync('devices/ha/t', { qos: 1 });
+    const pub = await connect(`mqtt://${p2!.ip}:1883`, { ...opts, clientId: 'ha-pub' });
+    let sent = 0;
+    const publish = async (n: number) => {
+      for (const end = sent + n; sent < end; sent++) await pub.publishAsync('devices/ha/t', String(sent), { qos: 1 });
+    };
+    await publish(100);
+    await eventually('pod 2 → pod 1: the first 100 arrive', async () => got.length >= 100, 20_000);
+    // Pod 1 goes away with the subscriber on it; publishing on pod 2 goes on meanwhile.
+    sub.removeAllListeners('message');
+    sub.end(true);
+    await kubectl(['delete', 'pod', p1!.name, '-n', runtimeA, '--wait=false']);
+    await publish(100);
+    const ip = await clusterIP(runtimeA);
+    const after: number[] = [];
+    sub = mqtt.connect(`mqtt://${ip}:1883`, { ...opts, clientId: 'ha-sub', clean: false, properties: { sessionExpiryInterval: 300 }, reconnectPeriod: 500 });
+    sub.on('message', (_t, p) => after.push(Number(p.toString())));
+    await eventually('the session resumed through the Service delivers what was published meanwhile', async () => new Set(after).size >= 100, 60_000);
+    const received = new Set([...got, ...after]);
+    const lost = [...Array(sent).keys()].filter((i) => !received.has(i));
+    console.log(`[node] HA: sent ${sent}, lost ${lost.length}, duplicates ${got.length + after.length - received.size}`);
+    expect(lost).toEqual([]);
+    await Promise.all([sub.endAsync(), pub.endAsync()]);
+  }, 300_000);
+
+  it('a config change rolls the pods one at a time; QoS 1 traffic through the Service goes on and loses nothing', async () => {
     await apply(tenant(A, { password: 'alice-a-2', replicas: 2 }));
     // Ready at this generation: both pods of the current template, no older pod left serving.
     expect((await readyDeployment(A)).status?.readyReplicas).toBe(2);
@@ -347,6 +391,26 @@ describe('rotation, failures, delete', () => {
     client.on('reconnect', () => reconnects++);
     // A reconnect that lands on a pod being replaced may time out; MQTT.js then tries again.
     client.on('error', () => errors++);
+    // A persistent subscriber through the Service too, and a publisher that never stops: every
+    // QoS 1 message the broker acknowledged must reach the subscriber, across both pods' replacement.
+    const received = new Set<number>();
+    const sub = mqtt.connect(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-a-2', clientId: 'rollout-sub', clean: false, protocolVersion: 5, properties: { sessionExpiryInterval: 300 }, reconnectPeriod: 300 });
+    sub.on('message', (_t, p) => received.add(Number(p.toString())));
+    await eventually('the rollout subscriber is subscribed', async () => sub.connected && (await sub.subscribeAsync('devices/rollout/q', { qos: 1 }).then(() => true, () => false)));
+    const acked: number[] = [];
+    let publishing = true;
+    const traffic = (async () => {
+      for (let i = 0; publishing; i++) {
+        if (!client.connected) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        // Acknowledged = the broker took responsibility; an unacknowledged one may be lost (at least once is about acked messages).
+        const ok = await Promise.race([client.publishAsync('devices/rollout/q', String(i), { qos: 1 }).then(() => true, () => false), new Promise<boolean>((r) => setTimeout(() => r(false), 5_000))]);
+        if (ok) acked.push(i);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    })();
     // A changed limit changes the rendered config, hence the pod template's config hash: a rollout.
     await apply(tenant(A, { password: 'alice-a-2', replicas: 2, maxConnections: 5000 }));
     let minReady = 2;
@@ -361,8 +425,15 @@ describe('rotation, failures, delete', () => {
       const r = await kubectl(['get', 'pods', '-n', runtimeA, '-l', 'app.kubernetes.io/name=enclave-broker', '-o', 'name']);
       return r.stdout.trim().split('\n').filter(Boolean).length === 2;
     }, 90_000);
-    console.log(`[node] rollout: at least ${minReady} of 2 pods ready throughout; the client reconnected ${reconnects} time(s), ${errors} attempt(s) failed`);
+    publishing = false;
+    await traffic;
+    await eventually('every acknowledged message reached the subscriber', async () => acked.every((i) => received.has(i)), 60_000).catch(() => undefined);
+    const lost = acked.filter((i) => !received.has(i));
+    console.log(`[node] rollout: at least ${minReady} of 2 pods ready throughout; the client reconnected ${reconnects} time(s), ${errors} attempt(s) failed; ${acked.length} QoS 1 messages acknowledged, ${lost.length} lost`);
     expect(minReady).toBeGreaterThanOrEqual(1);
+    expect(acked.length).toBeGreaterThan(50);
+    expect(lost).toEqual([]);
+    await sub.endAsync();
     await eventually('the client publishes again', async () => {
       if (!client.connected) return false;
       return client.publishAsync('devices/rollout/t', 'after the rollout', { qos: 1 }).then(() => true, () => false);
