@@ -19,7 +19,7 @@ import { cachedDeployment, cachedNamespace, type Informers } from '../kube/infor
 import { purge } from './purge.ts';
 import { referenceable } from '../policy/secret-references.ts';
 import { authSourceViolations, mqttDeploymentViolations } from '../policy/platform.ts';
-import { managedRedisPassword, stateBackendUnavailable, stateBackendViolations } from './state-backend.ts';
+import { managedRedisPassword, stateBackendUnavailable } from './state-backend.ts';
 
 export interface ControllerDeps {
   client: KubeClient;
@@ -199,7 +199,6 @@ function planOf(deps: ControllerDeps, md: MqttDeployment, redisPassword: string 
   // (admission off, or the policy tightened since) is reported and never applied.
   const violations = [
     ...mqttDeploymentViolations(md, deps.config.policy, deps.config.defaultImage),
-    ...stateBackendViolations(md, deps.config),
     ...[...ctx.sources.values()].flatMap((s) => authSourceViolations(s, deps.config.policy).map((v) => `AuthSource ${s.metadata.name} ${v}`)),
   ];
   const runtimeNs = targetNamespace(md);
@@ -280,8 +279,9 @@ async function applyStages(deps: ControllerDeps, plan: Plan): Promise<Map<string
       // The label-filtered cache answers "is there one of ours?"; a read only where no cache is
       // kept. A cache behind our own create shows up as drift later (ABSENT recorded) and is fixed then.
       const cache = deps.informers.owned.get(entry.ref.kind);
-      // No Secret cache: Secret access is namespaced and runtime Secrets are unreadable; the only one
-      // ever deleted there (the managed Redis') cannot exist in that mode (stateBackendViolations).
+      // No Secret cache: Secret access is namespaced and runtime Secrets are unreadable. The only
+      // one ever deleted there is the managed Redis' (backend switched away): left for the
+      // namespace's deletion, it is unused meanwhile (nothing mounts it, no pod reads it).
       if (!cache && entry.ref.kind === 'Secret') return;
       const current = cache ? cache.get(entry.ref.name, entry.ref.namespace) : await deps.client.get(entry.ref);
       if (current && ownedBy(current.metadata?.labels, plan.owner)) await deps.client.delete(entry.ref);

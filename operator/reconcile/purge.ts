@@ -13,6 +13,7 @@ import { ownerOf, targetNamespace } from '../resources/context.ts';
 import { caSecretName } from './ca.ts';
 import { reconcileKey } from './keys.ts';
 import { purgeExternalState } from './state-purge.ts';
+import { forgetManagedRedisPassword } from './state-backend.ts';
 import type { ControllerDeps, Result } from './mqtt-deployment.ts';
 
 export async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logger): Promise<Result> {
@@ -39,6 +40,7 @@ export async function purge(deps: ControllerDeps, md: MqttDeployment, log: Logge
     }
   }
   deps.applied.delete(owner.uid);
+  await forgetManagedRedisPassword(deps, md);
   if (md.spec.deletionPolicy !== 'Retain') await retireTenantCa(deps, namespace, name);
   const finalizers = (md.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
   await deps.client.setFinalizers({ type: KINDS.mqttDeployments, namespace, name }, { finalizers, resourceVersion: md.metadata.resourceVersion! });

@@ -30,8 +30,11 @@ export interface Observed {
   deploymentCurrent?: boolean;
   /** Why the broker pods are not ready, when the kubelet or scheduler says so (status/pods.ts). */
   podProblem?: PodProblem;
-  /** Why the managed state backend (Redis) is not available, naming it; undefined when it is or there is none. */
-  stateBackend?: string;
+  /**
+   * Why the managed state backend (Redis) is not available, naming it; `stuck` when the kubelet
+   * gives a reason that will not pass by itself. Undefined when it is available or there is none.
+   */
+  stateBackend?: { message: string; stuck: boolean };
 }
 
 export function endpoints(md: MqttDeployment, namespace: string, disabled: DisabledListener[] = []): Endpoint[] {
@@ -68,12 +71,13 @@ const REFUSALS: Rule[] = [
 
 /** Everything applied: Ready once rolled out, else why the pods are not ready yet. */
 function rollout(md: MqttDeployment, o: Observed, c: Cond): ConditionInput[] {
-  // Brokers without their shared state lose messages across replicas: not Ready, whatever the pods say.
+  // Brokers without their shared state lose messages across replicas: not Ready, whatever the pods
+  // say. Degraded (like for broker pods) only when the Redis pod is stuck, not while it starts.
   if (o.stateBackend !== undefined) {
     return [
-      c('Ready', 'False', 'StateBackendUnavailable', o.stateBackend),
+      c('Ready', 'False', 'StateBackendUnavailable', o.stateBackend.message),
       c('Progressing', 'True', 'RollingOut', 'Waiting for the managed Redis to become available.'),
-      c('Degraded', 'True', 'StateBackendUnavailable', o.stateBackend),
+      o.stateBackend.stuck ? c('Degraded', 'True', 'StateBackendUnavailable', o.stateBackend.message) : c('Degraded', 'False', 'AsExpected', 'All objects applied.'),
     ];
   }
   const desired = md.spec.replicas ?? 1;

@@ -17,7 +17,7 @@ import { networkPolicies } from '../../../operator/resources/network-policies.ts
 import { statePurgeJob } from '../../../operator/resources/purge-job.ts';
 import { resourceQuota } from '../../../operator/resources/quota.ts';
 import { parseAddress } from '../../../operator/resources/state.ts';
-import { stateBackendViolations } from '../../../operator/reconcile/state-backend.ts';
+import { keptPasswordSecretName } from '../../../operator/reconcile/state-backend.ts';
 import { mqttDeploymentStatus } from '../../../operator/status/mqtt-deployment.ts';
 import { b64, ctx, md } from './fixtures.ts';
 
@@ -148,10 +148,8 @@ describe('platform policy: the Redis image', () => {
     expect(redis.spec!.template.spec!.containers[0]!.image).toBe('mirror.local/redis:7');
   });
 
-  it('refuses a managed Redis where Secret access is namespaced (its password could not be read back)', () => {
-    expect(stateBackendViolations(md(managed()), { tenantNamespaces: ['team-a'] })[0]).toContain('rbac.tenantSecretAccess=namespaced');
-    expect(stateBackendViolations(md(managed()), {})).toEqual([]);
-    expect(stateBackendViolations(md(external()), { tenantNamespaces: ['team-a'] })).toEqual([]);
+  it('with namespaced Secret access the password is kept in the operator namespace under the UID (no name can collide)', () => {
+    expect(keptPasswordSecretName('6f1c9e0a-1b2c-4d5e-8f90-123456789abc')).toBe('enclave-redis-6f1c9e0a-1b2c-4d5e-8f90-123456789abc');
   });
 });
 
@@ -202,11 +200,14 @@ describe('broker replica id', () => {
 });
 
 describe('Ready with a managed Redis', () => {
-  it('is False, reason StateBackendUnavailable, naming the Redis, while it is unavailable, even with every broker ready', () => {
+  it('is False, reason StateBackendUnavailable, naming the Redis, while it is unavailable, even with every broker ready; Degraded only when stuck', () => {
     const message = 'The managed Redis (Deployment redis in namespace enclave-team-a-prod) is not available; the broker replicas share their state through it.';
-    const s = mqttDeploymentStatus(md(managed()), { namespace: 'enclave-team-a-prod', missing: [], replicas: 2, readyReplicas: 2, updatedReplicas: 2, stateBackend: message }, '2026-01-01T00:00:00.000Z');
+    const status = (stuck: boolean) => mqttDeploymentStatus(md(managed()), { namespace: 'enclave-team-a-prod', missing: [], replicas: 2, readyReplicas: 2, updatedReplicas: 2, stateBackend: { message, stuck } }, '2026-01-01T00:00:00.000Z');
+    const s = status(false);
     const ready = s.conditions!.find((c) => c.type === 'Ready')!;
     expect([ready.status, ready.reason, ready.message]).toEqual(['False', 'StateBackendUnavailable', message]);
+    expect(s.conditions!.find((c) => c.type === 'Degraded')!.status).toBe('False');
+    expect(status(true).conditions!.find((c) => c.type === 'Degraded')).toMatchObject({ status: 'True', reason: 'StateBackendUnavailable' });
     const without = mqttDeploymentStatus(md(managed()), { namespace: 'enclave-team-a-prod', missing: [], replicas: 2, readyReplicas: 2, updatedReplicas: 2 }, '2026-01-01T00:00:00.000Z');
     expect(without.conditions!.find((c) => c.type === 'Ready')!.reason).toBe('Available');
   });
