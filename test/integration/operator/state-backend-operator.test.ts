@@ -261,3 +261,38 @@ describe('external Redis', () => {
     await kubectl(['delete', 'namespace', runtimeNs, '--wait=false']);
   });
 });
+
+describe('managed Redis with namespaced Secret access', () => {
+  const ns = 'stit-scoped';
+  const name = 'ha';
+  const runtimeNs = runtimeNamespaceName(ns, name);
+
+  it('keeps the password in the operator namespace, the same across restarts, and deletes it with the deployment', async () => {
+    // The operator of this file, now with Secret access narrowed to one tenant namespace (what
+    // rbac.tenantSecretAccess=namespaced passes); it does not read runtime Secrets then.
+    const scoped = { env: { ENCLAVE_TENANT_NAMESPACES: ns } };
+    await op.stop();
+    op = await startOperator(OPERATOR_NS, IDENTITY, scoped);
+    await ensureNamespace(ns);
+    await apply([mdObj(ns, name, managed())]);
+    const m = await reconciled(ns, name);
+    const keptName = `enclave-redis-${m.metadata.uid}`;
+    const kept = await eventually('the kept password', () => get<SecretObj>('secret', keptName, OPERATOR_NS));
+    const password = unb64(kept.data['password']);
+    expect(password).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(unb64((await get<SecretObj>('secret', 'redis', runtimeNs))?.data['password'])).toBe(password);
+    expect(unb64((await brokerConfig(runtimeNs)).data['state-redis-password'])).toBe(password);
+
+    await op.stop();
+    op = await startOperator(OPERATOR_NS, IDENTITY, scoped);
+    await eventually('resync after restart', () => Promise.resolve(reconcileCount(op, ns, name) >= 1));
+    await sleep(2000);
+    expect(unb64((await get<SecretObj>('secret', 'redis', runtimeNs))?.data['password'])).toBe(password);
+    expect((await get<SecretObj>('secret', keptName, OPERATOR_NS))?.metadata.resourceVersion).toBe(kept.metadata.resourceVersion);
+
+    await kubectl(['delete', 'mqttdeployment', name, '-n', ns, '--wait=false']);
+    await eventually('CR gone', async () => (await md(ns, name)) === undefined, 90_000);
+    expect(await get('secret', keptName, OPERATOR_NS)).toBeUndefined();
+    expect(await get('namespace', runtimeNs)).toBeUndefined();
+  }, 180_000);
+});
