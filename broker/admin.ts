@@ -1,11 +1,13 @@
-// Admin HTTP port: /healthz (process alive), /readyz (listeners up, not draining), /metrics.
+// Admin HTTP port: /healthz (process alive), /readyz (listeners up, not draining, state backend
+// reachable or only briefly not: broker/replication.ts), /metrics.
 import { createServer } from 'node:http';
 import { closeServer, listenOn } from './listeners/net.ts';
 import type { BrokerMetrics } from './metrics.ts';
 
 /** What the admin port reads of the broker. */
 export interface AdminTarget {
-  readonly ready: boolean;
+  /** undefined when ready, else what /readyz says with its 503. */
+  readonly notReadyReason: string | undefined;
   readonly metrics: BrokerMetrics;
 }
 
@@ -24,8 +26,8 @@ export async function startAdmin(broker: AdminTarget, host: string, port: number
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const ready = broker.ready;
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready\n');
+      const reason = broker.notReadyReason;
+      res.writeHead(reason === undefined ? 200 : 503, { 'content-type': 'text/plain' }).end(reason === undefined ? 'ready\n' : `${reason}\n`);
     } else if (path === '/metrics') {
       broker.metrics.registry.metrics().then((text) => {
         res.writeHead(200, { 'content-type': broker.metrics.registry.contentType }).end(text);

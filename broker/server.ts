@@ -28,6 +28,9 @@ import type { Session } from './session/session.ts';
 import { startAdmin } from './admin.ts';
 import type { AdminServer } from './admin.ts';
 import { SysPublisher } from './sys.ts';
+import { hostname } from 'node:os';
+import { replicaId } from './cluster/config.ts';
+import { Replication } from './replication.ts';
 
 
 export interface BrokerOptions {
@@ -39,6 +42,8 @@ export interface BrokerOptions {
   registry?: Registry;
   /** Interval of $SYS statistics in ms (0 = off). */
   sysIntervalMs?: number;
+  /** This replica's id (`state.backend: redis`): the pod name; default the host name. */
+  replicaId?: string;
 }
 
 export interface ListenerAddress {
@@ -59,6 +64,8 @@ export class Broker implements BrokerServices {
   private readonly authorization: Authorization;
   private readonly router: Router;
   private readonly registry: SessionRegistry;
+  /** The cluster state layer's broker side (`state.backend: redis`), undefined with `memory`. */
+  readonly replication: Replication | undefined;
   private readonly connections = new Set<ClientConnection>();
   private listeners: RunningListener[] = [];
   private admin: AdminServer | undefined;
@@ -89,6 +96,7 @@ export class Broker implements BrokerServices {
       authorization,
       onRetainedNotStored: () => metrics.retainedNotStored++,
       onRetainedRevoked: () => metrics.drop('not-authorized'),
+      ...(config.state.backend === 'redis' ? { onSharedMembership: (group: string, filter: string, delta: 1 | -1) => this.sharedMembership(group, filter, delta) } : {}),
     });
     this.retained = this.router.retained;
     const env = {
@@ -102,7 +110,13 @@ export class Broker implements BrokerServices {
         metrics.observeDelivery(msg.receivedAt);
       },
     };
-    this.registry = new SessionRegistry({ env, router: this.router, authorization, metrics, log: this.log });
+    this.registry = new SessionRegistry({ env, router: this.router, route: (msg, publisher) => void this.route(msg, publisher)?.catch(() => undefined), authorization, metrics, log: this.log });
+    const state = config.state;
+    this.replication = state.backend === 'redis' ? new Replication({
+      replicaId: options.replicaId ?? replicaId(process.env, hostname()), config: state.redis,
+      queue: { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes, overflow: limits.queueOverflow },
+      maxRetainedBytes: limits.maxRetainedBytes, router: this.router, registry: this.registry, metrics, log: this.log,
+    }) : undefined;
     // An auth source reloaded its data: connected clients' subscriptions are checked again.
     const recheck = new SubscriptionRecheck(() => this.registry.onlineConnections(), this.log);
     this.authHook.onDataChanged?.(() => {
@@ -140,7 +154,14 @@ export class Broker implements BrokerServices {
   }
 
   get ready(): boolean {
-    return !this.shuttingDown && this.listeners.length > 0;
+    return this.notReadyReason === undefined;
+  }
+
+  /** Why /readyz answers 503, undefined when ready. */
+  get notReadyReason(): string | undefined {
+    if (this.shuttingDown || this.listeners.length === 0) return 'not ready';
+    if (this.replication !== undefined && !this.replication.ready) return 'state backend unavailable';
+    return undefined;
   }
 
   isConnected(clientId: string): boolean {
@@ -151,6 +172,9 @@ export class Broker implements BrokerServices {
 
   async start(): Promise<void> {
     startClock();
+    // Before the listeners: a replica that takes clients must already route to the others.
+    // Redis not reachable in time is not fatal: the replica starts degraded and recovers alone.
+    await this.replication?.start();
     try {
       for (const l of this.config.listeners) {
         this.listeners.push(await startListener(this, l));
@@ -158,6 +182,7 @@ export class Broker implements BrokerServices {
       this.admin = await startAdmin(this, this.config.admin.host, this.config.admin.port);
     } catch (err) {
       await this.closeListeners();
+      await this.replication?.stop();
       stopClock();
       throw err;
     }
@@ -172,6 +197,10 @@ export class Broker implements BrokerServices {
 
   addresses(): ListenerAddress[] {
     return this.listeners.map((l) => ({ name: l.name, protocol: l.protocol, host: l.host, port: l.port }));
+  }
+
+  get replicaId(): string | undefined {
+    return this.replication?.replicaId;
   }
 
   get adminPort(): number | undefined {
@@ -196,6 +225,8 @@ export class Broker implements BrokerServices {
     for (const s of sockets) s.destroy();
     await closing;
     this.registry.stopTimers();
+    // After the connections: their sessions went offline in Redis; now they are released.
+    await this.replication?.stop();
     await this.admin?.close();
     await this.authHook.close();
     stopClock();
@@ -222,28 +253,54 @@ export class Broker implements BrokerServices {
   }
 
   openSession(conn: ClientConnection, cleanStart: boolean): { session: Session; present: boolean } {
-    return this.registry.openSession(conn, cleanStart);
+    const opened = this.registry.openSession(conn, cleanStart);
+    this.replication?.opened(conn, opened.session);
+    return opened;
+  }
+
+  claimSession(conn: ClientConnection, cleanStart: boolean, expirySeconds: number): Promise<{ refused: true; code: number; why: string } | undefined> | undefined {
+    return this.replication?.claim(conn, cleanStart, expirySeconds);
   }
 
   connectionClosed(conn: ClientConnection, wasConnected: boolean, reason: string): void {
     this.connections.delete(conn);
     const colon = reason.indexOf(':');
     this.metrics.disconnects.inc({ reason: colon === -1 ? reason : reason.slice(0, colon) });
-    if (wasConnected) this.registry.connectionEnded(conn);
+    if (!wasConnected) return;
+    this.registry.connectionEnded(conn);
+    const session = conn.session;
+    if (this.replication !== undefined && session !== undefined) this.replication.ended(session, this.sessions.get(session.clientId) === session);
   }
 
   // ---- routing and authorization (router/router.ts, authorization.ts) ------------------------------
 
   subscribe(session: Session, key: string, filter: string, group: string | undefined, options: SubscriptionOptions): boolean {
-    return this.router.subscribe(session, key, filter, group, options);
+    const existed = this.router.subscribe(session, key, filter, group, options);
+    if (session.mirror !== undefined) this.replication?.subscribed(session, key, { filter, group, options });
+    return existed;
   }
 
   unsubscribe(session: Session, key: string): boolean {
-    return this.router.unsubscribe(session, key);
+    const existed = this.router.unsubscribe(session, key);
+    if (existed && session.mirror !== undefined) this.replication?.subscribed(session, key, undefined);
+    return existed;
   }
 
-  route(msg: Message, publisher: AuthenticatedClient | undefined): void {
+  /**
+   * Delivers a message to every matching subscription and keeps it if retained. With replicas it
+   * also goes to the others: the promise resolves when Redis took it (QoS 1/2 are answered then).
+   */
+  route(msg: Message, publisher: AuthenticatedClient | undefined): Promise<void> | undefined {
+    if (this.replication !== undefined) return this.replication.route(msg, publisher);
     this.router.route(msg, publisher);
+    return undefined;
+  }
+
+  /** A session here joined or left a shared group: the cluster-wide member counts follow. */
+  private sharedMembership(group: string, filter: string, delta: 1 | -1): void {
+    this.replication?.cluster.shared.change(group, filter, delta).catch((err: unknown) => {
+      this.log.debug({ group, filter, err: (err as Error).message }, 'shared membership write failed');
+    });
   }
 
   retainedFor(filter: string, now: number): Message[] | Promise<Message[]> {

@@ -65,6 +65,12 @@ export interface BrokerServices {
   readonly persistentSessionCount: number;
   isConnected(clientId: string): boolean;
   hasPersistentSession(clientId: string): boolean;
+  /**
+   * With replicas (`state.backend: redis`): claims the session cluster-wide, takes it over from
+   * another replica and loads what it stored, or refuses (state backend unavailable). undefined
+   * with one replica: nothing to wait for.
+   */
+  claimSession(conn: ClientConnection, cleanStart: boolean, expirySeconds: number): Promise<{ refused: true; code: number; why: string } | undefined> | undefined;
   /** Takes over an existing connection with the same client id and finds or makes the session. */
   openSession(conn: ClientConnection, cleanStart: boolean): { session: Session; present: boolean };
   /** The one place a session's expiry changes, so the persistent-session count stays exact. */
@@ -72,8 +78,11 @@ export interface BrokerServices {
   /** Adds or replaces a subscription; true when it existed before. */
   subscribe(session: Session, key: string, filter: string, group: string | undefined, options: SubscriptionOptions): boolean;
   unsubscribe(session: Session, key: string): boolean;
-  /** Delivers a message to every matching subscription and keeps it if retained. */
-  route(msg: Message, publisher: AuthenticatedClient | undefined): void;
+  /**
+   * Delivers a message to every matching subscription and keeps it if retained. With replicas a
+   * promise: resolved when the other replicas will get it (Redis took it), rejected when not.
+   */
+  route(msg: Message, publisher: AuthenticatedClient | undefined): Promise<void> | undefined;
   /** The decision when the hook knows it without I/O (superuser, cached), else undefined. */
   authorizeKnown(client: AuthenticatedClient, request: AuthorizationRequest): boolean | undefined;
   authorize(client: AuthenticatedClient, request: AuthorizationRequest): Promise<boolean>;

@@ -14,7 +14,9 @@ export interface SysSource {
   readonly subscriptionCount: number;
   readonly retained: { readonly size: number };
   readonly metrics: BrokerMetrics;
-  route(msg: Message, publisher: undefined): void;
+  /** With replicas, this one's id (`$SYS/broker/replica`); $ topics stay on their replica. */
+  readonly replicaId: string | undefined;
+  route(msg: Message, publisher: undefined): unknown;
 }
 
 /**
@@ -39,6 +41,7 @@ export class SysPublisher {
   constructor(broker: SysSource, intervalMs: number) {
     this.broker = broker;
     this.publish('$SYS/broker/version', VERSION);
+    if (broker.replicaId !== undefined) this.publish('$SYS/broker/replica', broker.replicaId);
     this.tick();
     this.timer = setInterval(() => this.tick(), Math.max(intervalMs, 1000));
     this.timer.unref();

@@ -150,6 +150,14 @@ if owner then redis.call('SREM', ARGV[2] .. 'owned:' .. owner, ARGV[3]) end
 return redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 `);
 
+// KEYS: base, this replica's owned set. ARGV: epoch, client id. A graceful stop lets go of a session
+// it still owns: with no owner left, the next claim anywhere needs no takeover round.
+const RELEASE = new Script(`${FENCE}
+redis.call('HDEL', KEYS[1], 'owner')
+redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+`);
+
 // ---- records ---------------------------------------------------------------------------------
 
 /**
@@ -331,6 +339,12 @@ export class SessionStore {
   async goOffline(clientId: string, epoch: number, expirySeconds: number): Promise<void> {
     const ttl = expirySeconds >= NEVER_EXPIRES ? 0 : Math.max(1, expirySeconds);
     await this.call(OFFLINE, this.keys(clientId), [epoch, ttl], 'session offline');
+  }
+
+  /** This replica stops: the session stays in Redis with no owner, so the next claim takes it at once. */
+  async release(clientId: string, epoch: number): Promise<void> {
+    const [base] = this.keys(clientId);
+    await this.call(RELEASE, [base, this.ownedKey(this.replicaId)], [epoch, clientId], 'session release');
   }
 
   /** Ends a session (expiry 0 at disconnect, expiry timer, clean start elsewhere). undefined epoch: unconditional. */

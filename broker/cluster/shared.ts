@@ -80,6 +80,19 @@ export class SharedGroups {
     await this.bus.control({ type: 'shared', key, replica: this.me, members: Math.max(0, members) });
   }
 
+  /** This replica stops: its members leave every group at once (not when its heartbeat goes stale). */
+  async leaveAll(): Promise<void> {
+    const keys = [...this.local.keys()];
+    this.local.clear();
+    try {
+      for (const key of keys) await this.link.command.hdel(this.hashKey(key), this.me);
+      await this.link.command.zrem(this.replicasKey, this.me);
+    } catch (err) {
+      throw this.link.failed(err, 'shared leave');
+    }
+    for (const key of keys) await this.bus.control({ type: 'shared', key, replica: this.me, members: 0 });
+  }
+
   /**
    * After the link came back up: Redis may have restarted empty, so this replica writes its own
    * counts again (absolute, not increments) and reloads everyone else's.

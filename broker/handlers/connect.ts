@@ -75,11 +75,19 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
   if (conn.isClosed()) return undefined;
   if (denied !== undefined) return refuseWith(conn, denied);
   const cleanStart = packet.clean ?? true;
+  const expiry = sessionExpiryOf(conn, packet, limits);
+  // With replicas: the session is claimed cluster-wide and what another replica stored is loaded
+  // here, before its subscriptions are checked like a local session's.
+  const claiming = conn.broker.claimSession(conn, cleanStart, expiry.seconds);
+  if (claiming !== undefined) {
+    const unclaimed = await claiming;
+    if (conn.isClosed()) return undefined;
+    if (unclaimed !== undefined) return refuseWith(conn, unclaimed);
+  }
   const verdicts = await checkResumedSubscriptions(conn, cleanStart);
   if (conn.isClosed()) return undefined;
   // Limits, checked synchronously right before the session is opened so concurrent CONNECTs
   // cannot overshoot them.
-  const expiry = sessionExpiryOf(conn, packet, limits);
   const late = connectionRoom(conn) ?? sessionRoom(conn, expiry.seconds);
   if (late !== undefined) return refuseWith(conn, late);
   // Takeover of an existing connection and the session. [MQTT-3.1.4-3, 3.1.2-4, 3.1.2-5]

@@ -156,7 +156,35 @@ function accept(conn: Connection, publish: InboundPublish): void {
     publish, props === undefined ? undefined : forwarded(props),
     expiry === undefined ? 0 : Date.now() + expiry * 1000, conn.clientId, performance.now(),
   );
-  conn.broker.route(msg, conn.authorizeAll ? undefined : conn.client);
+  const routed = conn.broker.route(msg, conn.authorizeAll ? undefined : conn.client);
+  if (routed !== undefined && publish.qos > 0) {
+    acknowledgeWhenRouted(conn, publish, routed);
+    return;
+  }
+  acknowledge(conn, publish);
+}
+
+/**
+ * With replicas, QoS 1/2 are answered once Redis took the message (every replica will get it);
+ * if it did not, v5 gets 0x80 and 3.1.1 no answer, so the client sends it again (docs/ha.md). The
+ * connection's next packets do not wait: acks of one connection still leave in order, since the
+ * bus writes of one replica are answered in order.
+ */
+function acknowledgeWhenRouted(conn: Connection, publish: InboundPublish, routed: Promise<void>): void {
+  const { qos, messageId } = publish;
+  if (qos === 2) conn.session!.holdForPubrel(messageId);
+  routed.then(() => {
+    if (conn.state === 'closed') return;
+    conn.write(encodeAck(qos === 1 ? 'puback' : 'pubrec', messageId, 0, conn.v5));
+  }, () => {
+    if (qos === 2) conn.session?.releasePubrel(messageId);
+    conn.broker.metrics.drop('state-backend');
+    if (conn.state === 'closed' || !conn.v5) return;
+    conn.write(encodeAck(qos === 1 ? 'puback' : 'pubrec', messageId, RC.UNSPECIFIED_ERROR, conn.v5));
+  });
+}
+
+function acknowledge(conn: Connection, publish: InboundPublish): void {
   const { qos, messageId } = publish;
   if (qos === 1) {
     conn.write(encodeAck('puback', messageId, 0, conn.v5));

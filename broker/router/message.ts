@@ -29,6 +29,12 @@ export interface Message {
   encoded: (Buffer | undefined)[] | undefined;
   /** messageBytes(), computed once. */
   bytes: number;
+  /**
+   * With replicas: the replica that accepted the message and its sequence there, the identity a
+   * resume de-duplicates by (broker/cluster/routed.ts). '' and 0 with one replica.
+   */
+  origin: string;
+  seq: number;
 }
 
 /** Bytes of the objects around a message (Message, its queue entry, a slot) beyond its own data. */
@@ -96,7 +102,7 @@ export function newMessage(
 ): Message {
   const { topic, payload, qos, retain } = published;
   const bytes = MESSAGE_OVERHEAD + payload.length + stringBytes(topic) + propertyBytes(properties);
-  return { topic, payload, qos, retain, properties, expiresAt, senderId, receivedAt, encoded: undefined, bytes };
+  return { topic, payload, qos, retain, properties, expiresAt, senderId, receivedAt, encoded: undefined, bytes, origin: '', seq: 0 };
 }
 
 /** The copies a cached template stands for (packet id 0, no subscription id), index = qos * 2 + retain. */

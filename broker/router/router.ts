@@ -10,7 +10,7 @@ import type { Message } from './message.ts';
 import { RetainedStore } from './retained.ts';
 import type { RetainedEntry } from './retained.ts';
 import { SubscriptionTrie } from './trie.ts';
-import type { SubscriptionOptions } from './trie.ts';
+import type { SharedGate, SubscriptionOptions } from './trie.ts';
 
 /** Retained messages kept at most, whatever their bytes. */
 const MAX_RETAINED = 1_000_000;
@@ -26,6 +26,11 @@ export interface RouterOptions {
   onRetainedNotStored(): void;
   /** A retained message whose publisher lost the right was removed. */
   onRetainedRevoked(): void;
+  /**
+   * A session joined (+1) or left (-1) shared group `group` of `filter` (replicas keep the
+   * cluster-wide member counts from it); absent with one replica.
+   */
+  onSharedMembership?(group: string, filter: string, delta: 1 | -1): void;
 }
 
 export class Router {
@@ -64,10 +69,11 @@ export class Router {
 
   /** Adds or replaces a subscription; returns true when it existed before. */
   subscribe(session: Session, key: string, filter: string, group: string | undefined, options: SubscriptionOptions): boolean {
-    const existed = session.subscriptions.has(key);
+    const old = session.subscriptions.get(key);
     session.subscriptions.set(key, { filter, group, options });
     this.trie.add(filter, group, session, options);
-    return existed;
+    if (group !== undefined && old === undefined) this.options.onSharedMembership?.(group, filter, 1);
+    return old !== undefined;
   }
 
   unsubscribe(session: Session, key: string): boolean {
@@ -75,12 +81,16 @@ export class Router {
     if (sub === undefined) return false;
     session.subscriptions.delete(key);
     this.trie.remove(sub.filter, sub.group, session);
+    if (sub.group !== undefined) this.options.onSharedMembership?.(sub.group, sub.filter, -1);
     return true;
   }
 
   /** Every subscription of an ending session goes. */
   unsubscribeAll(session: Session): void {
-    for (const sub of session.subscriptions.values()) this.trie.remove(sub.filter, sub.group, session);
+    for (const sub of session.subscriptions.values()) {
+      this.trie.remove(sub.filter, sub.group, session);
+      if (sub.group !== undefined) this.options.onSharedMembership?.(sub.group, sub.filter, -1);
+    }
     session.subscriptions.clear();
   }
 
@@ -89,11 +99,19 @@ export class Router {
    * whose right to publish a kept message is checked again later (undefined: the broker itself,
    * or a client every right is granted to).
    */
-  route(msg: Message, publisher: AuthenticatedClient | undefined): void {
+  route(msg: Message, publisher: AuthenticatedClient | undefined, gate?: SharedGate): void {
     // Over the retained budget the message is still delivered live, just not kept.
     if (msg.retain && !this.retained.store(msg, { publisher, checkedAt: Date.now(), generation: this.options.authorization.generation })) {
       this.options.onRetainedNotStored();
     }
+    this.deliver(msg, gate);
+  }
+
+  /**
+   * Delivers to every matching subscription without touching the retained store: a message
+   * another replica accepted (its retained part arrives in Redis order, broker/cluster/bus.ts).
+   */
+  deliver(msg: Message, gate: SharedGate | undefined): void {
     const outer = this.routing;
     const outerSeq = this.routeSeq;
     const outerOverlap = this.routeOverlap;
@@ -102,7 +120,7 @@ export class Router {
     this.routeSeq = ++routeCounter;
     this.routeOverlap = false;
     try {
-      this.trie.match(msg.topic, this.visit);
+      this.trie.match(msg.topic, this.visit, gate);
       if (this.routeOverlap) this.deliverOverlapping(msg, start);
       else for (let i = start; i < this.hitSessions.length; i++) this.hitSessions[i]!.deliver(msg, this.hitOptions[i]!, false);
     } finally {

@@ -18,6 +18,8 @@ export interface Subscriber {
 }
 
 interface SharedGroup<S> {
+  /** `group/filter`: the name the cluster's shared-group picks use (broker/cluster/shared.ts). */
+  key: string;
   members: S[];
   options: Map<S, SubscriptionOptions>;
   next: number;
@@ -36,10 +38,17 @@ class TrieNode<S> {
 }
 
 export type Visit<S> = (subscriber: S, options: SubscriptionOptions, shared: boolean) => void;
+/**
+ * Whether this broker delivers to a shared group (key `group/filter`) at all: with replicas, only
+ * the replica the message's origin picked does (broker/cluster/shared.ts). No gate: always.
+ */
+export type SharedGate = (key: string) => boolean;
 
 export class SubscriptionTrie<S extends Subscriber> {
   private readonly root = new TrieNode<S>();
   private count = 0;
+  /** The gate of the match() running (none: every shared group delivers). */
+  private gate: SharedGate | undefined = undefined;
 
   get size(): number {
     return this.count;
@@ -67,7 +76,7 @@ export class SubscriptionTrie<S extends Subscriber> {
     node.shared ??= new Map();
     let g = node.shared.get(group);
     if (g === undefined) {
-      g = { members: [], options: new Map(), next: 0 };
+      g = { key: `${group}/${filter}`, members: [], options: new Map(), next: 0 };
       node.shared.set(group, g);
     }
     const existed = g.options.has(subscriber);
@@ -113,10 +122,16 @@ export class SubscriptionTrie<S extends Subscriber> {
   }
 
   /** Calls visit once per matching plain subscription and once per matching shared group. */
-  match(topic: string, visit: Visit<S>): void {
+  match(topic: string, visit: Visit<S>, gate?: SharedGate): void {
     const levels = topic.split('/');
-    // [MQTT-4.7.2-1] wildcards at the first level do not match topics starting with '$'
-    this.walk(this.root, levels, 0, visit, topic.charCodeAt(0) === 0x24);
+    const outer = this.gate;
+    this.gate = gate;
+    try {
+      // [MQTT-4.7.2-1] wildcards at the first level do not match topics starting with '$'
+      this.walk(this.root, levels, 0, visit, topic.charCodeAt(0) === 0x24);
+    } finally {
+      this.gate = outer;
+    }
   }
 
   private walk(node: TrieNode<S>, levels: string[], depth: number, visit: Visit<S>, dollar: boolean): void {
@@ -145,7 +160,9 @@ export class SubscriptionTrie<S extends Subscriber> {
       for (const [subscriber, options] of node.subscribers) visit(subscriber, options, false);
     }
     if (node.shared !== undefined) {
+      const gate = this.gate;
       for (const g of node.shared.values()) {
+        if (gate !== undefined && !gate(g.key)) continue;
         const picked = pickMember(g);
         if (picked !== undefined) visit(picked, g.options.get(picked)!, true);
       }

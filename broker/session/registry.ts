@@ -9,6 +9,7 @@ import { MAX_TIMER_MS } from '../clock.ts';
 import type { BrokerMetrics } from '../metrics.ts';
 import { RC } from '../protocol/reason-codes.ts';
 import { newMessage } from '../router/message.ts';
+import type { Message } from '../router/message.ts';
 import type { Router } from '../router/router.ts';
 import type { ClientConnection } from '../services.ts';
 import { NEVER_EXPIRES, Session } from './session.ts';
@@ -17,6 +18,8 @@ import type { SessionEnv, WillMessage } from './session.ts';
 export interface SessionRegistryDeps {
   env: SessionEnv;
   router: Router;
+  /** Where a will is published: the broker's route (with replicas it reaches them all). */
+  route: (msg: Message, publisher: AuthenticatedClient | undefined) => void;
   authorization: Authorization;
   metrics: BrokerMetrics;
   log: Logger;
@@ -90,6 +93,44 @@ export class SessionRegistry {
     return { session, present };
   }
 
+  /** The connection online for `clientId`, if any. */
+  onlineConnection(clientId: string): ClientConnection | undefined {
+    return this.online.get(clientId);
+  }
+
+  /**
+   * A fresh offline session under `clientId`, replacing any held here: the state another replica
+   * stored is restored into it (broker/replication.ts) before a connection opens it.
+   */
+  adopt(clientId: string): Session {
+    this.forget(clientId);
+    const session = new Session(clientId, this.deps.env);
+    this.sessions.set(clientId, session);
+    return session;
+  }
+
+  /**
+   * Drops `clientId`'s session here without a will and without ending it anywhere else: another
+   * replica took it over (broker/replication.ts). The connection, if any, is the caller's to close.
+   */
+  forget(clientId: string): Session | undefined {
+    const session = this.sessions.get(clientId);
+    this.online.delete(clientId);
+    if (session === undefined) return undefined;
+    session.mirror = undefined;
+    session.detach();
+    clearTimeout(session.expiryTimer);
+    clearTimeout(session.willTimer);
+    session.willTimer = undefined;
+    session.pendingWill = undefined;
+    session.will = undefined;
+    this.deps.router.unsubscribeAll(session);
+    session.clearMessages();
+    this.persistent.delete(session);
+    this.sessions.delete(clientId);
+    return session;
+  }
+
   /** A connection that completed CONNECT ended: detach its session, send or schedule its will, start expiry. */
   connectionEnded(conn: ClientConnection): void {
     const session = conn.session;
@@ -125,17 +166,17 @@ export class SessionRegistry {
   }
 
   private publishWill(will: WillMessage, client: AuthenticatedClient, clientId: string, authorizeAll: boolean): void {
-    const { router, authorization, metrics } = this.deps;
+    const { route, authorization, metrics } = this.deps;
     const msg = newMessage(will, will.properties, will.expirySeconds === 0 ? 0 : Date.now() + will.expirySeconds * 1000, clientId, performance.now());
     if (authorizeAll) {
-      router.route(msg, undefined);
+      route(msg, undefined);
       return;
     }
     // A will is a publish like any other: it needs permission (aedes #214, docs/hostile-inputs.md #25).
     void authorization.hook.authorize(client, { action: 'publish', topic: will.topic, qos: will.qos, retain: will.retain })
       .catch(() => false)
       .then((ok) => {
-        if (ok) router.route(msg, client);
+        if (ok) route(msg, client);
         else metrics.drop('not-authorized');
       });
   }

@@ -41,6 +41,25 @@ export interface SessionEnv {
   onDeliver(msg: Message): void;
 }
 
+/**
+ * Write-through of a persistent session's message state to the cluster's session store
+ * (broker/replication.ts); absent with `backend: memory`. Each call returns at once: the write is
+ * queued on the replica's one command connection ahead of whatever it sends Redis next (so a
+ * publisher's PUBACK, given after the bus took its message, comes after these writes landed).
+ */
+export interface SessionMirror {
+  /** A QoS 1/2 message goes in flight under `messageId` (before its PUBLISH is written). */
+  inflight(messageId: number, msg: Message, copy: PublishCopy, fromQueue: boolean): void;
+  /** PUBREC received: only the PUBREL is left. */
+  pubrel(messageId: number, copy: PublishCopy): void;
+  /** PUBACK, PUBCOMP, a refused PUBREC, or a PUBLISH that could not be written. */
+  done(messageId: number): void;
+  /** A message was queued (the store drops like the in-memory queue). */
+  enqueued(msg: Message): void;
+  /** An incoming QoS 2 id awaits PUBREL (true) or was released (false). */
+  incomingQos2(messageId: number, held: boolean): void;
+}
+
 export interface StoredSubscription {
   /** Filter without the `$share/group/` prefix. */
   filter: string;
@@ -49,7 +68,7 @@ export interface StoredSubscription {
 }
 
 /** A QoS 1/2 copy on its way to the client; `messageId` 0 = not sent yet. */
-interface Outgoing extends PublishCopy {
+export interface Outgoing extends PublishCopy {
   msg: Message;
   /** 'publish' = waiting for PUBACK/PUBREC; 'pubrel' = PUBREL sent, waiting for PUBCOMP. */
   stage: 'publish' | 'pubrel';
@@ -82,6 +101,8 @@ export class Session implements Subscriber {
   willTimer: NodeJS.Timeout | undefined = undefined;
   /** Publishes the delayed will now (session ended before the delay ran out). */
   pendingWill: (() => void) | undefined = undefined;
+  /** Write-through to the cluster (persistent sessions with `backend: redis`), else undefined. */
+  mirror: SessionMirror | undefined = undefined;
   /** The route() that last matched one of this session's subscriptions (router/router.ts, overlap detection). */
   routeMark = 0;
   // Created on first use: an idle connection's session should cost as little memory as possible.
@@ -116,11 +137,14 @@ export class Session implements Subscriber {
   /** A QoS 2 PUBLISH from the client was routed and answered with PUBREC. */
   holdForPubrel(messageId: number): void {
     (this.qos2In ??= new PacketIdSet()).add(messageId);
+    this.mirror?.incomingQos2(messageId, true);
   }
 
   /** PUBREL from the client: the id is free again; false when it was not held. */
   releasePubrel(messageId: number): boolean {
-    return this.qos2In?.delete(messageId) ?? false;
+    const held = this.qos2In?.delete(messageId) ?? false;
+    if (held) this.mirror?.incomingQos2(messageId, false);
+    return held;
   }
 
   private get inflight(): Map<number, Outgoing> {
@@ -198,6 +222,7 @@ export class Session implements Subscriber {
     }
     compactPayload(out.msg);
     queue.push(out);
+    this.mirror?.enqueued(out.msg);
   }
 
   private allocateId(): number {
@@ -209,7 +234,7 @@ export class Session implements Subscriber {
     return 0;
   }
 
-  private sendTracked(link: SessionLink, out: Outgoing, dup: boolean): void {
+  private sendTracked(link: SessionLink, out: Outgoing, dup: boolean, fromQueue = false): void {
     if (out.messageId === 0) {
       const id = this.allocateId();
       if (id === 0) {
@@ -218,7 +243,12 @@ export class Session implements Subscriber {
       }
       out.messageId = id;
     }
-    if (!this.sendPublish(link, out.msg, out, dup)) return;
+    const mirror = this.mirror;
+    mirror?.inflight(out.messageId, out.msg, out, fromQueue);
+    if (!this.sendPublish(link, out.msg, out, dup)) {
+      mirror?.done(out.messageId);
+      return;
+    }
     compactPayload(out.msg);
     this.inflight.set(out.messageId, out);
   }
@@ -256,6 +286,7 @@ export class Session implements Subscriber {
     if (out === undefined) return false;
     if (expect === 'puback' ? out.qos !== 1 : out.stage !== 'pubrel') return false;
     this.inflight.delete(messageId);
+    this.mirror?.done(messageId);
     this.drain();
     return true;
   }
@@ -269,10 +300,12 @@ export class Session implements Subscriber {
     if (out === undefined || out.qos !== 2) return false;
     if (refused) {
       this.inflight.delete(messageId);
+      this.mirror?.done(messageId);
       this.drain();
       return true;
     }
     out.stage = 'pubrel';
+    this.mirror?.pubrel(messageId, out);
     return true;
   }
 
@@ -281,7 +314,7 @@ export class Session implements Subscriber {
     const link = this.link;
     if (link === undefined) return;
     while (this.queue.length > 0 && this.hasRoom(link)) {
-      this.sendTracked(link, this.queue.shift()!, false);
+      this.sendTracked(link, this.queue.shift()!, false, true);
     }
   }
 
@@ -316,6 +349,20 @@ export class Session implements Subscriber {
     const removed = this.queue.retain((out) => matches(out.msg.topic));
     for (let i = 0; i < removed.length; i++) this.env.onDrop('not-authorized');
     this.drain(); // room freed in flight goes to what is still queued (online only)
+  }
+
+  /**
+   * Message state another replica stored for this session (broker/replication.ts), set before
+   * attach() resends it: in flight by packet id, incoming QoS 2 ids, then the queue in order. The
+   * mirror is not attached yet, so nothing is written back.
+   */
+  restore(inflight: Iterable<[number, Omit<Outgoing, 'messageId'>]>, incomingQos2: Iterable<number>, queued: Iterable<Omit<Outgoing, 'messageId' | 'stage'>>): void {
+    for (const [messageId, out] of inflight) {
+      this.inflight.set(messageId, { ...out, messageId });
+      if (messageId >= this.nextId) this.nextId = messageId === 65535 ? 1 : messageId + 1;
+    }
+    for (const id of incomingQos2) (this.qos2In ??= new PacketIdSet()).add(id);
+    for (const q of queued) this.queue.push({ ...q, messageId: 0, stage: 'publish' });
   }
 
   /** Drops all message state (clean start). */
