@@ -54,9 +54,12 @@ afterAll(async () => {
   await op?.stop();
 });
 
-describe('managed Redis', () => {
-  const ns = 'stit-managed';
-  const name = 'ha';
+const managedNs = 'stit-managed';
+const managedName = 'ha';
+
+describe('managed Redis: what it gets', () => {
+  const ns = managedNs;
+  const name = managedName;
   const runtimeNs = runtimeNamespaceName(ns, name);
 
   it('creates the Redis objects, the quota that admits them, and a broker config pointing at it with the same password', async () => {
@@ -106,6 +109,13 @@ describe('managed Redis', () => {
     const password = unb64((await get<SecretObj>('secret', 'redis', runtimeNs))?.data['password']);
     expect(JSON.stringify(m.status)).not.toContain(password);
   });
+
+});
+
+describe('managed Redis: over time', () => {
+  const ns = managedNs;
+  const name = managedName;
+  const runtimeNs = runtimeNamespaceName(ns, name);
 
   it('keeps the password across operator restarts: same Secret, same config hash, no rollout', async () => {
     const before = {
@@ -165,8 +175,10 @@ describe('managed Redis', () => {
   });
 });
 
-describe('external Redis', () => {
-  const ns = 'stit-external';
+const externalNs = 'stit-external';
+
+describe('external Redis: what it gets', () => {
+  const ns = externalNs;
   const optIn = { 'mqtt.enclave.dev/allow-reference': 'true' };
   const secret = (name: string, data: Record<string, string>, labels: Record<string, string> = optIn) => ({ apiVersion: 'v1', kind: 'Secret', metadata: { name, namespace: ns, labels }, stringData: data });
 
@@ -229,6 +241,11 @@ describe('external Redis', () => {
       expect(await get('namespace', runtimeNamespaceName(ns, name))).toBeUndefined();
     }
   });
+
+});
+
+describe('external Redis: deletion', () => {
+  const ns = externalNs;
 
   it('on delete stops the brokers and runs the purge Job in the runtime namespace before deleting it (Retain ends it)', async () => {
     const runtimeNs = runtimeNamespaceName(ns, 'ext');

@@ -17,6 +17,7 @@ import { networkPolicies } from '../../../operator/resources/network-policies.ts
 import { statePurgeJob } from '../../../operator/resources/purge-job.ts';
 import { resourceQuota } from '../../../operator/resources/quota.ts';
 import { parseAddress } from '../../../operator/resources/state.ts';
+import { redisResources } from '../../../operator/resources/redis.ts';
 import { keptPasswordSecretName } from '../../../operator/reconcile/state-backend.ts';
 import { mqttDeploymentStatus } from '../../../operator/status/mqtt-deployment.ts';
 import { b64, ctx, md } from './fixtures.ts';
@@ -241,5 +242,12 @@ describe('owned kinds of the state backend', () => {
     expect(KINDS.persistentVolumeClaims.verbs).toEqual(['get', 'create', 'patch', 'delete']);
     expect(KINDS.jobs.verbs).toEqual(['get', 'create', 'patch', 'delete']);
     expect(KINDS.persistentVolumeClaims.perDeployment && KINDS.jobs.perDeployment).toBe(true);
+  });
+});
+
+describe('the managed Redis container', () => {
+  it('requests 50m/64Mi, is limited to one core and 256Mi, and never beyond the platform ceilings (the LimitRange would refuse it)', () => {
+    expect(redisResources()).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } });
+    expect(redisResources({ ...DEFAULT_POLICY, ceilings: { replicas: 3, cpu: '500m', memory: '128Mi' } })).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } });
   });
 });
