@@ -67,7 +67,8 @@ describe('wired replicas', () => {
     const pub = await client(rs[0]!, { clientId: 'pub', protocolVersion: 5 });
     const n = 300;
     for (const qos of [0, 1, 2] as const) {
-      await Promise.all(Array.from({ length: n }, (_, i) => pub.publishAsync(`load/q${qos}`, String(i), { qos })));
+      // In windows of 10: the client must stay under the broker's Receive Maximum.
+      for (let i = 0; i < n; i += 10) await Promise.all(Array.from({ length: 10 }, (_, j) => pub.publishAsync(`load/q${qos}`, String(i + j), { qos })));
     }
     await pub.publishAsync('load/props', 'p', { qos: 1, properties: { contentType: 'text/plain', userProperties: { k: 'v' }, correlationData: Buffer.from('c') } });
     for (const inbox of inboxes) {
