@@ -6,7 +6,7 @@
 //
 // Secrets are the sensitive cache. It holds only Secrets a tenant's Secret owner opted in (label
 // mqtt.enclave.dev/allow-reference=true: nothing else may be referenced anyway) and the operator's
-// own (tenant CAs, issued certificates), never the rendered broker-config copies; kube-system's
+// own (tenant CAs, issued certificates, managed Redis passwords), never the rendered broker-config copies; kube-system's
 // Secrets never enter it. With `tenantNamespaces` set (Helm rbac.tenantSecretAccess=namespaced)
 // Secrets are watched one namespace at a time, only in those namespaces plus the operator's own:
 // the operator then needs, and has, no right to read Secrets anywhere else.
@@ -29,7 +29,7 @@ export interface Informers {
   mqttDeployments: Cache<MqttDeployment>;
   authSources: Cache<AuthSource>;
   tlsCertificates: Cache<TlsCertificate>;
-  /** Tenant Secrets opted in (label allow-reference=true) and the operator's own (tenant CAs, issued certificates); never broker-config copies. */
+  /** Tenant Secrets opted in (label allow-reference=true) and the operator's own (tenant CAs, issued certificates, managed Redis passwords); never broker-config copies. */
   secrets: Cache<V1Secret>;
   /**
    * The caches of what the operator owns in runtime namespaces, by kind (the `owned` watches). A kind

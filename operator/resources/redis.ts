@@ -64,9 +64,10 @@ export function managedRedisHost(ctx: BuildContext): string {
 /**
  * redis.conf: the password, no persistence unless asked (then the append-only file, fsync every
  * second), no dangerous admin commands for a client that is not the operator (there is none: the
- * brokers only need data commands and pub/sub), memory bounded by the container's limit.
+ * brokers only need data commands and pub/sub), memory bounded below the container's limit (80 %:
+ * Redis refuses writes, which the brokers report, before the kernel kills it).
  */
-function redisConf(password: string, persistent: boolean): string {
+function redisConf(password: string, persistent: boolean, memoryLimit: string): string {
   return [
     `port ${REDIS_PORT}`,
     'bind 0.0.0.0',
@@ -76,7 +77,7 @@ function redisConf(password: string, persistent: boolean): string {
     persistent ? 'appendonly yes' : 'appendonly no',
     persistent ? 'appendfsync everysec' : '',
     'save ""',
-    'maxmemory 200mb',
+    `maxmemory ${Math.floor(parseQuantity(memoryLimit)! * 0.8)}`,
     'maxmemory-policy noeviction',
     'rename-command FLUSHALL ""',
     'rename-command FLUSHDB ""',
@@ -94,7 +95,7 @@ export function managedRedisObjects(ctx: BuildContext, password: string, image: 
   const labels = ownerLabels(ownerOf(ctx.md));
   const meta = (name: string) => ({ name, namespace: ns, labels });
   const persistence = managed.persistence;
-  const conf = redisConf(password, persistence !== undefined);
+  const conf = redisConf(password, persistence !== undefined, redisResources(ctx.config.policy).limits.memory);
   const secret: V1Secret = {
     apiVersion: 'v1', kind: 'Secret', metadata: { ...meta(REDIS_NAME), labels: { ...labels, [LABEL_ROLE]: ROLE_STATE_BACKEND } }, type: 'Opaque',
     stringData: { [REDIS_PASSWORD_KEY]: password, [CONF_KEY]: conf },

@@ -250,4 +250,14 @@ describe('the managed Redis container', () => {
     expect(redisResources()).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '1', memory: '256Mi' } });
     expect(redisResources({ ...DEFAULT_POLICY, ceilings: { replicas: 3, cpu: '500m', memory: '128Mi' } })).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { cpu: '500m', memory: '128Mi' } });
   });
+
+  it('keeps Redis\' own memory bound below its container limit (writes refused before an OOM kill)', () => {
+    const conf = (memory: string) => {
+      const c = { ...withPassword(managed(), 'pw'), config: { ...ctx(md()).config, policy: { ...DEFAULT_POLICY, ceilings: { replicas: 3, cpu: '2', memory } } } };
+      const secret = desiredState(c).entries.find((e) => e.ref.kind === 'Secret' && e.ref.name === 'redis')!.object as { stringData: Record<string, string> };
+      return secret.stringData['redis.conf']!;
+    };
+    expect(conf('2Gi')).toContain(`maxmemory ${Math.floor(256 * 2 ** 20 * 0.8)}\n`);
+    expect(conf('128Mi')).toContain(`maxmemory ${Math.floor(128 * 2 ** 20 * 0.8)}\n`);
+  });
 });
