@@ -137,7 +137,10 @@ function redisDeployment(ctx: BuildContext, image: string, confHash: string, per
           containers: [{
             name: 'redis',
             image,
-            command: ['redis-server', '/etc/redis/redis.conf'],
+            // The image's own entrypoint, given only the conf: the official image's script runs
+            // `redis-server <file>.conf` for it (as this non-root user, without its chown step), an
+            // image whose entrypoint is redis-server itself takes the file directly; no PATH needed.
+            args: ['/etc/redis/redis.conf'],
             ports: [{ name: 'redis', containerPort: REDIS_PORT, protocol: 'TCP' }],
             readinessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 2, failureThreshold: 3 },
             livenessProbe: { tcpSocket: { port: REDIS_PORT }, periodSeconds: 10, failureThreshold: 3 },
