@@ -80,7 +80,7 @@ export class Replication {
       message: (e) => this.remote(e),
       retained: (e, kept) => this.retainedChanged(e, kept),
       takeover: (clientId, epoch) => this.takeover(clientId, epoch),
-      recovered: () => void this.reloadRetained(),
+      recovered: () => void this.recover(),
       gap: (origin, missed) => log.warn({ origin, missed }, 'messages from another replica missed'),
     });
     this.registerMetrics(deps.metrics);
@@ -190,6 +190,32 @@ export class Replication {
     store.store(msg);
   }
 
+  /**
+   * The link is back after an outage: Redis may have restarted empty. Retained messages are read
+   * again, and every persistent session held here is claimed again (a new epoch) with its
+   * subscriptions written back, so it can still be resumed elsewhere. Messages in flight or queued
+   * for it before the outage are not written back (docs/ha.md).
+   */
+  private async recover(): Promise<void> {
+    await this.reloadRetained();
+    const { sessions } = this.cluster;
+    let rewritten = 0;
+    for (const s of [...this.deps.registry.sessions.values()]) {
+      const m = s.mirror;
+      if (!(m instanceof Mirror) || !m.persistent) continue;
+      try {
+        const claim = await sessions.claim(s.clientId, false);
+        m.epoch = claim.epoch;
+        for (const [key, sub] of s.subscriptions) await sessions.setSubscription(s.clientId, m.epoch, key, sub);
+        if (s.link === undefined) await sessions.goOffline(s.clientId, m.epoch, s.expirySeconds);
+        rewritten++;
+      } catch (err) {
+        this.deps.log.warn({ clientId: s.clientId, err: (err as Error).message }, 'session rewrite after outage failed');
+      }
+    }
+    this.deps.log.info({ sessions: rewritten }, 'state backend recovered');
+  }
+
   /** At start and after an outage: Redis' retained messages replace the local copies of those topics. */
   private async reloadRetained(): Promise<void> {
     try {
@@ -294,7 +320,12 @@ export class Replication {
   /** A write-through failed: FENCED means another replica owns the session now. */
   writeFailed(clientId: string, epoch: number, err: unknown): void {
     if (err instanceof LinkError && err.code === 'FENCED') {
-      void this.takeover(clientId, epoch + 1);
+      // Another owner: let go. No owner at all: Redis lost the session (restarted empty), and
+      // recover() claims it again; the client stays.
+      const [base] = this.cluster.sessions.keys(clientId);
+      this.cluster.link.command.hget(base, 'owner').then((owner) => {
+        if (owner !== null && owner !== this.replicaId) void this.takeover(clientId, epoch + 1);
+      }, () => undefined);
       return;
     }
     this.deps.log.debug({ clientId, err: (err as Error).message }, 'session write-through failed');
@@ -326,7 +357,8 @@ export class Replication {
 
 /** The write-through of one session under one epoch (Session calls it; see SessionMirror). */
 class Mirror implements SessionMirror {
-  readonly epoch: number;
+  /** Changes only when the session is claimed again after an outage (Replication.recover). */
+  epoch: number;
   /** Clean sessions are claimed (takeover, fencing) but their messages are not written. */
   persistent: boolean;
   private readonly replication: Replication;

@@ -1,0 +1,153 @@
+// The wired broker when Redis fails, and at the ends of a deployment's life: two broker processes on
+// a private redis-server that the test kills (SIGKILL) mid-traffic and starts again, empty, on the
+// same port. No replica crashes; connected clients keep local delivery; a CONNECT asking for a
+// persistent session is refused (v5 0x88, 3.1.1 return code 3) while clean sessions are accepted;
+// /readyz turns 503 after its grace; the metrics say it; everything works again without a restart.
+// Also: a purge leaves 0 keys, and `backend: memory` runs as before with no Redis at all.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt from 'mqtt';
+import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countKeys, purgePrefix } from '../../../broker/cluster/purge.ts';
+import { freePort } from '../../support/process.ts';
+import { sleep } from '../../support/wait.ts';
+import { BrokerReplica, startReplicas } from './broker-replicas.ts';
+import { adminClient, PrivateRedis, testPrefix, until } from './replicas.ts';
+
+let dir: string;
+let server: PrivateRedis;
+const replicas: BrokerReplica[] = [];
+const clients: MqttClient[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wired-outage-'));
+  server = new PrivateRedis(join(dir, 'redis'), await freePort());
+  await server.start();
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+  await Promise.all(replicas.map((r) => r.close()));
+  await server.kill();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function client(r: BrokerReplica, opts: IClientOptions = {}): Promise<MqttClient> {
+  const c = await mqtt.connectAsync({ host: '127.0.0.1', port: r.port, reconnectPeriod: 0, ...opts });
+  clients.push(c);
+  return c;
+}
+
+function collect(c: MqttClient): IPublishPacket[] {
+  const all: IPublishPacket[] = [];
+  c.on('message', (_t, _p, packet) => all.push(packet));
+  return all;
+}
+
+/** The CONNACK code a connect attempt gets (0 = accepted). */
+async function connackCode(r: BrokerReplica, opts: IClientOptions): Promise<number> {
+  const c = mqtt.connect({ host: '127.0.0.1', port: r.port, reconnectPeriod: 0, connectTimeout: 5_000, ...opts });
+  clients.push(c);
+  return new Promise((resolve) => {
+    c.once('connect', () => resolve(0));
+    c.once('error', (err) => resolve((err as { code?: number }).code ?? -1));
+  });
+}
+
+describe('wired replicas and Redis failures', () => {
+  it('Redis killed mid-traffic: no crash, degraded (local delivery, 0x88 / 3 for persistent sessions, /readyz 503), then recovered without a restart', async () => {
+    const prefix = testPrefix('wired-outage');
+    const rs = await startReplicas(['out-0', 'out-1'], { redis: server.address, keyPrefix: prefix });
+    replicas.push(...rs);
+    const [a, b] = [rs[0]!, rs[1]!];
+    expect(await a.metric('enclave_state_backend_up')).toBe(1);
+    const localSub = await client(a, { clientId: 'local-sub', protocolVersion: 5 });
+    const local = collect(localSub);
+    await localSub.subscribeAsync('t/#', { qos: 1 });
+    const remoteSub = await client(b, { clientId: 'remote-sub', protocolVersion: 5 });
+    const remote = collect(remoteSub);
+    await remoteSub.subscribeAsync('t/#', { qos: 1 });
+    await sleep(200);
+    const pub = await client(a, { clientId: 'out-pub', protocolVersion: 5 });
+    let sent = 0;
+    let acked = 0;
+    let refused = 0;
+    let stop = false;
+    const traffic = (async () => {
+      while (!stop) {
+        const i = sent++;
+        // While Redis is down a QoS 1 PUBLISH is answered 0x80 (MQTT.js rejects): the client may send it again.
+        await pub.publishAsync('t/x', String(i), { qos: 1 }).then(() => acked++, () => refused++);
+        await sleep(5);
+      }
+    })();
+    await sleep(500);
+    await server.kill();
+    await until(async () => (await a.metric('enclave_state_backend_up')) === 0, 5_000, 'up gauge 0');
+    const localBefore = local.length;
+    await sleep(1_000);
+    expect(local.length).toBeGreaterThan(localBefore); // local delivery continues
+    expect(await connackCode(b, { clientId: 'p5', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 } })).toBe(0x88);
+    expect(await connackCode(b, { clientId: 'p3', protocolVersion: 4, clean: false })).toBe(3);
+    expect(await connackCode(b, { clientId: 'c5', protocolVersion: 5, clean: true })).toBe(0);
+    await until(async () => (await a.readyz()).status === 503, 10_000, '/readyz 503 after the grace');
+    expect(await a.readyz()).toEqual({ status: 503, body: 'state backend unavailable' });
+    expect(a.running && b.running).toBe(true);
+
+    await server.start();
+    await until(async () => (await a.readyz()).status === 200 && (await b.readyz()).status === 200, 20_000, 'ready again');
+    expect(await b.metric('enclave_state_backend_up')).toBe(1);
+    expect(await a.metric('enclave_state_backend_reconnects_total')).toBeGreaterThan(0);
+    expect(await a.metric('enclave_state_backend_outages_total')).toBeGreaterThan(0);
+    const remoteBefore = remote.length;
+    await until(() => remote.length > remoteBefore + 10, 10_000, 'cross-replica delivery after recovery');
+    stop = true;
+    await traffic;
+    expect(refused).toBeGreaterThan(0);
+    expect(acked + refused).toBe(sent);
+    // Persistent sessions are accepted again; retained works across replicas again.
+    expect(await connackCode(b, { clientId: 'p5', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 } })).toBe(0);
+    await pub.publishAsync('r/after', 'back', { qos: 1, retain: true });
+    const late = await client(b, { clientId: 'late' });
+    const got = collect(late);
+    await late.subscribeAsync('r/#', { qos: 1 });
+    await until(() => got.length === 1, 5_000, 'retained after recovery');
+    expect(a.running && b.running).toBe(true);
+    console.log(`redis restart: sent ${sent}, acknowledged ${acked}, refused (0x80) ${refused}, delivered locally ${local.length}, on the other replica ${remote.length}`);
+  });
+
+  it('a purge of the deployment prefix leaves 0 keys after replicas with sessions, retained and shared groups stop', async () => {
+    const prefix = testPrefix('wired-purge');
+    const rs = await startReplicas(['pg-0', 'pg-1'], { redis: server.address, keyPrefix: prefix });
+    replicas.push(...rs);
+    const s = await client(rs[0]!, { clientId: 'pg-sub', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 3600 } });
+    await s.subscribeAsync(['a/#', '$share/g/b/#'], { qos: 1 });
+    const p = await client(rs[1]!, { clientId: 'pg-pub' });
+    await p.publishAsync('a/1', 'kept', { qos: 1, retain: true });
+    await s.endAsync();
+    await p.publishAsync('a/2', 'queued', { qos: 1 });
+    await Promise.all(rs.map((r) => r.terminate()));
+    const redis = adminClient(server.address);
+    try {
+      expect(await countKeys(redis, prefix)).toBeGreaterThan(3);
+      await purgePrefix(redis, prefix);
+      expect(await countKeys(redis, prefix)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it('backend: memory runs without any Redis, as before', async () => {
+    const [m] = await startReplicas(['mem-0'], { redis: { host: '127.0.0.1', port: 1, password: 'x' }, keyPrefix: 'unused:', backend: 'memory' });
+    replicas.push(m!);
+    const sub = await client(m!, { clientId: 'ms', clean: false });
+    const got = collect(sub);
+    await sub.subscribeAsync('m/#', { qos: 1 });
+    const pub = await client(m!, { clientId: 'mp' });
+    for (let i = 0; i < 20; i++) await pub.publishAsync('m/t', String(i), { qos: 1 });
+    await until(() => got.length === 20, 5_000, 'memory delivery');
+    expect(await m!.readyz()).toEqual({ status: 200, body: 'ready' });
+    expect(await m!.metric('enclave_state_backend_up')).toBeUndefined();
+  });
+});
