@@ -12,8 +12,8 @@ import { linkConfig } from './cluster/config.ts';
 import type { RedisStateConfig } from './cluster/config.ts';
 import type { Envelope, SharedPick } from './cluster/envelope.ts';
 import { LinkError } from './cluster/link.ts';
-import { envelopeFromMessage, messageFromEnvelope } from './cluster/routed.ts';
-import type { InflightRecord, QueueLimits, StoredSession } from './cluster/session-store.ts';
+import { envelopeFromMessage, messageFromEnvelope, unseenDuringResume } from './cluster/routed.ts';
+import type { Claim, InflightRecord, QueueLimits, StoredSession } from './cluster/session-store.ts';
 import { refusal } from './handlers/connect-auth.ts';
 import type { Refusal } from './handlers/connect-auth.ts';
 import type { BrokerMetrics } from './metrics.ts';
@@ -45,16 +45,37 @@ export interface ReplicationDeps {
   log: Logger;
 }
 
+/** A claim made by a CONNECT in progress, and what to deliver once its session is open. */
+interface PendingClaim {
+  epoch: number;
+  persistent: boolean;
+  /** Messages replayed from the bus for a session whose owner died (see replayFor): QoS ≤ 1 only. */
+  replay: Envelope[];
+  /**
+   * Every message routed here between the claim and the install (the session was nowhere to be
+   * delivered to): merged with what the previous owner stored, delivered at its QoS.
+   */
+  buffered: Envelope[];
+}
+
+/** Messages buffered per resume at most (a resume takes milliseconds, or the takeover timeout). */
+const MAX_BUFFERED = 100_000;
+
+/** How far before a dead owner's last heartbeat the replay starts (clock skew between replicas). */
+const REPLAY_MARGIN_MS = 1_000;
+
 export class Replication {
   readonly cluster: Cluster;
   readonly replicaId: string;
   private readonly deps: ReplicationDeps;
   private downSince: number | undefined = Date.now();
   /** Claims made by CONNECTs in progress: the epoch and whether the session is persistent. */
-  private readonly pending = new WeakMap<ClientConnection, { epoch: number; persistent: boolean }>();
+  private readonly pending = new WeakMap<ClientConnection, PendingClaim>();
   /** Shared picks of the message being routed here; the gate reads them. */
   private picks: SharedPick[] | undefined = undefined;
   private picksAreOwn = false;
+  /** Claims between their claim and their install: messages routed meanwhile are kept for them. */
+  private readonly resuming = new Set<PendingClaim>();
   private readonly gate = (key: string): boolean => this.delivers(key);
 
   constructor(deps: ReplicationDeps) {
@@ -143,15 +164,21 @@ export class Replication {
     const e = bus.stamp(envelopeFromMessage(msg, shared.pick(msg.topic)));
     msg.origin = e.origin;
     msg.seq = e.seq;
+    if (this.resuming.size > 0) this.buffer(e);
     this.withPicks(e.sharedPicks, true, () => router.route(msg, publisher, this.gate));
     return msg.retain ? retained.publish(e).then(() => undefined) : bus.publish(e);
   }
 
   private remote(e: Envelope): void {
+    if (this.resuming.size > 0) this.buffer(e);
     const msg = messageFromEnvelope(e);
     msg.origin = e.origin;
     msg.seq = e.seq;
     this.withPicks(e.sharedPicks, false, () => this.deps.router.deliver(msg, this.gate));
+  }
+
+  private buffer(e: Envelope): void {
+    for (const p of this.resuming) if (p.buffered.length < MAX_BUFFERED) p.buffered.push(e);
   }
 
   private withPicks(picks: SharedPick[] | undefined, own: boolean, run: () => void): void {
@@ -239,26 +266,62 @@ export class Replication {
     const wantsState = !cleanStart || expirySeconds > 0;
     const unavailable = (): Refusal | undefined => (wantsState ? refusal(RC.SERVER_UNAVAILABLE, 'state backend unavailable') : undefined);
     if (!this.up) return unavailable();
-    const { sessions, bus } = this.cluster;
+    const { sessions } = this.cluster;
     const clientId = conn.clientId;
     try {
       const claim = await sessions.claim(clientId, cleanStart);
-      this.pending.set(conn, { epoch: claim.epoch, persistent: expirySeconds > 0 });
-      if (claim.previousOwner !== undefined) {
-        const released = await bus.requestTakeover(clientId, claim.epoch, this.deps.config.takeoverTimeoutMs);
-        this.deps.log.debug({ clientId, from: claim.previousOwner, released }, 'session taken over from another replica');
-      }
-      if (cleanStart || !claim.present) return undefined;
-      // This replica owned it and still holds it: the local copy is what Redis holds.
-      if (claim.previousOwner === undefined && this.deps.registry.sessions.has(clientId)) return undefined;
-      const stored = await sessions.load(clientId);
-      if (stored !== undefined) this.install(clientId, stored);
-      return undefined;
+      const pending: PendingClaim = { epoch: claim.epoch, persistent: expirySeconds > 0, replay: [], buffered: [] };
+      this.pending.set(conn, pending);
+      if (!cleanStart && claim.present) this.resuming.add(pending);
+      return await this.resume(conn, pending, claim);
     } catch (err) {
       this.pending.delete(conn);
       this.deps.log.warn({ clientId, err: (err as Error).message }, 'session claim failed');
       return unavailable();
     }
+  }
+
+  /** Takeover from the previous owner, then the load, the replay and the install (see claim). */
+  private async resume(conn: ClientConnection, pending: PendingClaim, claim: Claim): Promise<undefined> {
+    const { sessions, bus } = this.cluster;
+    const clientId = conn.clientId;
+    try {
+      let released = true;
+      if (claim.previousOwner !== undefined) {
+        released = await bus.requestTakeover(clientId, claim.epoch, this.deps.config.takeoverTimeoutMs);
+        this.deps.log.info({ clientId, from: claim.previousOwner, released }, 'session taken over from another replica');
+      }
+      if (!this.resuming.has(pending)) return undefined; // clean start, or nothing stored
+      // This replica owned it and still holds it: the local copy is what Redis holds.
+      if (claim.previousOwner === undefined && this.deps.registry.sessions.has(clientId)) return undefined;
+      const [stored, replay] = await Promise.all([
+        sessions.load(clientId),
+        released || claim.previousOwner === undefined ? [] : this.replayFor(claim.previousOwner),
+      ]);
+      if (stored === undefined) return undefined;
+      this.install(clientId, stored);
+      const unseen = unseenDuringResume([...replay, ...pending.buffered], stored.queue, stored.inflight);
+      const replayed = new Set(replay);
+      pending.replay = unseen.filter((e) => replayed.has(e));
+      pending.buffered = unseen.filter((e) => !replayed.has(e));
+      return undefined;
+    } finally {
+      this.resuming.delete(pending);
+    }
+  }
+
+  /**
+   * The owner did not answer the takeover: it died (or is cut off) with messages it had read from
+   * the bus but not yet stored for this session. The bus stream still holds them: everything from
+   * just before its last heartbeat is replayed, de-duplicated against what it did store, and
+   * delivered at QoS ≤ 1 only (at least once: some were delivered and acknowledged already, those
+   * come again as duplicates; a QoS 2 copy is never replayed, it must not arrive twice).
+   */
+  private async replayFor(deadOwner: string): Promise<Envelope[]> {
+    const { shared, bus } = this.cluster;
+    const last = await shared.lastHeartbeat(deadOwner);
+    if (last === undefined) return [];
+    return bus.since(last - REPLAY_MARGIN_MS);
   }
 
   /** Rebuilds a session another replica stored: subscriptions, in flight, incoming QoS 2 ids, queue. */
@@ -278,6 +341,12 @@ export class Replication {
     const claim = this.pending.get(conn);
     this.pending.delete(conn);
     session.mirror = claim === undefined ? undefined : new Mirror(this, session.clientId, claim.epoch, claim.persistent);
+    if (claim === undefined) return;
+    const replayed = deliverMissed(session, claim.replay, 1);
+    const buffered = deliverMissed(session, claim.buffered, 2);
+    if (claim.replay.length + claim.buffered.length > 0) {
+      this.deps.log.info({ clientId: session.clientId, replayed, buffered }, 'messages the session missed while it moved delivered');
+    }
   }
 
   /** A subscription was added or replaced (persistent sessions keep it in Redis). */
@@ -403,6 +472,26 @@ class Mirror implements SessionMirror {
   incomingQos2(messageId: number, held: boolean): void {
     if (this.persistent) this.write(this.store.setIncomingQos2(this.clientId, this.epoch, messageId, held));
   }
+}
+
+/**
+ * Delivers messages a moving session missed through the session like live ones (queued and
+ * written through, sent on attach after its in-flight messages), by its first matching plain
+ * subscription, up to `maxQos`. Returns how many.
+ */
+function deliverMissed(session: Session, missed: readonly Envelope[], maxQos: 1 | 2): number {
+  let delivered = 0;
+  for (const e of missed) {
+    for (const sub of session.subscriptions.values()) {
+      if (sub.group !== undefined || !topicMatches(sub.filter, e.topic)) continue;
+      const qos = Math.min(e.qos, sub.options.qos);
+      if ((sub.options.noLocal && e.senderId === session.clientId) || qos === 0 || qos > maxQos) break;
+      session.deliver(routedMessage(e), sub.options, false);
+      delivered++;
+      break;
+    }
+  }
+  return delivered;
 }
 
 function idsOf(copy: PublishCopy): number[] {

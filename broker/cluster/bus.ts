@@ -102,6 +102,28 @@ export class Bus {
     }
   }
 
+  /**
+   * Messages the stream still holds that were added at or after `fromMs` (the entry ids are Redis
+   * times), own ones included, in stream order: what a replica replays for a session whose owner
+   * died before it could store them (broker/replication.ts). Retained-only entries are included.
+   */
+  async since(fromMs: number, limit = this.maxEntries): Promise<Envelope[]> {
+    let reply: StreamEntry[];
+    try {
+      reply = await this.link.command.xrangeBuffer(this.streamKey, `${Math.max(0, Math.floor(fromMs))}-0`, '+', 'COUNT', limit);
+    } catch (err) {
+      throw this.link.failed(err, 'bus replay');
+    }
+    const out: Envelope[] = [];
+    for (const [, fields] of reply) {
+      const frame = fields[1];
+      if (frame === undefined) continue;
+      const e = decodeEnvelope(frame);
+      if (!(e instanceof EnvelopeError)) out.push({ ...e, payload: Buffer.from(e.payload) });
+    }
+    return out;
+  }
+
   async control(m: ControlMessage): Promise<void> {
     try {
       await this.link.command.publish(this.controlChannel, JSON.stringify({ ...m, from: this.replicaId }));

@@ -137,6 +137,17 @@ export class SharedGroups {
     return new Map(this.groups.get(sharedKey(group, filter))?.members ?? []);
   }
 
+  /** When `replica` last heartbeat (ms since the epoch), undefined when Redis has no record of it. */
+  async lastHeartbeat(replica: string): Promise<number | undefined> {
+    let score: string | null;
+    try {
+      score = await this.link.command.zscore(this.replicasKey, replica);
+    } catch (err) {
+      throw this.link.failed(err, 'replica heartbeat');
+    }
+    return score === null ? undefined : Number(score);
+  }
+
   /** Reads every group hash again (start, after a reconnect). */
   async reload(): Promise<void> {
     const prefix = this.hashKey('');
