@@ -23,6 +23,8 @@ import type { ControllerDeps, Result } from './mqtt-deployment.ts';
 
 const RECHECK_MS = 2_000;
 
+const readyReason = (md: MqttDeployment): string | undefined => md.status?.conditions?.find((c) => c.type === 'Ready')?.reason;
+
 export class PurgeFailedError extends Error {}
 
 /** 'done' once the keys are gone (or there never were any); otherwise when to look again. */
@@ -41,7 +43,9 @@ export async function purgeExternalState(deps: ControllerDeps, md: MqttDeploymen
     if (!(await brokerConfigExists(deps, md))) return 'done';
     await deps.client.apply(statePurgeJob(md, deps.config));
     log.info({ runtimeNamespace: namespace, job: STATE_PURGE_JOB }, 'Purging external state backend');
-    await purgeStatus(deps, md, 'Purging', `Deleting every key under ${stateKeyPrefix(md)} in the external Redis (Job ${STATE_PURGE_JOB} in namespace ${namespace}).`);
+    // A retry keeps the last failure in status until it succeeds or fails again: what went wrong
+    // stays readable for as long as the deletion is stuck on it.
+    if (readyReason(md) !== 'PurgeFailed') await purgeStatus(deps, md, 'Purging', `Deleting every key under ${stateKeyPrefix(md)} in the external Redis (Job ${STATE_PURGE_JOB} in namespace ${namespace}).`);
     return { requeueAfterMs: RECHECK_MS };
   }
   const finished = job.status?.conditions?.find((c) => (c.type === 'Complete' || c.type === 'Failed') && c.status === 'True');
@@ -53,7 +57,7 @@ export async function purgeExternalState(deps: ControllerDeps, md: MqttDeploymen
   const why = (await terminationMessage(deps, namespace)) ?? finished.message ?? finished.reason ?? 'the Job failed';
   const message = `Deleting the external state backend's keys failed: ${why}. Retrying with backoff; set spec.deletionPolicy: Retain to keep the keys and finish the deletion.`;
   await purgeStatus(deps, md, 'PurgeFailed', message);
-  if (md.status?.conditions?.find((c) => c.type === 'Ready')?.reason !== 'PurgeFailed') await deps.client.event(md, 'Warning', 'PurgeFailed', message);
+  if (readyReason(md) !== 'PurgeFailed') await deps.client.event(md, 'Warning', 'PurgeFailed', message);
   await deps.client.delete(ref, 'Background');
   throw new PurgeFailedError(message);
 }

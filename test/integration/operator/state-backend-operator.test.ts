@@ -271,6 +271,21 @@ describe('external Redis: deletion', () => {
       return ['Purging', 'PurgeFailed'].includes(condition(cr, 'Ready')?.reason ?? '') ? cr : undefined;
     });
     expect(JSON.stringify(purging.status)).not.toContain('ext-s3cret');
+    // A Job that fails (here: its deadline cut to 1 s, as no pod runs without a node) is reported
+    // with the Job's own words, deleted, and tried again; the failure stays in status meanwhile.
+    await kubectl(['patch', 'job', 'state-purge', '-n', runtimeNs, '--type=merge', '-p', '{"spec":{"activeDeadlineSeconds":1}}']);
+    const failed = await eventually('PurgeFailed', async () => {
+      const cr = await md(ns, 'ext');
+      return condition(cr, 'Ready')?.reason === 'PurgeFailed' ? cr : undefined;
+    }, 30_000);
+    expect(condition(failed, 'Ready')?.message).toMatch(/^Deleting the external state backend's keys failed: .*deadline.*Retrying with backoff; set spec.deletionPolicy: Retain/);
+    expect(condition(failed, 'Degraded')?.status).toBe('True');
+    await eventually('a new purge Job', async () => {
+      const again = await get('job', 'state-purge', runtimeNs);
+      return again !== undefined && again.metadata.uid !== job.metadata.uid;
+    }, 60_000);
+    await sleep(3000);
+    expect(condition(await md(ns, 'ext'), 'Ready')?.reason).toBe('PurgeFailed');
     // The way out when the keys cannot be deleted: keep them.
     await kubectl(['patch', 'mqttdeployment', 'ext', '-n', ns, '--type=merge', '-p', '{"spec":{"deletionPolicy":"Retain"}}']);
     await eventually('CR gone', async () => (await md(ns, 'ext')) === undefined, 30_000);
