@@ -133,10 +133,13 @@ export class Replication {
     const { cluster } = this;
     if (this.up) {
       try {
+        // Stop reading first: the position stored with each released session is then final.
+        await cluster.bus.stop();
+        const position = cluster.bus.position ?? '0-0';
         const releases: Promise<void>[] = [];
         for (const s of this.deps.registry.sessions.values()) {
           const m = s.mirror;
-          if (m instanceof Mirror && m.persistent) releases.push(cluster.sessions.release(s.clientId, m.epoch).catch(() => undefined));
+          if (m instanceof Mirror && m.persistent) releases.push(cluster.sessions.release(s.clientId, m.epoch, position).catch(() => undefined));
         }
         await Promise.all(releases);
         await cluster.shared.leaveAll();
@@ -294,13 +297,17 @@ export class Replication {
       if (!this.resuming.has(pending)) return undefined; // clean start, or nothing stored
       // This replica owned it and still holds it: the local copy is what Redis holds.
       if (claim.previousOwner === undefined && this.deps.registry.sessions.has(clientId)) return undefined;
-      const [stored, replay] = await Promise.all([
+      const [stored, replay, unread] = await Promise.all([
         sessions.load(clientId),
         released || claim.previousOwner === undefined ? [] : this.replayFor(claim.previousOwner),
+        claim.releasedAt === undefined ? [] : bus.after(claim.releasedAt),
       ]);
       if (stored === undefined) return undefined;
+      this.deps.log.info({ clientId, queued: stored.queue.length, inflight: stored.inflight.size, unread: unread.length, releasedAt: claim.releasedAt, buffered: pending.buffered.length }, 'session resumed from the state backend');
       this.install(clientId, stored);
-      const unseen = unseenDuringResume([...replay, ...pending.buffered], stored.queue, stored.inflight);
+      // What the previous owner never read (graceful stop) is new to the session: any QoS, like
+      // the messages buffered here since the claim.
+      const unseen = unseenDuringResume([...replay, ...unread, ...pending.buffered], stored.queue, stored.inflight);
       const replayed = new Set(replay);
       pending.replay = unseen.filter((e) => replayed.has(e));
       pending.buffered = unseen.filter((e) => !replayed.has(e));

@@ -56,6 +56,8 @@ export class Bus {
   private seq = 0;
   private readonly lastSeq = new Map<string, number>();
   private running = false;
+  /** The id of the last stream entry read, undefined before the first read. */
+  private lastRead: string | undefined;
   private loop: Promise<void> | undefined;
   private readonly releaseWaiters = new Map<string, (ok: boolean) => void>();
   private readonly onControlMessage = (channel: string, text: string): void => this.controlReceived(channel, text);
@@ -107,10 +109,10 @@ export class Bus {
    * times), own ones included, in stream order: what a replica replays for a session whose owner
    * died before it could store them (broker/replication.ts). Retained-only entries are included.
    */
-  async since(fromMs: number, limit = this.maxEntries): Promise<Envelope[]> {
+  async since(fromMs: number, limit = this.maxEntries, start = `${Math.max(0, Math.floor(fromMs))}-0`): Promise<Envelope[]> {
     let reply: StreamEntry[];
     try {
-      reply = await this.link.command.xrangeBuffer(this.streamKey, `${Math.max(0, Math.floor(fromMs))}-0`, '+', 'COUNT', limit);
+      reply = await this.link.command.xrangeBuffer(this.streamKey, start, '+', 'COUNT', limit);
     } catch (err) {
       throw this.link.failed(err, 'bus replay');
     }
@@ -122,6 +124,16 @@ export class Bus {
       if (!(e instanceof EnvelopeError)) out.push({ ...e, payload: Buffer.from(e.payload) });
     }
     return out;
+  }
+
+  /** Where this replica's reading stands (a stream id): a graceful stop stores it with a released session. */
+  get position(): string | undefined {
+    return this.lastRead;
+  }
+
+  /** Entries after stream id `afterId` (exclusive), like since(). */
+  async after(afterId: string, limit = this.maxEntries): Promise<Envelope[]> {
+    return this.since(0, limit, `(${afterId}`);
   }
 
   async control(m: ControlMessage): Promise<void> {
@@ -186,7 +198,7 @@ export class Bus {
           subscribed = true;
         }
         last ??= await this.tailId();
-        last = await this.readOnce(last);
+        last = this.lastRead = await this.readOnce(last);
       } catch {
         // Down or failing: whenUp() or the next attempt waits; reading resumes after `last`.
         if (this.running) await new Promise((r) => setTimeout(r, 50));

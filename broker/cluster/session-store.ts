@@ -55,6 +55,11 @@ export interface Claim {
   previousOwner: string | undefined;
   /** A session existed and was kept (not clean start). [MQTT-3.2.2-2] */
   present: boolean;
+  /**
+   * The bus stream id up to which the previous owner had read when it released the session at a
+   * graceful stop (release()); what came after, the new owner reads from the stream.
+   */
+  releasedAt: string | undefined;
 }
 
 export interface QueueLimits {
@@ -85,9 +90,11 @@ if ARGV[2] == '1' then
 end
 if prev and prev ~= ARGV[1] then redis.call('SREM', ARGV[3] .. 'owned:' .. prev, ARGV[4]) end
 redis.call('SADD', KEYS[6], ARGV[4])
+local released = redis.call('HGET', KEYS[1], 'released')
+if released then redis.call('HDEL', KEYS[1], 'released') end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
 for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
-return {epoch, prev or '', present}
+return {epoch, prev or '', present, released or ''}
 `);
 
 // KEYS: base, hash. ARGV: epoch, field, value ('' deletes).
@@ -150,10 +157,12 @@ if owner then redis.call('SREM', ARGV[2] .. 'owned:' .. owner, ARGV[3]) end
 return redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 `);
 
-// KEYS: base, this replica's owned set. ARGV: epoch, client id. A graceful stop lets go of a session
-// it still owns: with no owner left, the next claim anywhere needs no takeover round.
+// KEYS: base, this replica's owned set. ARGV: epoch, client id, bus position. A graceful stop lets
+// go of a session it still owns: with no owner left, the next claim anywhere needs no takeover
+// round, and reads the bus from where this replica stopped reading.
 const RELEASE = new Script(`${FENCE}
 redis.call('HDEL', KEYS[1], 'owner')
+redis.call('HSET', KEYS[1], 'released', ARGV[3])
 redis.call('SREM', KEYS[2], ARGV[2])
 return 1
 `);
@@ -256,8 +265,11 @@ export class SessionStore {
   /** Takes ownership with a new epoch (clean start: everything of the old session goes). */
   async claim(clientId: string, cleanStart: boolean): Promise<Claim> {
     const keys = [...this.keys(clientId), this.epochKey, this.ownedKey(this.replicaId)];
-    const [epoch, prev, present] = await this.call(CLAIM, keys, [this.replicaId, cleanStart ? 1 : 0, this.link.keyPrefix, clientId], 'session claim') as [number, string, number];
-    return { epoch, previousOwner: prev === '' || prev === this.replicaId ? undefined : prev, present: present === 1 };
+    const [epoch, prev, present, released] = await this.call(CLAIM, keys, [this.replicaId, cleanStart ? 1 : 0, this.link.keyPrefix, clientId], 'session claim') as [number, string, number, string];
+    return {
+      epoch, previousOwner: prev === '' || prev === this.replicaId ? undefined : prev, present: present === 1,
+      releasedAt: released === '' || present !== 1 ? undefined : released,
+    };
   }
 
   /** Everything a resume needs, or undefined when there is no session. Payloads are copies. */
@@ -342,9 +354,9 @@ export class SessionStore {
   }
 
   /** This replica stops: the session stays in Redis with no owner, so the next claim takes it at once. */
-  async release(clientId: string, epoch: number): Promise<void> {
+  async release(clientId: string, epoch: number, busPosition: string): Promise<void> {
     const [base] = this.keys(clientId);
-    await this.call(RELEASE, [base, this.ownedKey(this.replicaId)], [epoch, clientId], 'session release');
+    await this.call(RELEASE, [base, this.ownedKey(this.replicaId)], [epoch, clientId, busPosition], 'session release');
   }
 
   /** Ends a session (expiry 0 at disconnect, expiry timer, clean start elsewhere). undefined epoch: unconditional. */

@@ -61,12 +61,14 @@ async function throughLoss(survivor: BrokerReplica, doomed: BrokerReplica, end: 
   await end();
   await closed;
   // Reconnect at once to the survivor with the same client id: the session resumes there.
-  const back = await mqtt.connectAsync({ host: '127.0.0.1', port: survivor.port, ...opts }).catch((err: unknown) => {
-    console.log(survivor.logLines().filter((l) => (l.level as number) >= 40));
-    throw err;
-  });
+  // The handler is in place before CONNACK: resent messages may arrive in the same read.
+  const back = mqtt.connect({ host: '127.0.0.1', port: survivor.port, ...opts });
   clients.push(back);
   back.on('message', onMessage);
+  await new Promise<void>((resolve, reject) => {
+    back.once('connect', () => resolve());
+    back.once('error', reject);
+  });
   await sleep(2_000);
   stop = true;
   await traffic;
