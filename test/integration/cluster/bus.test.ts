@@ -56,6 +56,8 @@ describe('bus', () => {
     expect(Date.now() - started).toBeLessThan(500);
     expect(b!.connected.has('dev-1')).toBe(false);
     expect(b!.takeovers).toEqual(['dev-1@7']);
+    // c hears the same control message as b, but nothing orders its delivery before b's answer.
+    await until(() => c!.takeovers.length > 0, 2000, 'the takeover request at c');
     expect(c!.takeovers).toEqual(['dev-1@7']);
     expect(await a!.bus.requestTakeover('nobody-owns-me', 8, 300)).toBe(false);
   });
