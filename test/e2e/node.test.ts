@@ -148,6 +148,8 @@ beforeAll(async () => {
     '--set', `policy.allowedEgressNamespaces={${AUTH}}`,
     // The crash-loop test runs the operator image as a broker: the platform allows that repository.
     '--set', `policy.allowedImageRepositories={${operatorRepo}}`,
+    // The managed state backend's Redis: the one the node holds, as the platform's choice.
+    '--set', `policy.stateBackend.redisImage=${w.node.images.redis}`,
     '--set', 'operator.resyncSeconds=30'], { timeoutMs: 230_000 });
 }, 240_000);
 
