@@ -64,6 +64,9 @@ export const CONTROLLERS = [
   'pod-garbage-collector-controller',
   // Jobs run for real now (the chart's pre-delete uninstall guard is one).
   'job-controller',
+  // A claim (the managed Redis' volume) keeps its protection finalizer until this controller
+  // removes it: without it a namespace holding a claim never finishes deleting.
+  'persistentvolumeclaim-protection-controller',
 ];
 
 interface Pki {
