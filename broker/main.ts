@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// `enclave-broker --config FILE`: load and validate the config, build the auth hook, start, and
-// drain on SIGTERM/SIGINT. With no --config it runs the embedded default: one TCP listener on
+// `enclave-broker --config FILE`: load and validate the config, build the auth hook, start (with
+// replicas: as replica ENCLAVE_REPLICA_ID), and drain on SIGTERM/SIGINT. With no --config it runs the embedded default: one TCP listener on
 // 127.0.0.1:1883 with anonymous access on that listener only (--host/--port move it).
+import { hostname } from 'node:os';
 import { Command } from 'commander';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createAuthHook } from './auth/chain.ts';
+import { replicaId } from './cluster/config.ts';
 import { ConfigError, embeddedDefaultConfig, loadBrokerConfig } from './config.ts';
 import type { BrokerConfig } from './config.ts';
 import { createBroker } from './server.ts';
@@ -29,7 +31,12 @@ async function main(): Promise<void> {
   }
   const logger = pino({ level: config.logging.level, base: { broker: config.name } });
   const registry = new Registry();
-  const broker = createBroker({ config, authHook: await createAuthHook(config, { logger, metrics: { registry } }), logger, registry });
+  // With `state.backend: redis` this process is one replica among several: its id is the pod name
+  // (ENCLAVE_REPLICA_ID from the downward API), else the host name. The broker builds the cluster
+  // state layer, starts it before the listeners (Redis unreachable: degraded, not fatal) and stops
+  // it after them, releasing its sessions (broker/replication.ts).
+  const replica = config.state.backend === 'redis' ? replicaId(process.env, hostname()) : undefined;
+  const broker = createBroker({ config, authHook: await createAuthHook(config, { logger, metrics: { registry } }), logger, registry, replicaId: replica });
   await broker.start();
   let stopping = false;
   const stop = (signal: string): void => {
