@@ -135,7 +135,7 @@ export class Replication {
       try {
         // Stop reading first: the position stored with each released session is then final.
         await cluster.bus.stop();
-        const position = cluster.bus.position ?? '0-0';
+        const position = cluster.bus.position ?? ''; // nothing read: the next owner replays nothing
         const releases: Promise<void>[] = [];
         for (const s of this.deps.registry.sessions.values()) {
           const m = s.mirror;
