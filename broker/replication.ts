@@ -12,19 +12,19 @@ import { linkConfig } from './cluster/config.ts';
 import type { RedisStateConfig } from './cluster/config.ts';
 import type { Envelope, SharedPick } from './cluster/envelope.ts';
 import { LinkError } from './cluster/link.ts';
-import { envelopeFromMessage, messageFromEnvelope, unseenDuringResume } from './cluster/routed.ts';
-import type { Claim, InflightRecord, QueueLimits, StoredSession } from './cluster/session-store.ts';
+import { envelopeFromMessage, unseenDuringResume } from './cluster/routed.ts';
+import type { Claim, QueueLimits, SessionStore, StoredSession } from './cluster/session-store.ts';
 import { refusal } from './handlers/connect-auth.ts';
 import type { Refusal } from './handlers/connect-auth.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import { RC } from './protocol/reason-codes.ts';
-import type { Message, PublishCopy } from './router/message.ts';
+import type { Message } from './router/message.ts';
 import type { Router } from './router/router.ts';
-import { topicMatches } from './router/topics.ts';
-import type { SubscriptionOptions } from './router/trie.ts';
 import type { ClientConnection } from './services.ts';
 import type { SessionRegistry } from './session/registry.ts';
-import type { Outgoing, Session, SessionMirror, StoredSubscription } from './session/session.ts';
+import { ClusterMirror, deliverMissed, outgoingOf, queuedOf, routedMessage } from './session/mirror.ts';
+import type { MirrorHost } from './session/mirror.ts';
+import type { Outgoing, Session, StoredSubscription } from './session/session.ts';
 
 /**
  * How long the link may be down before /readyz says 503: a blip (a Redis failover, a reconnect)
@@ -64,7 +64,7 @@ const MAX_BUFFERED = 100_000;
 /** How far before a dead owner's last heartbeat the replay starts (clock skew between replicas). */
 const REPLAY_MARGIN_MS = 1_000;
 
-export class Replication {
+export class Replication implements MirrorHost {
   readonly cluster: Cluster;
   readonly replicaId: string;
   private readonly deps: ReplicationDeps;
@@ -139,7 +139,7 @@ export class Replication {
         const releases: Promise<void>[] = [];
         for (const s of this.deps.registry.sessions.values()) {
           const m = s.mirror;
-          if (m instanceof Mirror && m.persistent) releases.push(cluster.sessions.release(s.clientId, m.epoch, position).catch(() => undefined));
+          if (m instanceof ClusterMirror && m.persistent) releases.push(cluster.sessions.release(s.clientId, m.epoch, position).catch(() => undefined));
         }
         await Promise.all(releases);
         await cluster.shared.leaveAll();
@@ -174,9 +174,7 @@ export class Replication {
 
   private remote(e: Envelope): void {
     if (this.resuming.size > 0) this.buffer(e);
-    const msg = messageFromEnvelope(e);
-    msg.origin = e.origin;
-    msg.seq = e.seq;
+    const msg = routedMessage(e);
     this.withPicks(e.sharedPicks, false, () => this.deps.router.deliver(msg, this.gate));
   }
 
@@ -213,9 +211,7 @@ export class Replication {
     const store = this.deps.router.retained;
     const held = store.matchEntries(e.topic, Date.now())[0];
     if (held !== undefined && held.message.origin === e.origin && held.message.seq === e.seq) return; // ours, already here
-    const msg = messageFromEnvelope(e);
-    msg.origin = e.origin;
-    msg.seq = e.seq;
+    const msg = routedMessage(e);
     if (!kept) msg.payload = Buffer.alloc(0); // an empty payload removes the topic's message
     store.store(msg);
   }
@@ -232,7 +228,7 @@ export class Replication {
     let rewritten = 0;
     for (const s of [...this.deps.registry.sessions.values()]) {
       const m = s.mirror;
-      if (!(m instanceof Mirror) || !m.persistent) continue;
+      if (!(m instanceof ClusterMirror) || !m.persistent) continue;
       try {
         const claim = await sessions.claim(s.clientId, false);
         m.epoch = claim.epoch;
@@ -347,7 +343,7 @@ export class Replication {
   opened(conn: ClientConnection, session: Session): void {
     const claim = this.pending.get(conn);
     this.pending.delete(conn);
-    session.mirror = claim === undefined ? undefined : new Mirror(this, session.clientId, claim.epoch, claim.persistent);
+    session.mirror = claim === undefined ? undefined : new ClusterMirror(this, session.clientId, claim.epoch, claim.persistent);
     if (claim === undefined) return;
     const replayed = deliverMissed(session, claim.replay, 1);
     const buffered = deliverMissed(session, claim.buffered, 2);
@@ -359,14 +355,14 @@ export class Replication {
   /** A subscription was added or replaced (persistent sessions keep it in Redis). */
   subscribed(session: Session, key: string, sub: StoredSubscription | undefined): void {
     const m = session.mirror;
-    if (!(m instanceof Mirror) || !m.persistent) return;
+    if (!(m instanceof ClusterMirror) || !m.persistent) return;
     m.write(this.cluster.sessions.setSubscription(session.clientId, m.epoch, key, sub));
   }
 
   /** A connection ended: the session ends in Redis too, or goes offline there with its expiry as TTL. */
   ended(session: Session, stillHeld: boolean): void {
     const m = session.mirror;
-    if (!(m instanceof Mirror) || session.link !== undefined) return;
+    if (!(m instanceof ClusterMirror) || session.link !== undefined) return;
     const { sessions } = this.cluster;
     if (!stillHeld || session.expirySeconds === 0) {
       session.mirror = undefined;
@@ -383,7 +379,7 @@ export class Replication {
     const session = registry.sessions.get(clientId);
     if (session === undefined) return false;
     const m = session.mirror;
-    if (m instanceof Mirror && m.epoch > epoch) return false; // claimed here again since
+    if (m instanceof ClusterMirror && m.epoch > epoch) return false; // claimed here again since
     const conn = registry.onlineConnection(clientId);
     registry.forget(clientId);
     conn?.close(RC.SESSION_TAKEN_OVER, 'session-taken-over'); // [MQTT-3.1.4-3]
@@ -412,6 +408,10 @@ export class Replication {
     return this.deps.queue;
   }
 
+  get sessionStore(): SessionStore {
+    return this.cluster.sessions;
+  }
+
   private registerMetrics(metrics: BrokerMetrics): void {
     const registers = [metrics.registry];
     const counters = this.cluster.link.counters;
@@ -429,113 +429,4 @@ export class Replication {
     counter('enclave_state_backend_outages_total', 'Times the state backend link went down', () => counters.downs);
     counter('enclave_state_backend_gaps_total', 'Messages from other replicas never seen (stream trimmed past them)', () => this.cluster.bus.counters.gaps);
   }
-}
-
-/** The write-through of one session under one epoch (Session calls it; see SessionMirror). */
-class Mirror implements SessionMirror {
-  /** Changes only when the session is claimed again after an outage (Replication.recover). */
-  epoch: number;
-  /** Clean sessions are claimed (takeover, fencing) but their messages are not written. */
-  persistent: boolean;
-  private readonly replication: Replication;
-  private readonly clientId: string;
-
-  constructor(replication: Replication, clientId: string, epoch: number, persistent: boolean) {
-    this.replication = replication;
-    this.clientId = clientId;
-    this.epoch = epoch;
-    this.persistent = persistent;
-  }
-
-  write(p: Promise<unknown>): void {
-    p.catch((err: unknown) => this.replication.writeFailed(this.clientId, this.epoch, err));
-  }
-
-  private get store(): Replication['cluster']['sessions'] {
-    return this.replication.cluster.sessions;
-  }
-
-  inflight(messageId: number, msg: Message, copy: PublishCopy, fromQueue: boolean): void {
-    if (!this.persistent) return;
-    const header = { stage: 'publish' as const, qos: copy.qos as 1 | 2, retain: copy.retain, subscriptionIds: idsOf(copy) };
-    if (fromQueue) this.write(this.store.queueToInflight(this.clientId, this.epoch, messageId, header));
-    else this.write(this.store.setInflight(this.clientId, this.epoch, messageId, { ...header, message: envelopeOf(msg) }));
-  }
-
-  pubrel(messageId: number, copy: PublishCopy): void {
-    if (!this.persistent) return;
-    const record: InflightRecord = { stage: 'pubrel', qos: 2, retain: copy.retain, subscriptionIds: idsOf(copy), message: undefined };
-    this.write(this.store.setInflight(this.clientId, this.epoch, messageId, record));
-  }
-
-  done(messageId: number): void {
-    if (this.persistent) this.write(this.store.deleteInflight(this.clientId, this.epoch, messageId));
-  }
-
-  enqueued(msg: Message): void {
-    if (this.persistent) this.write(this.store.enqueue(this.clientId, this.epoch, envelopeOf(msg), this.replication.queueLimits));
-  }
-
-  incomingQos2(messageId: number, held: boolean): void {
-    if (this.persistent) this.write(this.store.setIncomingQos2(this.clientId, this.epoch, messageId, held));
-  }
-}
-
-/**
- * Delivers messages a moving session missed through the session like live ones (queued and
- * written through, sent on attach after its in-flight messages), by its first matching plain
- * subscription, up to `maxQos`. Returns how many.
- */
-function deliverMissed(session: Session, missed: readonly Envelope[], maxQos: 1 | 2): number {
-  let delivered = 0;
-  for (const e of missed) {
-    for (const sub of session.subscriptions.values()) {
-      if (sub.group !== undefined || !topicMatches(sub.filter, e.topic)) continue;
-      const qos = Math.min(e.qos, sub.options.qos);
-      if ((sub.options.noLocal && e.senderId === session.clientId) || qos === 0 || qos > maxQos) break;
-      session.deliver(routedMessage(e), sub.options, false);
-      delivered++;
-      break;
-    }
-  }
-  return delivered;
-}
-
-function idsOf(copy: PublishCopy): number[] {
-  const ids = copy.subscriptionIds;
-  return ids === undefined ? [] : typeof ids === 'number' ? [ids] : ids;
-}
-
-function envelopeOf(msg: Message): Envelope {
-  return { ...envelopeFromMessage(msg, undefined), origin: msg.origin, seq: msg.seq };
-}
-
-function outgoingOf(r: InflightRecord): Omit<Outgoing, 'messageId'> {
-  const ids = r.subscriptionIds.length === 0 ? undefined : r.subscriptionIds.length === 1 ? r.subscriptionIds[0] : r.subscriptionIds;
-  // At the PUBREL stage the payload was delivered: an empty stand-in keeps the record's shape.
-  const msg = r.message === undefined ? stub() : routedMessage(r.message);
-  return { msg, qos: r.qos, retain: r.retain, subscriptionIds: ids, stage: r.stage };
-}
-
-function queuedOf(e: Envelope, subs: Iterable<StoredSubscription>): Omit<Outgoing, 'messageId' | 'stage'> {
-  let options: SubscriptionOptions | undefined;
-  for (const s of subs) {
-    if (s.group === undefined && topicMatches(s.filter, e.topic)) {
-      options = s.options;
-      break;
-    }
-  }
-  const qos = options === undefined ? e.qos : (Math.min(e.qos, options.qos) as 0 | 1 | 2);
-  return { msg: routedMessage(e), qos, retain: (options?.retainAsPublished ?? false) && e.retain, subscriptionIds: options?.identifier };
-}
-
-function routedMessage(e: Envelope): Message {
-  const msg = messageFromEnvelope(e);
-  msg.origin = e.origin;
-  msg.seq = e.seq;
-  return msg;
-}
-
-function stub(): Message {
-  return messageFromEnvelope({ origin: '', seq: 0, senderId: '', topic: '', payload: Buffer.alloc(0), qos: 2, retain: false, expiresAt: 0, properties: undefined, sharedPicks: undefined });
 }

@@ -9,6 +9,7 @@ import type { Envelope } from './envelope.ts';
 import { RedisLink } from './link.ts';
 import type { LinkObserver, RedisLinkConfig } from './link.ts';
 import { RedisRetained } from './retained-store.ts';
+import { Script } from './script.ts';
 import { SessionStore } from './session-store.ts';
 import { SharedGroups } from './shared.ts';
 import type { SharedOptions } from './shared.ts';
@@ -56,7 +57,7 @@ export class Cluster {
   constructor(options: ClusterOptions, handlers: ClusterHandlers) {
     this.replicaId = options.replicaId;
     this.handlers = handlers;
-    this.link = new RedisLink(options.link, options.observer);
+    this.link = new RedisLink({ ...options.link, prepare: (command) => Script.loadAll(command) }, options.observer);
     this.bus = new Bus(this.link, options.replicaId, {
       message: (e) => handlers.message(e),
       retained: (e, kept) => handlers.retained(e, kept),

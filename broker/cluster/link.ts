@@ -25,6 +25,11 @@ export interface RedisLinkConfig {
   /** Reconnect backoff: first delay and cap. */
   backoffBaseMs?: number;
   backoffMaxMs?: number;
+  /**
+   * Runs on the command connection each time it becomes ready, before the link counts it as up
+   * (cluster.ts loads the Lua scripts). A failure is a failed connect: the client reconnects.
+   */
+  prepare?: (command: Redis) => Promise<void>;
 }
 
 export type LinkState = 'up' | 'down';
@@ -81,6 +86,7 @@ export class RedisLink {
   private current: LinkState = 'down';
   private closed = false;
   private waiters: (() => void)[] = [];
+  private readonly prepare: ((command: Redis) => Promise<void>) | undefined;
 
   constructor(config: RedisLinkConfig, observer?: LinkObserver) {
     this.keyPrefix = config.keyPrefix;
@@ -89,6 +95,7 @@ export class RedisLink {
       this.counters.reconnects++;
       for (const o of this.observers) o.reconnecting?.(name, delay);
     });
+    this.prepare = config.prepare;
     this.command = this.watch('command', new Redis({ ...base('command'), enableAutoPipelining: true }));
     // Blocking reads wait up to their own timeout: no command timeout on the reader.
     this.reader = this.watch('reader', new Redis({ ...base('reader'), commandTimeout: undefined }));
@@ -138,16 +145,27 @@ export class RedisLink {
     // Without an 'error' listener an ioredis error event would crash the process.
     client.on('error', (err: unknown) => this.markDown(name, reasonOf(err)));
     client.on('ready', () => {
-      this.ready.add(name);
-      if (this.ready.size === 3 && this.current === 'down') {
-        this.current = 'up';
-        for (const o of this.observers) o.up?.();
-        for (const w of this.waiters.splice(0)) w();
+      if (name === 'command' && this.prepare !== undefined) {
+        this.prepare(client).then(() => this.markReady(name), (err: unknown) => {
+          this.failed(err, 'prepare');
+          client.disconnect(true);
+        });
+        return;
       }
+      this.markReady(name);
     });
     client.on('close', () => this.markDown(name, 'connection closed'));
     client.on('end', () => this.markDown(name, 'connection ended'));
     return client;
+  }
+
+  private markReady(name: ClientName): void {
+    this.ready.add(name);
+    if (this.ready.size === 3 && this.current === 'down') {
+      this.current = 'up';
+      for (const o of this.observers) o.up?.();
+      for (const w of this.waiters.splice(0)) w();
+    }
   }
 
   private markDown(name: ClientName, reason: string): void {

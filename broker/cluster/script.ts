@@ -7,12 +7,25 @@ import type { Redis } from 'ioredis';
 type Arg = string | Buffer | number;
 
 export class Script {
+  /** Every script this process defines (they are module constants): loadAll() loads them. */
+  private static readonly all: Script[] = [];
   readonly sha: string;
   readonly source: string;
 
   constructor(source: string) {
     this.source = source;
     this.sha = createHash('sha1').update(source).digest('hex');
+    Script.all.push(this);
+  }
+
+  /**
+   * Loads every script before the link is declared up (link.ts `prepare`). Without it the first
+   * calls after a connect to an empty Redis fail with NOSCRIPT and are sent again as EVAL, after
+   * calls that followed them: pipelined writes of one session (queue appends, in-flight set and
+   * delete) would land out of order.
+   */
+  static async loadAll(redis: Redis): Promise<void> {
+    await Promise.all(Script.all.map((s) => redis.script('LOAD', s.source)));
   }
 
   /** Replies as strings (numbers stay numbers); arguments may be binary. */

@@ -110,6 +110,9 @@ export class SharedGroups {
   /** Feed control messages from the bus here. */
   onControl(m: ControlEnvelope): void {
     if (m.type !== 'shared') return;
+    // It just spoke: live, even if its first heartbeat is newer than this replica's last look at
+    // the heartbeats (else a replica that just started gets no share for up to heartbeatMs).
+    if (m.members > 0) this.live?.add(m.replica);
     const slash = m.key.indexOf('/');
     if (slash <= 0) return;
     this.apply(m.key, m.key.slice(slash + 1), m.replica, m.members);
