@@ -166,7 +166,9 @@ function accept(conn: Connection, publish: InboundPublish): void {
 
 /**
  * With replicas, QoS 1/2 are answered once Redis took the message (every replica will get it);
- * if it did not, v5 gets 0x80 and 3.1.1 no answer, so the client sends it again (docs/ha.md). The
+ * if it did not, v5 gets 0x80, and a 3.1.1 client — whose protocol has no negative PUBACK and never
+ * times a publish out — loses its connection: the only answer that makes it send the message again
+ * (after reconnecting) instead of waiting for an acknowledgement forever (docs/ha.md). The
  * connection's next packets do not wait: acks of one connection still leave in order, since the
  * bus writes of one replica are answered in order.
  */
@@ -179,8 +181,9 @@ function acknowledgeWhenRouted(conn: Connection, publish: InboundPublish, routed
   }, () => {
     if (qos === 2) conn.session?.releasePubrel(messageId);
     conn.broker.metrics.drop('state-backend');
-    if (conn.state === 'closed' || !conn.v5) return;
-    conn.write(encodeAck(qos === 1 ? 'puback' : 'pubrec', messageId, RC.UNSPECIFIED_ERROR, conn.v5));
+    if (conn.state === 'closed') return;
+    if (!conn.v5) conn.close(RC.UNSPECIFIED_ERROR, 'state-backend-unavailable');
+    else conn.write(encodeAck(qos === 1 ? 'puback' : 'pubrec', messageId, RC.UNSPECIFIED_ERROR, conn.v5));
   });
 }
 

@@ -91,6 +91,12 @@ describe('wired replicas and Redis failures', () => {
     expect(await connackCode(b, { clientId: 'p5', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 60 } })).toBe(0x88);
     expect(await connackCode(b, { clientId: 'p3', protocolVersion: 4, clean: false })).toBe(3);
     expect(await connackCode(b, { clientId: 'c5', protocolVersion: 5, clean: true })).toBe(0);
+    // 3.1.1 has no negative PUBACK: a QoS 1 PUBLISH Redis cannot take closes the connection (the
+    // client sends it again after reconnecting) rather than leaving it unanswered forever.
+    const old = await client(b, { clientId: 'p311', protocolVersion: 4, clean: true, reconnectPeriod: 0 });
+    const closed = new Promise<void>((res) => old.once('close', () => res()));
+    old.publish('t/311', 'x', { qos: 1 });
+    await Promise.race([closed, sleep(5_000).then(() => { throw new Error('the 3.1.1 connection was not closed'); })]);
     await until(async () => (await a.readyz()).status === 503, 10_000, '/readyz 503 after the grace');
     expect(await a.readyz()).toEqual({ status: 503, body: 'state backend unavailable' });
     expect(a.running && b.running).toBe(true);
