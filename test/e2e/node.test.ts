@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import bcrypt from 'bcryptjs';
+import { Redis } from 'ioredis';
 import mqtt, { type MqttClient } from 'mqtt';
 import { POD_GATEWAY } from '../support/node-network.ts';
 import { createCa, createLeaf } from '../support/pki.ts';
@@ -285,6 +286,74 @@ describe('egress from the broker', () => {
     });
     expect(allowed).toBe('GOT through-http-auth');
   }, 300_000);
+});
+
+describe('an external state backend', () => {
+  it('two replicas on a Redis of another namespace, reached through its declared egress; deleting the deployment purges every key under its prefix (a Job in the runtime namespace)', async () => {
+    const C = 'e2e-node-c';
+    const password = 'state-redis-pw';
+    // A Redis the platform runs in the shared-services namespace (AUTH, an allowed egress namespace).
+    await apply([
+      {
+        apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'state-redis', namespace: AUTH },
+        spec: {
+          replicas: 1, selector: { matchLabels: { app: 'state-redis' } },
+          template: {
+            metadata: { labels: { app: 'state-redis' } },
+            spec: {
+              terminationGracePeriodSeconds: 1, automountServiceAccountToken: false,
+              containers: [{
+                name: 'redis', image: world().node.images.redis, imagePullPolicy: 'Never',
+                args: ['--port', '6379', '--requirepass', password, '--save', '', '--appendonly', 'no', '--dir', '/tmp'],
+                ports: [{ containerPort: 6379 }], readinessProbe: { tcpSocket: { port: 6379 }, periodSeconds: 1 },
+                securityContext: restricted, volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }],
+              }],
+              volumes: [{ name: 'tmp', emptyDir: {} }],
+            },
+          },
+        },
+      },
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'state-redis', namespace: AUTH }, spec: { selector: { app: 'state-redis' }, ports: [{ port: 6379, targetPort: 6379 }] } },
+    ]);
+    await kubectl(['rollout', 'status', 'deployment/state-redis', '-n', AUTH, '--timeout=90s']);
+    const objects = tenant(C, { password: 'alice-c' }) as { kind: string; spec?: Record<string, unknown> }[];
+    const md = objects.find((o) => o.kind === 'MqttDeployment')!;
+    md.spec = {
+      ...md.spec, replicas: 2,
+      state: { backend: 'redis', redis: { external: { secretRef: { name: 'state-redis' }, egress: { namespace: AUTH, podLabels: { app: 'state-redis' }, port: 6379 } } } },
+    };
+    await apply([
+      ...objects,
+      {
+        apiVersion: 'v1', kind: 'Secret', metadata: { name: 'state-redis', namespace: C, labels: { 'mqtt.enclave.dev/allow-reference': 'true' } },
+        stringData: { address: `state-redis.${AUTH}.svc.cluster.local:6379`, password },
+      },
+    ]);
+    const ready = await readyDeployment(C, 'broker', 180_000);
+    expect(ready.status?.readyReplicas).toBe(2);
+    const runtimeC = ready.status!.namespace!;
+    const prefix = `enclave:${ready.metadata.uid}:`;
+    // The test process reaches the Redis pod directly (the node is not subject to NetworkPolicy).
+    const redisIp = (await kubectl(['get', 'pods', '-n', AUTH, '-l', 'app=state-redis', '-o', 'jsonpath={.items[0].status.podIP}'])).stdout;
+    const redis = new Redis({ host: redisIp, port: 6379, password, lazyConnect: true, maxRetriesPerRequest: 1 });
+    await redis.connect();
+    const keys = async () => (await redis.keys(`${prefix}*`)).length;
+    try {
+      const ip = await clusterIP(runtimeC);
+      const c = await eventually('a client connected through the Service', () =>
+        connect(`mqtt://${ip}:1883`, { username: 'alice', password: 'alice-c', clientId: 'ext-state', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 300 } }).catch(() => undefined), 60_000);
+      await c.subscribeAsync('devices/ext/#', { qos: 1 });
+      await c.publishAsync('devices/ext/kept', 'retained', { qos: 1, retain: true });
+      await c.endAsync();
+      await eventually('the replicas keep their state under the deployment prefix', async () => (await keys()) > 0, 30_000);
+      await deleteAndWait(MD, 'broker', C, 180_000);
+      expect((await kubectl(['get', 'namespace', runtimeC], { allowFailure: true })).code).not.toBe(0);
+      expect(await keys()).toBe(0);
+    } finally {
+      redis.disconnect();
+      await kubectl(['delete', 'namespace', C, '--wait=false', '--ignore-not-found']);
+    }
+  }, 360_000);
 });
 
 describe('rotation, failures, delete', () => {

@@ -9,6 +9,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
+import { Redis } from 'ioredis';
+import { purgePrefix } from '../../broker/cluster/purge.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl, world } from '../support/world.ts';
 import mqtt, { type MqttClient } from 'mqtt';
@@ -76,7 +78,19 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // The purge of an external Redis runs as a Job pod, and pods cannot reach this world's Redis on the
+  // host's loopback (the purge Job is tested on the node, test/e2e/node.test.ts): keep the keys at
+  // delete and remove them here, under the deployment's own prefix.
+  await kubectl(['patch', 'mqttdeployments.mqtt.enclave.dev', 'broker', '-n', NS, '--type=merge', '-p', '{"spec":{"deletionPolicy":"Retain"}}'], { allowFailure: true });
   await deleteAndWait('mqttdeployments.mqtt.enclave.dev', 'broker', NS).catch(() => undefined);
+  if (md?.metadata.uid) {
+    const r = world().redis;
+    const redis = new Redis({ host: r.host, port: r.port, password: r.password, lazyConnect: true });
+    await redis.connect();
+    await purgePrefix(redis, `enclave:${md.metadata.uid}:`);
+    redis.disconnect();
+  }
+  if (md?.status?.namespace) await kubectl(['delete', 'namespace', md.status.namespace, '--wait=false', '--ignore-not-found']);
   await e?.stop();
   await kubectl(['delete', 'namespace', NS, '--wait=false', '--ignore-not-found']);
 });
