@@ -22,6 +22,7 @@ import type { ServiceProcess } from '../../test/support/process.ts';
 import type { HaResult } from './load.ts';
 import { layerTable, measureLayer } from './layer.ts';
 import { measureRedisMemory } from './memory.ts';
+import { waitForPort } from '../support/ports.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..', '..');
@@ -106,22 +107,6 @@ function stateConfigAccepted(): boolean {
 interface Broker {
   proc: ChildProcess;
   port: number;
-}
-
-async function waitForPort(port: number): Promise<void> {
-  const { connect } = await import('node:net');
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ host: '127.0.0.1', port }, () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`broker on port ${port} did not start`);
 }
 
 function oursConfig(dir: string, port: number, redis: PrivateRedis | undefined): string {
