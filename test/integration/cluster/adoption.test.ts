@@ -3,19 +3,17 @@
 // ended sessions drop out of the index, and a client that reconnected elsewhere is not adopted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Adoption } from '../../../broker/cluster/adoption.ts';
-import { world } from '../../support/world.ts';
-import { envelopeOf, startReplica, testPrefix } from './replicas.ts';
+import { closeAll, envelopeOf, startReplica, testPrefix, worldRedis } from './replicas.ts';
 import type { RedisAddress, Replica } from './replicas.ts';
 
 let redis: RedisAddress;
 const open: Replica[] = [];
 
 beforeAll(() => {
-  const w = world().redis;
-  redis = { host: w.host, port: w.port, password: w.password };
+  redis = worldRedis();
 });
 afterAll(async () => {
-  await Promise.all(open.map((r) => r.close()));
+  await closeAll(open);
 });
 
 describe('adoption of a dead replica\'s sessions', () => {

@@ -2,19 +2,17 @@
 // connections. What one publishes reaches the others in its order and never comes back to itself;
 // takeover requests are answered by the owner; a reader that was away resumes without loss.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { world } from '../../support/world.ts';
-import { envelopeOf, startReplica, testPrefix, until } from './replicas.ts';
+import { closeAll, envelopeOf, startReplica, testPrefix, until, worldRedis } from './replicas.ts';
 import type { RedisAddress, Replica } from './replicas.ts';
 
 let redis: RedisAddress;
 const open: Replica[] = [];
 
 beforeAll(() => {
-  const w = world().redis;
-  redis = { host: w.host, port: w.port, password: w.password };
+  redis = worldRedis();
 });
 afterAll(async () => {
-  await Promise.all(open.map((r) => r.close()));
+  await closeAll(open);
 });
 
 async function replicas(n: number, name: string): Promise<Replica[]> {

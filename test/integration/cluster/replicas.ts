@@ -14,6 +14,7 @@ import type { SessionStore } from '../../../broker/cluster/session-store.ts';
 import type { SharedGroups } from '../../../broker/cluster/shared.ts';
 import { spawnService, waitUntilReady } from '../../support/process.ts';
 import type { ServiceProcess } from '../../support/process.ts';
+import { world } from '../../support/world.ts';
 
 export interface RedisAddress {
   host: string;
@@ -39,6 +40,17 @@ export interface Replica {
   takeovers: string[];
   events: string[];
   close(): Promise<void>;
+}
+
+/** The test world's Redis, as the replicas and admin clients take it. */
+export function worldRedis(): RedisAddress {
+  const w = world().redis;
+  return { host: w.host, port: w.port, password: w.password };
+}
+
+/** Closes every replica a test file opened (its afterAll). */
+export async function closeAll(open: readonly Replica[]): Promise<void> {
+  await Promise.all(open.map((r) => r.close()));
 }
 
 export function testPrefix(name: string): string {

@@ -2,19 +2,17 @@
 // property that makes replicas agree: concurrent writes to one topic from two replicas leave every
 // replica's view equal to what Redis holds.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { world } from '../../support/world.ts';
-import { envelopeOf, startReplica, testPrefix, until } from './replicas.ts';
+import { closeAll, envelopeOf, startReplica, testPrefix, until, worldRedis } from './replicas.ts';
 import type { RedisAddress, Replica } from './replicas.ts';
 
 let redis: RedisAddress;
 const open: Replica[] = [];
 
 beforeAll(() => {
-  const w = world().redis;
-  redis = { host: w.host, port: w.port, password: w.password };
+  redis = worldRedis();
 });
 afterAll(async () => {
-  await Promise.all(open.map((r) => r.close()));
+  await closeAll(open);
 });
 
 async function pair(name: string, maxBytes?: number): Promise<[Replica, Replica]> {

@@ -4,8 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
 import type { StoredSubscriptionRecord } from '../../../broker/cluster/session-store.ts';
-import { world } from '../../support/world.ts';
-import { adminClient, envelopeOf, startReplica, testPrefix } from './replicas.ts';
+import { adminClient, closeAll, envelopeOf, startReplica, testPrefix, worldRedis } from './replicas.ts';
 import type { RedisAddress, Replica } from './replicas.ts';
 
 let redis: RedisAddress;
@@ -13,12 +12,11 @@ let admin: Redis;
 const open: Replica[] = [];
 
 beforeAll(() => {
-  const w = world().redis;
-  redis = { host: w.host, port: w.port, password: w.password };
+  redis = worldRedis();
   admin = adminClient(redis);
 });
 afterAll(async () => {
-  await Promise.all(open.map((r) => r.close()));
+  await closeAll(open);
   admin.disconnect();
 });
 

@@ -2,16 +2,14 @@
 // one member cluster-wide gets it), shares follow the member counts, a replica that stops
 // heartbeating is no longer picked, and a replica starting late learns the groups from Redis.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { world } from '../../support/world.ts';
-import { envelopeOf, startReplica, testPrefix, until } from './replicas.ts';
+import { envelopeOf, startReplica, testPrefix, until, worldRedis } from './replicas.ts';
 import type { RedisAddress, Replica } from './replicas.ts';
 
 let redis: RedisAddress;
 const open: Replica[] = [];
 
 beforeAll(() => {
-  const w = world().redis;
-  redis = { host: w.host, port: w.port, password: w.password };
+  redis = worldRedis();
 });
 afterAll(async () => {
   await Promise.all(open.map((r) => r.close().catch(() => undefined)));

@@ -6,10 +6,9 @@
 import mqtt from 'mqtt';
 import type { MqttClient } from 'mqtt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { world } from '../../support/world.ts';
 import { sleep } from '../../support/wait.ts';
 import { BrokerReplica, startReplicas } from './broker-replicas.ts';
-import { testPrefix, until } from './replicas.ts';
+import { testPrefix, until, worldRedis } from './replicas.ts';
 import type { RedisAddress } from './replicas.ts';
 
 let redis: RedisAddress;
@@ -17,8 +16,7 @@ const replicas: BrokerReplica[] = [];
 const clients: MqttClient[] = [];
 
 beforeAll(() => {
-  const w = world().redis;
-  redis = { host: w.host, port: w.port, password: w.password };
+  redis = worldRedis();
 });
 afterAll(async () => {
   await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));

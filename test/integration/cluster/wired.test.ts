@@ -7,11 +7,10 @@ import mqtt from 'mqtt';
 import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { world } from '../../support/world.ts';
 import { RawClient, connect311, publish, subscribe } from '../../unit/broker/helpers.ts';
 import { sleep } from '../../support/wait.ts';
 import { BrokerReplica, startReplicas } from './broker-replicas.ts';
-import { adminClient, testPrefix, until } from './replicas.ts';
+import { adminClient, testPrefix, until, worldRedis } from './replicas.ts';
 import type { RedisAddress } from './replicas.ts';
 
 let redis: RedisAddress;
@@ -20,8 +19,7 @@ const replicas: BrokerReplica[] = [];
 const clients: MqttClient[] = [];
 
 beforeAll(() => {
-  const w = world().redis;
-  redis = { host: w.host, port: w.port, password: w.password };
+  redis = worldRedis();
   admin = adminClient(redis);
 });
 afterAll(async () => {
