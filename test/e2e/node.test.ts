@@ -119,7 +119,7 @@ async function clusterIP(ns: string, service = 'broker'): Promise<string> {
   return (await kubectl(['get', 'service', service, '-n', ns, '-o', 'jsonpath={.spec.clusterIP}'])).stdout;
 }
 
-/** Name and IP of each running broker pod, sorted by name. */
+/** Name and IP of each broker pod (one still draining included), sorted by name. */
 async function podIPs(runtimeNs: string): Promise<{ name: string; ip: string }[]> {
   const r = await kubectl(['get', 'pods', '-n', runtimeNs, '-l', 'app.kubernetes.io/name=enclave-broker', '-o', 'jsonpath={range .items[*]}{.metadata.name} {.status.podIP}{"\\n"}{end}']);
   return r.stdout.trim().split('\n').filter(Boolean).map((l) => ({ name: l.split(' ')[0]!, ip: l.split(' ')[1]! })).sort((a, b) => a.name.localeCompare(b.name));
@@ -264,8 +264,12 @@ describe('egress from the broker', () => {
     });
     console.log(`[node] broker → undeclared auth backend: ${blocked}`);
     const ipB = await clusterIP(runtimeB);
-    // The broker pod is new (the chain changed its config): wait out the enforcer's lag for its
-    // address, so what follows measures the auth backend and not the path to the broker.
+    // The broker pod is new (the chain changed its config). Ready means the new pod serves, but the
+    // replaced one drains for a while and kube-proxy may still route a connection to it (it knows
+    // only the users source: CONNACK 5, not the backend failure measured here). Wait until it is
+    // gone, then out the enforcer's lag for the new address, so what follows measures the auth
+    // backend and not the path to the broker.
+    await eventually('the replaced broker pod is gone', async () => (await podIPs(runtimeB)).length === 1, 60_000);
     await eventually('the client pod reaches the new broker pod', async () =>
       (await execIn(B, 'client', 'tcp', { HOST: ipB, PORT: '1883' })) === 'CONNECTED', 30_000);
     // Fail closed: the backend is unreachable, so the user it would allow is refused — with 3.1.1's
