@@ -2,8 +2,9 @@
 // claim of a CONNECT (a new fencing epoch), the takeover from a previous owner elsewhere, the load
 // and install of what it stored, the messages a moving session missed (replayed from the bus after
 // a dead owner, read after a released one, buffered during the move), the write-through that
-// follows (SessionMirror, session/mirror.ts), the end or offline state of a session at disconnect,
-// and letting a session go when another replica took it. broker/replication.ts holds one of these.
+// follows (SessionMirror, session/mirror.ts) including the will of the connection, the end or
+// offline state of a session at disconnect, and letting a session go when another replica took it.
+// broker/replication.ts holds one of these.
 import type { Logger } from 'pino';
 import type { Cluster } from './cluster/cluster.ts';
 import type { RedisStateConfig } from './cluster/config.ts';
@@ -16,10 +17,10 @@ import type { Refusal } from './handlers/connect-auth.ts';
 import { RC } from './protocol/reason-codes.ts';
 import type { Router } from './router/router.ts';
 import type { ClientConnection } from './services.ts';
-import { ClusterMirror, deliverMissed, outgoingOf, queuedOf } from './session/mirror.ts';
+import { ClusterMirror, deliverMissed, outgoingOf, queuedOf, storedWill } from './session/mirror.ts';
 import type { MirrorHost } from './session/mirror.ts';
 import type { SessionRegistry } from './session/registry.ts';
-import type { Outgoing, Session, StoredSubscription } from './session/session.ts';
+import type { Outgoing, Session, StoredSubscription, WillMessage } from './session/session.ts';
 
 export interface ReplicatedSessionsDeps {
   cluster: Cluster;
@@ -34,6 +35,8 @@ export interface ReplicatedSessionsDeps {
 export interface PendingClaim {
   epoch: number;
   persistent: boolean;
+  /** The session existed before this claim (Redis may hold a will of an earlier connection). */
+  present: boolean;
   /** Messages replayed from the bus for a session whose owner died (see replayFor): QoS ≤ 1 only. */
   replay: Envelope[];
   /**
@@ -58,6 +61,7 @@ export class ReplicatedSessions implements MirrorHost {
 
   constructor(deps: ReplicatedSessionsDeps) {
     this.deps = deps;
+    deps.registry.delayedWillSent = (session) => this.willSent(session);
   }
 
   private get cluster(): Cluster {
@@ -92,8 +96,8 @@ export class ReplicatedSessions implements MirrorHost {
     const { sessions } = this.cluster;
     const clientId = conn.clientId;
     try {
-      const claim = await sessions.claim(clientId, cleanStart);
-      const pending: PendingClaim = { epoch: claim.epoch, persistent: expirySeconds > 0, replay: [], buffered: [] };
+      const claim = await sessions.claim(clientId, cleanStart, expirySeconds);
+      const pending: PendingClaim = { epoch: claim.epoch, persistent: expirySeconds > 0, present: claim.present, replay: [], buffered: [] };
       this.pending.set(conn, pending);
       if (!cleanStart && claim.present) this.resuming.add(pending);
       return await this.resume(conn, pending, claim);
@@ -176,8 +180,43 @@ export class ReplicatedSessions implements MirrorHost {
   opened(conn: ClientConnection, session: Session): void {
     const claim = this.pending.get(conn);
     this.pending.delete(conn);
-    session.mirror = claim === undefined ? undefined : new ClusterMirror(this, session.clientId, claim.epoch, claim.persistent);
-    if (claim !== undefined) this.deliverMissed(session, claim);
+    if (claim === undefined) {
+      session.mirror = undefined;
+      return;
+    }
+    const mirror = session.mirror = new ClusterMirror(this, session.clientId, claim.epoch, claim.persistent);
+    mirror.staleWill = claim.present;
+    this.deliverMissed(session, claim);
+  }
+
+  /**
+   * The CONNECT's will goes to Redis once the client may publish it (a will is a publish like any
+   * other; an adopter has no client to ask, so it is asked now), replacing an earlier connection's.
+   */
+  keepWill(mirror: ClusterMirror, will: WillMessage | undefined, conn: ClientConnection): void {
+    const { sessions } = this.cluster;
+    const { clientId, epoch } = mirror;
+    if (will === undefined) {
+      if (mirror.staleWill) mirror.write(sessions.setWill(clientId, epoch, undefined));
+      mirror.staleWill = false;
+      return;
+    }
+    void this.deps.registry.willAllowed(will, conn.client, conn.authorizeAll).then((ok) => {
+      if (conn.session?.mirror !== mirror || conn.isClosed()) return; // it ended meanwhile: ended() decided
+      mirror.will = ok ? storedWill(will, clientId) : undefined;
+      if (mirror.will !== undefined) mirror.write(sessions.setWill(clientId, epoch, mirror.will));
+      else if (mirror.staleWill) mirror.write(sessions.setWill(clientId, epoch, undefined));
+      mirror.staleWill = false;
+    });
+  }
+
+  /** A delayed will went out here: Redis lets go of it. */
+  private willSent(session: Session): void {
+    const m = session.mirror;
+    if (!(m instanceof ClusterMirror) || m.will === undefined) return;
+    m.will = undefined;
+    m.willAt = undefined;
+    m.write(this.cluster.sessions.setWill(session.clientId, m.epoch, undefined));
   }
 
   /** Delivers what the session missed while it moved (see missed()). */
@@ -207,7 +246,24 @@ export class ReplicatedSessions implements MirrorHost {
     } else {
       m.persistent = true;
       m.write(sessions.goOffline(session.clientId, m.epoch, session.expirySeconds));
+      this.willAfterDisconnect(session, m);
     }
+  }
+
+  /**
+   * The registry sent the will at once, or will not send it (DISCONNECT 0x00), or delayed it: a
+   * delayed will stays in Redis with its due time, for an adopter should this replica crash first.
+   */
+  private willAfterDisconnect(session: Session, m: ClusterMirror): void {
+    const { sessions } = this.cluster;
+    if (m.will === undefined) return;
+    if (session.willTimer !== undefined) {
+      m.willAt = Date.now() + Math.min(m.will.delaySeconds, session.expirySeconds) * 1000;
+      m.write(sessions.setWillDue(session.clientId, m.epoch, m.willAt));
+      return;
+    }
+    m.will = undefined;
+    m.write(sessions.setWill(session.clientId, m.epoch, undefined));
   }
 
   /**

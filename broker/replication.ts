@@ -2,7 +2,8 @@
 // `state.backend` is `redis`: routing through the bus (a PUBLISH accepted here reaches every
 // replica; one from another replica is delivered here), retained messages in Redis order,
 // shared-group picks and membership, readiness, recovery after an outage and the state-backend
-// metrics; where sessions live (claim, takeover, resume, write-through) is replication-sessions.ts.
+// metrics; where sessions live (claim, takeover, resume, write-through) is replication-sessions.ts,
+// what becomes of a crashed replica's sessions (adoption, wills) is replication-adoption.ts.
 // The broker holds one or none: with `backend: memory` nothing here runs and the local paths are as before.
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
@@ -17,6 +18,7 @@ import type { Refusal } from './handlers/connect-auth.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { Message } from './router/message.ts';
 import type { Router } from './router/router.ts';
+import { Adopter } from './replication-adoption.ts';
 import { ReplicatedSessions } from './replication-sessions.ts';
 import type { ClientConnection } from './services.ts';
 import type { SessionRegistry } from './session/registry.ts';
@@ -51,6 +53,8 @@ export class Replication {
   private picks: SharedPick[] | undefined = undefined;
   private picksAreOwn = false;
   private readonly sessions: ReplicatedSessions;
+  /** Adopts the sessions of replicas that crashed (replication-adoption.ts). */
+  private readonly adopter: Adopter;
   private readonly gate = (key: string): boolean => this.delivers(key);
 
   constructor(deps: ReplicationDeps) {
@@ -65,10 +69,12 @@ export class Replication {
       observer: {
         up: () => {
           this.downSince = undefined;
+          this.adopter.linkUp();
           log.info('state backend up');
         },
         down: (reason) => {
           this.downSince ??= Date.now();
+          this.adopter.linkDown();
           log.warn({ reason }, 'state backend down');
         },
       },
@@ -80,6 +86,10 @@ export class Replication {
       gap: (origin, missed) => log.warn({ origin, missed }, 'messages from another replica missed'),
     });
     this.sessions = new ReplicatedSessions({ cluster: this.cluster, config: deps.config, queue: deps.queue, router: deps.router, registry: deps.registry, log });
+    this.adopter = new Adopter({
+      cluster: this.cluster, sessions: this.sessions, registry: deps.registry, log,
+      route: (msg) => void this.route(msg, undefined)?.catch(() => undefined),
+    });
     this.registerMetrics(deps.metrics);
   }
 
@@ -95,6 +105,7 @@ export class Replication {
   /** Before the listeners: false = Redis not reachable in time, the replica runs degraded. */
   async start(): Promise<boolean> {
     const up = await this.cluster.start(5_000);
+    this.adopter.start();
     if (up) await this.reloadRetained();
     else this.deps.log.warn('state backend not reachable: starting degraded');
     return up;
@@ -107,6 +118,7 @@ export class Replication {
    */
   async stop(): Promise<void> {
     const { cluster } = this;
+    this.adopter.stop();
     if (this.up) {
       try {
         // Stop reading first: the position stored with each released session is then final.

@@ -23,7 +23,13 @@ export interface StoredSession {
   owner: string;
   epoch: number;
   expirySeconds: number;
+  /** The owner had the client connected (set by claim, cleared by goOffline). */
+  connected: boolean;
+  /** Time left before Redis removes the offline session (its TTL); undefined: none (online, or never expires). */
+  ttlMs: number | undefined;
   will: StoredWill | undefined;
+  /** When a delayed will is due (ms since the epoch): its client went away and has not come back. */
+  willAt: number | undefined;
   subscriptions: Map<string, StoredSubscriptionRecord>;
   inflight: Map<number, InflightRecord>;
   incomingQos2: number[];
@@ -57,8 +63,11 @@ end
 `;
 
 // KEYS: base, inflight, qos2, queue, epoch counter, this replica's owned set.
-// ARGV: replica, clean start (1/0), key prefix, client id. The previous owner's `owned:` set is
-// derived in the script (standalone or Sentinel Redis; not Redis Cluster).
+// ARGV: replica, clean start (1/0), key prefix, client id, the connection's session expiry ('' =
+// not known). The previous owner's `owned:` set is derived in the script (standalone or Sentinel
+// Redis; not Redis Cluster). `conn` marks a client connected to the owner: should the owner crash,
+// the adopter knows the connection ended then (its will is due). A delayed will's due time goes:
+// the client is back in time. [MQTT-3.1.3-9]
 const CLAIM = new Script(`
 local epoch = redis.call('INCR', KEYS[5])
 local prev = redis.call('HGET', KEYS[1], 'owner')
@@ -71,7 +80,9 @@ if prev and prev ~= ARGV[1] then redis.call('SREM', ARGV[3] .. 'owned:' .. prev,
 redis.call('SADD', KEYS[6], ARGV[4])
 local released = redis.call('HGET', KEYS[1], 'released')
 if released then redis.call('HDEL', KEYS[1], 'released') end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch, 'conn', 1)
+if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'expiry', ARGV[5]) end
+redis.call('HDEL', KEYS[1], 'willAt')
 for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
 return {epoch, prev or '', present, released or ''}
 `);
@@ -120,6 +131,7 @@ return 1
 // KEYS: the four keys of a session. ARGV: epoch, ttl seconds (0 = never expires).
 const OFFLINE = new Script(`${FENCE}
 redis.call('HSET', KEYS[1], 'expiry', ARGV[2])
+redis.call('HDEL', KEYS[1], 'conn')
 for i = 1, 4 do
   if ARGV[2] == '0' then redis.call('PERSIST', KEYS[i]) else redis.call('EXPIRE', KEYS[i], ARGV[2]) end
 end
@@ -177,10 +189,14 @@ export class SessionStore {
     return this.epochKey;
   }
 
-  /** Takes ownership with a new epoch (clean start: everything of the old session goes). */
-  async claim(clientId: string, cleanStart: boolean): Promise<Claim> {
+  /**
+   * Takes ownership with a new epoch (clean start: everything of the old session goes) for a
+   * client that connects here with session expiry `expirySeconds` (kept for an adopter).
+   */
+  async claim(clientId: string, cleanStart: boolean, expirySeconds?: number): Promise<Claim> {
     const keys = [...this.keys(clientId), this.epochKey, this.ownedKey(this.replicaId)];
-    const [epoch, prev, present, released] = await this.call(CLAIM, keys, [this.replicaId, cleanStart ? 1 : 0, this.link.keyPrefix, clientId], 'session claim') as [number, string, number, string];
+    const args = [this.replicaId, cleanStart ? 1 : 0, this.link.keyPrefix, clientId, expirySeconds ?? ''];
+    const [epoch, prev, present, released] = await this.call(CLAIM, keys, args, 'session claim') as [number, string, number, string];
     return {
       epoch, previousOwner: prev === '' || prev === this.replicaId ? undefined : prev, present: present === 1,
       releasedAt: released === '' || present !== 1 ? undefined : released,
@@ -193,7 +209,7 @@ export class SessionStore {
     let replies: [Error | null, unknown][];
     try {
       replies = await this.link.command.multi()
-        .hgetall(base).hgetallBuffer(inflight).smembers(qos2).lrangeBuffer(queue, 0, -1).hgetBuffer(base, 'will')
+        .hgetall(base).hgetallBuffer(inflight).smembers(qos2).lrangeBuffer(queue, 0, -1).hgetBuffer(base, 'will').pttl(base)
         .exec() as [Error | null, unknown][];
     } catch (err) {
       throw this.link.failed(err, 'session load');
@@ -201,11 +217,15 @@ export class SessionStore {
     const state = replies[0]![1] as Record<string, string>;
     if (state.epoch === undefined) return undefined;
     const will = replies[4]![1] as Buffer | null;
+    const ttl = replies[5]![1] as number;
     return {
       owner: state.owner ?? '',
       epoch: Number(state.epoch),
       expirySeconds: Number(state.expiry ?? 0),
+      connected: state.conn === '1',
+      ttlMs: ttl >= 0 ? ttl : undefined,
       will: will === null ? undefined : decodeWill(will),
+      willAt: state.willAt === undefined ? undefined : Number(state.willAt),
       subscriptions: subscriptionsOf(state),
       inflight: inflightMap(replies[1]![1] as Record<string, Buffer>),
       incomingQos2: (replies[2]![1] as string[]).map(Number).sort((a, b) => a - b),
@@ -226,6 +246,12 @@ export class SessionStore {
   async setWill(clientId: string, epoch: number, will: StoredWill | undefined): Promise<void> {
     const [base] = this.keys(clientId);
     await this.call(HASH_SET, [base, base], [epoch, 'will', will === undefined ? '' : encodeWill(will)], 'will write');
+  }
+
+  /** The connection ended with its will delayed: it is due at `dueMs` (undefined: none is pending). */
+  async setWillDue(clientId: string, epoch: number, dueMs: number | undefined): Promise<void> {
+    const [base] = this.keys(clientId);
+    await this.call(HASH_SET, [base, base], [epoch, 'willAt', dueMs === undefined ? '' : Math.round(dueMs)], 'will due write');
   }
 
   /** Write-through before the PUBLISH (or PUBREL) is written to the client. */

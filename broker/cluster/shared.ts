@@ -5,12 +5,20 @@
 // replica for every group the topic matches (weighted by members, round-robin) and writes the
 // picks into the envelope: the picked replica alone delivers, to one of its local members. Replicas
 // heartbeat into a sorted set; a replica silent for `liveMs` is not picked (its members' messages go
-// to members elsewhere instead of to a dead pod).
+// to members elsewhere instead of to a dead pod), and its sessions are adopted by the live ones
+// (silent(), broker/replication-adoption.ts).
 import type { Bus, ControlEnvelope } from './bus.ts';
 import { sharedKey } from './envelope.ts';
 import type { Envelope, SharedPick } from './envelope.ts';
 import type { RedisLink } from './link.ts';
+import { Script } from './script.ts';
 import { topicMatches } from '../router/topics.ts';
+
+// KEYS: replicas. ARGV: replica, the heartbeat it was last seen with.
+const FORGET = new Script(`
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then return redis.call('ZREM', KEYS[1], ARGV[1]) end
+return 0
+`);
 
 interface Group {
   filter: string;
@@ -149,6 +157,36 @@ export class SharedGroups {
       throw this.link.failed(err, 'replica heartbeat');
     }
     return score === null ? undefined : Number(score);
+  }
+
+  /** How often this replica heartbeats, and after how long without one a replica counts as gone. */
+  get timing(): { heartbeatMs: number; liveMs: number } {
+    return { heartbeatMs: this.heartbeatMs, liveMs: this.liveMs };
+  }
+
+  /** Replicas other than this one silent for longer than `liveMs`, with their last heartbeat (ms). */
+  async silent(now = Date.now()): Promise<Map<string, number>> {
+    let flat: string[];
+    try {
+      flat = await this.link.command.zrangebyscore(this.replicasKey, '-inf', `(${now - this.liveMs}`, 'WITHSCORES');
+    } catch (err) {
+      throw this.link.failed(err, 'silent replicas');
+    }
+    const out = new Map<string, number>();
+    for (let i = 0; i + 1 < flat.length; i += 2) if (flat[i] !== this.me) out.set(flat[i]!, Number(flat[i + 1]));
+    return out;
+  }
+
+  /**
+   * Drops a gone replica's heartbeat once nothing of it is left to adopt, unless it heartbeat again
+   * meanwhile (a replica that comes back under the same name is not forgotten).
+   */
+  async forget(replica: string, lastHeartbeat: number): Promise<void> {
+    try {
+      await FORGET.run(this.link.command, [this.replicasKey], [replica, lastHeartbeat]);
+    } catch (err) {
+      throw this.link.failed(err, 'forget replica');
+    }
   }
 
   /** Reads every group hash again (start, after a reconnect). */

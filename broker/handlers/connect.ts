@@ -11,6 +11,7 @@ import type { Packet, ProtocolVersion } from '../protocol/codec.ts';
 import { RC, v3ConnackCode } from '../protocol/reason-codes.ts';
 import type { WireViolation } from '../protocol/wire-rules.ts';
 import { publishTopicProblem } from '../router/topics.ts';
+import { keepWillInCluster } from '../session/mirror.ts';
 import { authorizeStoredSubscriptions, dropDeniedSubscriptions, uncheckedSubscriptions } from '../session/reauthorize.ts';
 import type { SubscriptionVerdicts } from '../session/reauthorize.ts';
 import { NEVER_EXPIRES } from '../session/session.ts';
@@ -95,6 +96,8 @@ export async function handleConnect(conn: Connection, packet: ConnectPacket): Pr
   if (present && verdicts !== undefined) dropDeniedSubscriptions(conn, session, verdicts);
   conn.broker.setSessionExpiry(session, expiry.seconds);
   session.will = will;
+  // With replicas Redis keeps the will too, for the replica that adopts the session if this one crashes.
+  keepWillInCluster(session, will, conn);
   sendConnack(conn, present, { assigned: id.assigned, serverKeepAlive: keepalive.serverKeepAlive, cappedExpiry: expiry.capped ? expiry.seconds : undefined });
   conn.startKeepalive(keepalive.seconds);
   conn.broker.log.debug({ clientId: conn.clientId, peer: conn.peerHost, listener: conn.listener.name, version, sessionPresent: present }, 'client connected');

@@ -1,14 +1,17 @@
 // Owns the write-through of one persistent session to the cluster's session store (the
-// SessionMirror a Session calls: in flight, PUBREL stage, done, enqueue, incoming QoS 2 ids) and the
-// conversions between what the store holds and what a Session holds: a resumed session's in-flight
-// and queued records, and the messages a moving session missed. broker/replication.ts uses it.
+// SessionMirror a Session calls: in flight, PUBREL stage, done, enqueue, incoming QoS 2 ids; and the
+// will of its connection) and the conversions between what the store holds and what a Session
+// holds: a resumed session's in-flight and queued records, a will, and the messages a moving
+// session missed. broker/replication-sessions.ts and replication-adoption.ts use it.
 import type { Envelope } from '../cluster/envelope.ts';
 import { envelopeFromMessage, messageFromEnvelope } from '../cluster/routed.ts';
-import type { InflightRecord, QueueLimits, SessionStore } from '../cluster/session-store.ts';
+import type { InflightRecord, QueueLimits, SessionStore, StoredWill } from '../cluster/session-store.ts';
+import { newMessage } from '../router/message.ts';
 import type { Message, PublishCopy } from '../router/message.ts';
 import { topicMatches } from '../router/topics.ts';
 import type { SubscriptionOptions } from '../router/trie.ts';
-import type { Outgoing, Session, SessionMirror, StoredSubscription } from './session.ts';
+import type { ClientConnection } from '../services.ts';
+import type { Outgoing, Session, SessionMirror, StoredSubscription, WillMessage } from './session.ts';
 
 /** What a mirror needs of the replica that holds the session. */
 export interface MirrorHost {
@@ -17,6 +20,8 @@ export interface MirrorHost {
   readonly queueLimits: QueueLimits;
   /** A write failed (FENCED: another owner may hold the session now). */
   writeFailed(clientId: string, epoch: number, err: unknown): void;
+  /** The CONNECT that opened the session carries `will` (or none): Redis keeps it (see ClusterMirror.connected). */
+  keepWill(mirror: ClusterMirror, will: WillMessage | undefined, conn: ClientConnection): void;
 }
 
 /** The write-through of one session under one epoch (Session calls it; see SessionMirror). */
@@ -25,14 +30,29 @@ export class ClusterMirror implements SessionMirror {
   epoch: number;
   /** Clean sessions are claimed (takeover, fencing) but their messages are not written. */
   persistent: boolean;
+  /** The will Redis holds for this session, undefined when none (sent, cleared, or never given). */
+  will: StoredWill | undefined = undefined;
+  /** When that will is due (ms since the epoch) after its connection ended; undefined while connected. */
+  willAt: number | undefined = undefined;
+  /** Redis may hold a will of an earlier connection (the session was resumed, not created). */
+  staleWill = false;
+  readonly clientId: string;
   private readonly host: MirrorHost;
-  private readonly clientId: string;
 
   constructor(host: MirrorHost, clientId: string, epoch: number, persistent: boolean) {
     this.host = host;
     this.clientId = clientId;
     this.epoch = epoch;
     this.persistent = persistent;
+  }
+
+  /**
+   * The CONNECT set the session's will (undefined: none). With replicas Redis keeps it too: should
+   * this replica crash while the client is connected, the replica that adopts the session
+   * publishes it (broker/replication-adoption.ts). The handler calls this right after it set it.
+   */
+  connected(will: WillMessage | undefined, conn: ClientConnection): void {
+    this.host.keepWill(this, will, conn);
   }
 
   write(p: Promise<unknown>): void {
@@ -87,6 +107,27 @@ export function deliverMissed(session: Session, missed: readonly Envelope[], max
     }
   }
   return delivered;
+}
+
+/** The CONNECT set `session`'s will: with replicas it goes to Redis too (ClusterMirror.connected). */
+export function keepWillInCluster(session: Session, will: WillMessage | undefined, conn: ClientConnection): void {
+  if (session.mirror instanceof ClusterMirror) session.mirror.connected(will, conn);
+}
+
+/** A connection's will as Redis keeps it: an envelope (origin and sequence unused). */
+export function storedWill(will: WillMessage, clientId: string): StoredWill {
+  const { topic, payload, qos, retain, properties } = will;
+  return {
+    delaySeconds: will.delaySeconds, expirySeconds: will.expirySeconds,
+    message: { origin: '', seq: 0, senderId: clientId, topic, payload, qos, retain, expiresAt: 0, properties, sharedPicks: undefined },
+  };
+}
+
+/** The will as a message published now; its Message Expiry Interval counts from now. */
+export function willMessage(will: StoredWill): Message {
+  const e = will.message;
+  const expiresAt = will.expirySeconds === 0 ? 0 : Date.now() + will.expirySeconds * 1000;
+  return newMessage({ topic: e.topic, payload: e.payload, qos: e.qos, retain: e.retain }, e.properties, expiresAt, e.senderId, performance.now());
 }
 
 function idsOf(copy: PublishCopy): number[] {

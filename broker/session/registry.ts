@@ -31,6 +31,11 @@ export class SessionRegistry {
   private readonly persistent = new Set<Session>();
   private readonly online = new Map<string, ClientConnection>();
   private readonly deps: SessionRegistryDeps;
+  /**
+   * With replicas (broker/replication-sessions.ts): a delayed will of `session` went out here, so
+   * Redis must stop holding it (a replica adopting the session after a crash would send it again).
+   */
+  delayedWillSent: ((session: Session) => void) | undefined = undefined;
 
   constructor(deps: SessionRegistryDeps) {
     this.deps = deps;
@@ -157,12 +162,39 @@ export class SessionRegistry {
       publish();
       return;
     }
-    const delay = Math.min(will.delaySeconds, session.expirySeconds) * 1000;
+    const delayed = (): void => {
+      publish();
+      this.delayedWillSent?.(session);
+    };
+    this.delayWill(session, delayed, Math.min(will.delaySeconds, session.expirySeconds) * 1000);
+  }
+
+  /** `publish` runs after `delayMs`, or when the session ends first, unless a connection takes it. */
+  private delayWill(session: Session, publish: () => void, delayMs: number): void {
     session.willTimer = setTimeout(() => {
       session.willTimer = undefined;
       publish();
-    }, Math.min(delay, MAX_TIMER_MS));
+    }, Math.min(delayMs, MAX_TIMER_MS));
     session.pendingWill = publish;
+  }
+
+  /**
+   * A session adopted from a replica that crashed (broker/replication-adoption.ts), offline here:
+   * it ends after `expiryMs` (undefined: never), and its will (if any) goes out after `willInMs`
+   * or at that end, whichever comes first, unless its client connects again before.
+   */
+  adoptedOffline(session: Session, expiryMs: number | undefined, will: (() => void) | undefined, willInMs: number): void {
+    if (expiryMs !== undefined) {
+      session.expiryTimer = setTimeout(() => this.endSession(session, true), Math.min(Math.max(0, expiryMs), MAX_TIMER_MS));
+    }
+    if (will !== undefined) this.delayWill(session, will, Math.max(0, willInMs));
+  }
+
+  /** Whether the client may publish its will (with replicas, asked at CONNECT: broker/replication-sessions.ts). */
+  async willAllowed(will: WillMessage, client: AuthenticatedClient | undefined, authorizeAll: boolean): Promise<boolean> {
+    if (authorizeAll) return true;
+    if (client === undefined) return false;
+    return this.deps.authorization.hook.authorize(client, { action: 'publish', topic: will.topic, qos: will.qos, retain: will.retain }).catch(() => false);
   }
 
   private publishWill(will: WillMessage, client: AuthenticatedClient, clientId: string, authorizeAll: boolean): void {

@@ -1,0 +1,165 @@
+// Owns what becomes of the sessions of a replica that crashed (SIGKILL, a lost node): every live
+// replica watches the heartbeats (cluster/shared.ts) and, once a peer has been silent for longer
+// than the liveness window, adopts what it owned; the compare-and-set on the owner
+// (cluster/adoption.ts) gives each session to exactly one live replica. The adopter publishes the
+// will of a client whose connection ended with the crash (its Will Delay Interval counted from the
+// dead replica's last heartbeat) or of one whose delayed will was pending, keeps a persistent
+// session as an offline session of its own (QoS 1/2 messages are queued for it; the bus is replayed
+// from just before the crash, so what was published before the adoption is not missed) and ends a
+// clean one. Only the winner of a session does any of this, so a will goes out once cluster-wide.
+import type { Logger } from 'pino';
+import type { Cluster } from './cluster/cluster.ts';
+import type { Envelope } from './cluster/envelope.ts';
+import { NEVER_EXPIRES } from './cluster/session-store.ts';
+import type { StoredSession } from './cluster/session-store.ts';
+import type { Message } from './router/message.ts';
+import { REPLAY_MARGIN_MS } from './replication-sessions.ts';
+import type { PendingClaim, ReplicatedSessions } from './replication-sessions.ts';
+import { ClusterMirror, willMessage } from './session/mirror.ts';
+import type { SessionRegistry } from './session/registry.ts';
+
+export interface AdopterDeps {
+  cluster: Cluster;
+  sessions: ReplicatedSessions;
+  registry: SessionRegistry;
+  /** Publishes a will like a client's PUBLISH (to every replica). */
+  route: (msg: Message) => void;
+  log: Logger;
+}
+
+/** A gone replica that owns nothing any more is forgotten this long after its last heartbeat. */
+const FORGET_AFTER_MS = 10 * 60_000;
+
+/** A will to publish: when, and how. */
+interface DueWill {
+  dueMs: number;
+  publish: () => void;
+}
+
+export class Adopter {
+  private readonly deps: AdopterDeps;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+  /** Since when the link is up without a break; undefined while down. */
+  private upSince: number | undefined;
+
+  constructor(deps: AdopterDeps) {
+    this.deps = deps;
+  }
+
+  /** Looks at the heartbeats every heartbeat interval. */
+  start(): void {
+    clearInterval(this.timer);
+    this.timer = setInterval(() => void this.tick(), this.deps.cluster.shared.timing.heartbeatMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  linkUp(): void {
+    this.upSince ??= Date.now();
+  }
+
+  linkDown(): void {
+    this.upSince = undefined;
+  }
+
+  /** One look at the heartbeats: adopts what the silent replicas still own. */
+  async tick(): Promise<void> {
+    const { shared } = this.deps.cluster;
+    const { heartbeatMs, liveMs } = shared.timing;
+    // Right after a start or an outage every peer's heartbeat may be old (Redis was gone for all of
+    // them): a peer is judged only once this replica has been up for a whole window and a beat.
+    if (this.running || this.upSince === undefined || Date.now() - this.upSince < liveMs + heartbeatMs) return;
+    this.running = true;
+    try {
+      for (const [replica, last] of await shared.silent()) await this.adoptAllOf(replica, last);
+    } catch (err) {
+      this.deps.log.warn({ err: (err as Error).message }, 'adoption of a gone replica\'s sessions failed (retried)');
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async adoptAllOf(dead: string, lastHeartbeat: number): Promise<void> {
+    const { cluster, sessions, log } = this.deps;
+    const owned = await cluster.adoption.ownedBy(dead);
+    if (owned.length === 0) {
+      if (Date.now() - lastHeartbeat > FORGET_AFTER_MS) await cluster.shared.forget(dead, lastHeartbeat);
+      return;
+    }
+    // Everything routed here from now on is kept for the sessions being adopted; the replay covers
+    // what came before, back to just before the crash (both de-duplicated by origin and sequence).
+    const batch: PendingClaim = { epoch: 0, persistent: true, present: true, replay: [], buffered: [] };
+    sessions.hold(batch);
+    try {
+      const replay = await cluster.bus.since(lastHeartbeat - REPLAY_MARGIN_MS);
+      let adopted = 0;
+      for (const clientId of owned) {
+        if (await this.adopt(clientId, dead, lastHeartbeat, replay, batch.buffered)) adopted++;
+      }
+      log.info({ replica: dead, lastHeartbeat, owned: owned.length, adopted }, 'sessions of a gone replica adopted');
+    } finally {
+      sessions.done(batch);
+    }
+  }
+
+  /** Adopts one session; false when another replica (or its client) had it first. */
+  private async adopt(clientId: string, dead: string, lastHeartbeat: number, replay: Envelope[], buffered: Envelope[]): Promise<boolean> {
+    const { cluster, sessions, registry } = this.deps;
+    const store = cluster.sessions;
+    const epoch = await cluster.adoption.adopt(clientId, dead);
+    if (epoch === undefined) return false;
+    const stored = await store.load(clientId);
+    if (stored === undefined || stored.epoch !== epoch) return false; // ended, or claimed since
+    const now = Date.now();
+    const will = this.dueWill(clientId, epoch, stored, lastHeartbeat);
+    // A connected client's session expiry started when its connection ended, with the crash.
+    const neverEnds = stored.expirySeconds >= NEVER_EXPIRES || (!stored.connected && stored.ttlMs === undefined);
+    const expiryMs = neverEnds ? undefined : stored.connected ? lastHeartbeat + stored.expirySeconds * 1000 - now : stored.ttlMs!;
+    if (stored.expirySeconds === 0 || (expiryMs !== undefined && expiryMs <= 0)) {
+      // The session ended with its connection: the will goes out now [MQTT-3.1.3-9], the session goes.
+      will?.publish();
+      await store.delete(clientId, epoch);
+      this.deps.log.info({ clientId, from: dead, will: will !== undefined }, 'session of a gone replica ended');
+      return true;
+    }
+    if (stored.connected) await store.goOffline(clientId, epoch, expiryMs === undefined ? NEVER_EXPIRES : Math.ceil(expiryMs / 1000));
+    const session = sessions.install(clientId, stored);
+    const mirror = session.mirror = new ClusterMirror(sessions, clientId, epoch, true);
+    mirror.will = will === undefined ? undefined : stored.will;
+    mirror.willAt = will?.dueMs;
+    const missed: PendingClaim = { epoch, persistent: true, present: true, replay: [], buffered: [] };
+    sessions.missed(missed, stored, replay, [...buffered]);
+    sessions.deliverMissed(session, missed);
+    registry.adoptedOffline(session, expiryMs, will?.publish, (will?.dueMs ?? now) - now);
+    this.deps.log.info({ clientId, from: dead, queued: session.queuedCount, willInMs: will === undefined ? undefined : will.dueMs - now }, 'session of a gone replica adopted');
+    return true;
+  }
+
+  /**
+   * The will still to publish: a client connected to the dead replica lost its connection with the
+   * crash (at its last heartbeat, as near as is known); an offline one may have had a delayed will
+   * pending. Published by the adopter only, then removed from Redis.
+   */
+  private dueWill(clientId: string, epoch: number, stored: StoredSession, lastHeartbeat: number): DueWill | undefined {
+    const w = stored.will;
+    if (w === undefined) return undefined;
+    let dueMs: number;
+    if (stored.connected) dueMs = lastHeartbeat + Math.min(w.delaySeconds, stored.expirySeconds) * 1000;
+    else if (stored.willAt !== undefined) dueMs = stored.willAt;
+    else return undefined; // sent, or not to be sent (DISCONNECT 0x00)
+    const { route, log, cluster } = this.deps;
+    return {
+      dueMs,
+      publish: () => {
+        route(willMessage(w));
+        log.info({ clientId, topic: w.message.topic }, 'will of a client of a gone replica published');
+        cluster.sessions.setWill(clientId, epoch, undefined).catch(() => undefined); // the session may be gone already
+      },
+    };
+  }
+}
