@@ -9,6 +9,8 @@ import mqemitterRedis from 'mqemitter-redis';
 const [port, redisPort, password] = [Number(process.argv[2]), Number(process.argv[3]), process.argv[4]];
 const redis = { host: '127.0.0.1', port: redisPort, password };
 const aedes = await Aedes.createBroker({ mq: mqemitterRedis(redis), persistence: persistenceRedis(redis) });
-const server = createServer(aedes.handle);
+// noDelay as our TCP listener has it (broker/listeners/tcp.ts): with Nagle on, Aedes' small writes
+// (PUBACKs, deliveries) could wait for the client's ACK, a delay that is a socket option, not Aedes.
+const server = createServer({ noDelay: true }, aedes.handle);
 server.listen(port, '127.0.0.1', () => process.stdout.write('listening\n'));
 process.on('SIGTERM', () => process.exit(0));

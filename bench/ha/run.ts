@@ -1,12 +1,13 @@
-// `npm run bench:ha [-- --quick] [-- --only cross-qos1,...]`: shared-state brokers on loopback, one
-// load generator (load.ts) for all: our broker with one replica in memory, one replica with Redis,
-// two replicas with Redis (publishers on one, subscribers on the other), and two Aedes instances
-// sharing Redis through mqemitter-redis + aedes-persistence-redis. Redis is a private redis-server
-// on a free port, flushed before each run. CPU per message counts the broker processes (and Redis
-// separately) from /proc between GO and RESULT. Our Redis rows run once the broker accepts a
-// `state: {backend: redis}` config and its replicas heartbeat into Redis; until then they say "not
-// wired yet" instead of a number.
+// `npm run bench:ha [-- --quick] [-- --only cross-qos1,...] [-- --targets ours-2-redis,aedes-2-redis]
+// [-- --rows-only] [-- --profile DIR]`: shared-state brokers on loopback, one load generator (load.ts)
+// for all: our broker with one replica in memory, one replica with Redis, two replicas with Redis
+// (publishers on one, subscribers on the other), and two Aedes instances sharing Redis through
+// mqemitter-redis + aedes-persistence-redis. Redis is a private redis-server on a free port, flushed
+// before each run. CPU per message counts the broker processes (and Redis separately) from /proc
+// between GO and RESULT. Our Redis rows are measured only once every replica heartbeats into Redis
+// (a config that is accepted but not acted on would measure the memory path under a Redis label).
 // redis-restart-qos1 kills Redis mid-traffic and starts it again empty: what is lost or duplicated.
+// The last table puts our two replicas next to the two Aedes instances, as ratios.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -16,7 +17,6 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { validateBrokerConfig } from '../../broker/config.ts';
 import { freePort, spawnService, waitUntilReady } from '../../test/support/process.ts';
 import type { ServiceProcess } from '../../test/support/process.ts';
 import type { HaResult } from './load.ts';
@@ -29,11 +29,16 @@ const root = join(here, '..', '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',') : undefined;
+/** `--profile DIR`: our brokers write a V8 CPU profile there (node --cpu-prof) when they stop. */
+const rowsOnly = args.includes('--rows-only'); // no state-layer or memory tables
+const profileDir = args.includes('--profile') ? args[args.indexOf('--profile') + 1]! : undefined;
 const scenarios = ['cross-qos1', 'cross-qos2', 'latency-5k', 'redis-restart-qos1'].filter((s) => only === undefined || only.includes(s));
 const CLK_TCK = 100;
 
 type Target = 'ours-1-memory' | 'ours-1-redis' | 'ours-2-redis' | 'aedes-2-redis';
-const targets: Target[] = ['ours-1-memory', 'ours-1-redis', 'ours-2-redis', 'aedes-2-redis'];
+const allTargets: Target[] = ['ours-1-memory', 'ours-1-redis', 'ours-2-redis', 'aedes-2-redis'];
+/** `--targets ours-2-redis,aedes-2-redis`: only these (to profile or repeat one comparison). */
+const targets = args.includes('--targets') ? allTargets.filter((t) => args[args.indexOf('--targets') + 1]!.split(',').includes(t)) : allTargets;
 
 export interface PrivateRedis {
   service: ServiceProcess;
@@ -48,6 +53,8 @@ interface Row {
   scenario: string;
   result: HaResult | undefined;
   brokerUsPerMsg: number;
+  /** Per broker process: with two, the publishers' one first. */
+  perBrokerUs: number[];
   redisUsPerMsg: number;
   note: string;
 }
@@ -91,47 +98,56 @@ async function spawnRedis(dir: string, port: number, password: string, client: R
   return service;
 }
 
-/** Whether the broker's config accepts the Redis state backend (phase 2 wires it). */
-function stateConfigAccepted(): boolean {
-  try {
-    validateBrokerConfig({
-      listeners: [{ name: 'l', protocol: 'mqtt', port: 1883 }],
-      state: { backend: 'redis', redis: { host: '127.0.0.1', keyPrefix: 'enclave:bench:' } },
-    });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 interface Broker {
   proc: ChildProcess;
   port: number;
+  /** Our broker's admin port (/metrics); undefined for Aedes. */
+  adminPort: number | undefined;
 }
 
-function oursConfig(dir: string, port: number, redis: PrivateRedis | undefined): string {
+function oursConfig(dir: string, port: number, adminPort: number, redis: PrivateRedis | undefined): string {
   const file = join(dir, `broker-${port}.yaml`);
   const passwordFile = join(dir, 'redis-password');
   writeFileSync(passwordFile, redis?.password ?? '');
   const state = redis === undefined ? '' : `state:\n  backend: redis\n  redis: { host: 127.0.0.1, port: ${redis.port}, passwordFile: ${passwordFile}, keyPrefix: 'enclave:bench:' }\n`;
   writeFileSync(file, `name: bench\nlisteners: [{ name: default, protocol: mqtt, host: 127.0.0.1, port: ${port}, allowAnonymous: true }]\n`
-    + `admin: { host: 127.0.0.1, port: 0 }\nauthorization: { noMatch: allow }\nlogging: { level: warn }\n${state}`);
+    + `admin: { host: 127.0.0.1, port: ${adminPort} }\nauthorization: { noMatch: allow }\nlogging: { level: warn }\n${state}`);
   return file;
 }
 
 async function startBroker(target: Target, index: number, redis: PrivateRedis): Promise<Broker> {
   const port = await freePort();
   let proc: ChildProcess;
+  let adminPort: number | undefined;
   if (target === 'aedes-2-redis') {
     proc = spawn(process.execPath, [join(here, 'aedes-redis.ts'), String(port), String(redis.port), redis.password], { stdio: 'ignore' });
   } else {
-    const config = oursConfig(redis.dir, port, target === 'ours-1-memory' ? undefined : redis);
-    proc = spawn(process.execPath, [join(root, 'broker/main.ts'), '--config', config], {
+    adminPort = await freePort();
+    const config = oursConfig(redis.dir, port, adminPort, target === 'ours-1-memory' ? undefined : redis);
+    const profile = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${target}-${index}-${port}.cpuprofile`];
+    proc = spawn(process.execPath, [...profile, join(root, 'broker/main.ts'), '--config', config], {
       stdio: 'ignore', env: { ...process.env, ENCLAVE_REPLICA_ID: `bench-${index}` },
     });
   }
-  await waitForPort(port);
-  return { proc, port };
+  await waitForPort(port, 600); // 30 s: a loaded machine starts a broker slowly
+  return { proc, port, adminPort };
+}
+
+/**
+ * Messages our brokers dropped on purpose (`enclave_broker_messages_dropped_total`), by reason:
+ * e.g. queue-full is the configured slow-consumer limit (`maxQueuedMessages`), which Aedes does
+ * not have: a "lost" count is read next to it.
+ */
+async function drops(brokers: Broker[]): Promise<string> {
+  const byReason = new Map<string, number>();
+  for (const b of brokers) {
+    if (b.adminPort === undefined) continue;
+    const text = await fetch(`http://127.0.0.1:${b.adminPort}/metrics`).then((r) => r.text(), () => '');
+    for (const m of text.matchAll(/^enclave_broker_messages_dropped_total\{reason="([^"]+)"\} (\d+)/gm)) {
+      byReason.set(m[1]!, (byReason.get(m[1]!) ?? 0) + Number(m[2]));
+    }
+  }
+  return [...byReason].filter(([, n]) => n > 0).map(([reason, n]) => `dropped ${n} ${reason}`).join(', ');
 }
 
 async function stopBroker(b: Broker): Promise<void> {
@@ -174,7 +190,7 @@ async function replicasHeartbeat(redis: PrivateRedis, count: number): Promise<bo
   return false;
 }
 
-const notWired = (target: Target, scenario: string, why: string): Row => ({ target, scenario, result: undefined, brokerUsPerMsg: NaN, redisUsPerMsg: NaN, note: `not wired yet (${why})` });
+const failed = (target: Target, scenario: string, why: string): Row => ({ target, scenario, result: undefined, brokerUsPerMsg: NaN, perBrokerUs: [], redisUsPerMsg: NaN, note: why });
 
 async function runOne(target: Target, scenario: string, redis: PrivateRedis): Promise<Row> {
   await redis.client.flushall();
@@ -183,7 +199,7 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
   for (let i = 0; i < replicas; i++) brokers.push(await startBroker(target, i, redis));
   if (target.startsWith('ours') && target.endsWith('-redis') && !await replicasHeartbeat(redis, replicas)) {
     for (const b of brokers) await stopBroker(b);
-    return notWired(target, scenario, 'no replica heartbeat in Redis');
+    return failed(target, scenario, 'no replica heartbeat in Redis');
   }
   const subPort = brokers[brokers.length - 1]!.port;
   const gen = spawn(process.execPath, [join(here, 'load.ts'), String(brokers[0]!.port), String(subPort), scenario, quick ? 'quick' : 'full'], { stdio: ['pipe', 'pipe', 'inherit'] });
@@ -191,7 +207,7 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
   try {
     await next('READY');
     const pids = brokers.map((b) => b.proc.pid!);
-    const cpu0 = pids.reduce((s, p) => s + cpuTicks(p), 0);
+    const cpu0 = pids.map(cpuTicks);
     const redis0 = cpuTicks(redis.service.pid);
     const redisPid = redis.service.pid; // a restart replaces the process: its CPU is then not counted
     gen.stdin.write('GO\n');
@@ -202,9 +218,11 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
     await outage;
     const per = (ticks: number): number => (result.delivered > 0 ? (ticks * 1e6) / CLK_TCK / result.delivered : NaN);
     const exited = brokers.filter((b) => b.proc.exitCode !== null || b.proc.signalCode !== null).map((b) => b.proc.exitCode ?? b.proc.signalCode);
+    const perBrokerUs = pids.map((p, i) => per(cpuTicks(p) - cpu0[i]!));
+    const note = [exited.length > 0 ? `broker exited (${exited.join(', ')})` : '', await drops(brokers)].filter((x) => x !== '').join('; ');
     return {
-      target, scenario, result, note: exited.length > 0 ? `broker exited (${exited.join(', ')})` : '',
-      brokerUsPerMsg: per(pids.reduce((s, p) => s + cpuTicks(p), 0) - cpu0), redisUsPerMsg: redis.service.pid === redisPid ? per(cpuTicks(redisPid) - redis0) : NaN,
+      target, scenario, result, note,
+      brokerUsPerMsg: perBrokerUs.reduce((a, b) => a + b, 0), perBrokerUs, redisUsPerMsg: redis.service.pid === redisPid ? per(cpuTicks(redisPid) - redis0) : NaN,
     };
   } finally {
     gen.kill();
@@ -215,29 +233,48 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
 const f = (x: number | undefined, digits = 1): string => (x === undefined || !Number.isFinite(x) ? '-' : x.toFixed(digits));
 
 function table(rows: Row[]): string {
-  const header = ['scenario', 'target', 'msg/s', 'p50 ms', 'p99 ms', 'lost', 'dup', 'broker µs/msg', 'redis µs/msg', 'note'];
+  const header = ['scenario', 'target', 'msg/s', 'p50 ms', 'p99 ms', 'lost', 'dup', 'broker µs/msg', '(pub + sub)', 'redis µs/msg', 'note'];
   const cells = rows.map((r) => {
     const x = r.result;
     return [r.scenario, r.target, f(x === undefined ? undefined : x.delivered / (x.elapsedMs / 1000), 0), f(x?.latencyP50Ms, 2), f(x?.latencyP99Ms, 2),
-      x === undefined ? '-' : String(x.lost), x === undefined ? '-' : String(x.duplicated), f(r.brokerUsPerMsg, 1), f(r.redisUsPerMsg, 1), r.note];
+      x === undefined ? '-' : String(x.lost), x === undefined ? '-' : String(x.duplicated), f(r.brokerUsPerMsg, 1),
+      r.perBrokerUs.length > 1 ? r.perBrokerUs.map((x) => f(x, 1)).join(' + ') : '', f(r.redisUsPerMsg, 1), r.note];
   });
+  return markdown(header, cells);
+}
+
+function markdown(header: string[], cells: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]): string => `| ${c.map((s, i) => s.padEnd(widths[i]!)).join(' | ')} |`;
   return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...cells.map(line)].join('\n');
 }
 
+/**
+ * Ours across two replicas next to Aedes across two instances, per scenario: throughput (higher is
+ * better for us), CPU per delivered message of the brokers, and of brokers + Redis (lower is better).
+ */
+function ratios(rows: Row[]): string {
+  const header = ['scenario', 'msg/s ours / Aedes', 'broker CPU/msg ours / Aedes', 'broker+Redis CPU/msg ours / Aedes', 'p99 ms ours | Aedes'];
+  const cells: string[][] = [];
+  for (const scenario of new Set(rows.map((r) => r.scenario))) {
+    const ours = rows.find((r) => r.scenario === scenario && r.target === 'ours-2-redis');
+    const aedes = rows.find((r) => r.scenario === scenario && r.target === 'aedes-2-redis');
+    if (ours?.result === undefined || aedes?.result === undefined) continue;
+    const rate = (r: Row): number => r.result!.delivered / r.result!.elapsedMs;
+    const total = (r: Row): number => r.brokerUsPerMsg + r.redisUsPerMsg;
+    cells.push([scenario, f(rate(ours) / rate(aedes), 2), f(ours.brokerUsPerMsg / aedes.brokerUsPerMsg, 2), f(total(ours) / total(aedes), 2),
+      `${f(ours.result.latencyP99Ms, 2)} | ${f(aedes.result.latencyP99Ms, 2)}`]);
+  }
+  return `Ours (2 replicas, Redis) relative to Aedes (2 instances, Redis)\n${markdown(header, cells)}`;
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const redis = await startRedis();
-  const wired = stateConfigAccepted();
   const rows: Row[] = [];
   try {
     for (const scenario of scenarios) {
       for (const target of targets) {
-        if (target.endsWith('-redis') && target.startsWith('ours') && !wired) {
-          rows.push(notWired(target, scenario, 'broker config has no `state` section'));
-          continue;
-        }
         const row = await runOne(target, scenario, redis);
         rows.push(row);
         const x = row.result;
@@ -245,7 +282,8 @@ async function main(): Promise<void> {
       }
     }
     process.stdout.write(`\nHA benchmark (${quick ? 'quick' : 'full'}; 2-replica rows: publishers on replica 1, subscribers on replica 2; QoS 1/2 windows of 16 per publisher)\n`);
-    process.stdout.write(`${table(rows)}\n\n`);
+    process.stdout.write(`${table(rows)}\n\n${ratios(rows)}\n\n`);
+    if (rowsOnly) return;
     process.stdout.write(`${layerTable(await measureLayer(redis, quick))}\n\n`);
     process.stdout.write(`${await measureRedisMemory(redis, quick ? 200 : 1000)}\n`);
   } finally {

@@ -5,6 +5,12 @@
 // stream still holds it (`maxEntries`). Per-origin sequence numbers make any loss beyond that
 // visible (gap counter) instead of silent. Control messages (takeover, released, shared-group
 // membership) are small JSON on a pub/sub channel: they are requests with timeouts, not data.
+//
+// The messages one replica accepts in one turn of the event loop go out as ONE stream entry (one
+// XADD, fields `m <frame> m <frame> …`): a command, a reply and a promise per batch instead of per
+// message, on this replica, in Redis and on every reader. A batch is sent at the end of the turn
+// (setImmediate), so it adds no wait of its own; every publish() of a batch settles when Redis
+// holds the entry, never before.
 import { decodeEnvelope, EnvelopeError, encodeEnvelope } from './envelope.ts';
 import type { Envelope } from './envelope.ts';
 import type { RedisLink } from './link.ts';
@@ -43,6 +49,27 @@ export interface BusOptions {
 
 export type Unstamped = Omit<Envelope, 'origin' | 'seq'>;
 
+/**
+ * Frames per stream entry at most: bounds what one XADD carries and what a reader routes in one go
+ * (READ_COUNT entries × this = 128 messages per read, see readOnce()).
+ */
+const MAX_BATCH_FRAMES = 16;
+/** Bytes per stream entry at most (a batch is sent early when a large message fills it). */
+const MAX_BATCH_BYTES = 256 * 1024;
+/** Entries per XREAD. */
+const READ_COUNT = 8;
+
+/** Messages waiting for the next XADD, and the one promise every publish() among them returns. */
+interface Batch {
+  fields: Buffer[];
+  frames: number;
+  bytes: number;
+  done: Promise<void>;
+  settle: (err?: Error) => void;
+}
+
+const FIELD_M = Buffer.from('m');
+
 export class Bus {
   readonly replicaId: string;
   readonly streamKey: string;
@@ -59,6 +86,14 @@ export class Bus {
   /** The id of the last stream entry read, undefined before the first read. */
   private lastRead: string | undefined;
   private loop: Promise<void> | undefined;
+  private batch: Batch | undefined;
+  private flushScheduled = false;
+  private readonly flushAtTurnEnd = (): void => {
+    this.flushScheduled = false;
+    this.flush();
+  };
+  /** Messages per stream entry, smoothed: the trim length counts messages, not entries. */
+  private framesPerEntry = 1;
   private readonly releaseWaiters = new Map<string, (ok: boolean) => void>();
   private readonly onControlMessage = (channel: string, text: string): void => this.controlReceived(channel, text);
 
@@ -81,6 +116,7 @@ export class Bus {
   }
 
   async stop(): Promise<void> {
+    this.flush();
     this.running = false;
     this.link.subscriber.off('message', this.onControlMessage);
     await this.loop;
@@ -94,14 +130,52 @@ export class Bus {
     return e;
   }
 
-  /** Publishes to every other replica. Rejects (LinkError) when Redis did not take it. */
-  async publish(e: Envelope): Promise<void> {
+  /**
+   * Publishes to every other replica: resolves once Redis holds it, rejects (LinkError) when Redis
+   * did not take it. The promise is shared by the messages of one batch; a rejection nobody
+   * awaits (QoS 0) is not an unhandled rejection.
+   */
+  publish(e: Envelope): Promise<void> {
+    let frame: Buffer;
     try {
-      await this.link.command.xadd(this.streamKey, 'MAXLEN', '~', this.maxEntries, '*', 'm', encodeEnvelope(e));
-      this.counters.published++;
+      frame = encodeEnvelope(e);
     } catch (err) {
-      throw this.link.failed(err, 'bus publish');
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
+    const b = this.batch ??= newBatch();
+    b.fields.push(FIELD_M, frame);
+    b.frames++;
+    b.bytes += frame.length;
+    if (b.frames >= MAX_BATCH_FRAMES || b.bytes >= MAX_BATCH_BYTES) this.flush();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flushAtTurnEnd);
+    }
+    return b.done;
+  }
+
+  /**
+   * Sends the pending batch now. A write that must reach the stream after the messages published
+   * before it (retained-store.ts) calls this first: both go out on the command connection, in order.
+   */
+  flush(): void {
+    const b = this.batch;
+    if (b === undefined) return;
+    this.batch = undefined;
+    this.framesPerEntry += (b.frames - this.framesPerEntry) / 16;
+    this.link.command.xadd(this.streamKey, 'MAXLEN', '~', this.trimLength, '*', ...b.fields).then(() => {
+      this.counters.published += b.frames;
+      b.settle();
+    }, (err: unknown) => b.settle(this.link.failed(err, 'bus publish')));
+  }
+
+  /**
+   * The stream length (entries) XADD trims to: `maxEntries` messages at the current number of
+   * messages per entry, so Redis holds about as many messages (and bytes) as configured however
+   * the traffic batches.
+   */
+  get trimLength(): number {
+    return Math.max(1, Math.ceil(this.maxEntries / this.framesPerEntry));
   }
 
   /**
@@ -118,10 +192,11 @@ export class Bus {
     }
     const out: Envelope[] = [];
     for (const [, fields] of reply) {
-      const frame = fields[1];
-      if (frame === undefined) continue;
-      const e = decodeEnvelope(frame);
-      if (!(e instanceof EnvelopeError)) out.push({ ...e, payload: Buffer.from(e.payload) });
+      for (let i = 1; i < fields.length; i += 2) {
+        if (!isFrameField(fields[i - 1]!)) continue;
+        const e = decodeEnvelope(fields[i]!);
+        if (!(e instanceof EnvelopeError)) out.push({ ...e, payload: Buffer.from(e.payload) });
+      }
     }
     return out;
   }
@@ -137,6 +212,7 @@ export class Bus {
   }
 
   async control(m: ControlMessage): Promise<void> {
+    this.flush(); // a peer acting on this message finds what was published before it in the stream
     try {
       await this.link.command.publish(this.controlChannel, JSON.stringify({ ...m, from: this.replicaId }));
     } catch (err) {
@@ -214,21 +290,21 @@ export class Bus {
 
   private async readOnce(after: string): Promise<string> {
     // Small reads: a read's entries are routed in one go, and a client's PUBACKs wait behind them. With
-    // 1,024 per read a replica delivering to persistent subscribers stalled their in-flight windows
-    // and overflowed their queues (bench:ha cross-qos1, 2 replicas: 6,381 of 30,000 dropped as
-    // queue-full); with 128, none, at a higher rate.
+    // 1,024 messages per read a replica delivering to persistent subscribers stalled their in-flight
+    // windows and overflowed their queues (bench:ha cross-qos1, 2 replicas: 6,381 of 30,000 dropped
+    // as queue-full); with 128, none, at a higher rate. 8 entries of at most 16 messages are 128.
     const reply = await this.link.reader.callBuffer(
-      'XREAD', 'COUNT', 128, 'BLOCK', this.blockMs, 'STREAMS', this.streamKey, after,
+      'XREAD', 'COUNT', READ_COUNT, 'BLOCK', this.blockMs, 'STREAMS', this.streamKey, after,
     ) as unknown[] | null;
     if (reply === null || !this.running) return after;
-    let last = after;
-    for (const [id, fields] of streamEntries(reply)) {
-      last = id.toString();
-      // fields: m <frame> [k 0]: k 0 marks a retained message Redis did not keep (retained-store.ts)
-      const frame = fields[1];
-      if (frame !== undefined) this.dispatch(frame, fields[3] === undefined || fields[3].toString() !== '0');
+    const entries = streamEntries(reply);
+    for (const [, fields] of entries) {
+      // fields: m <frame> [m <frame> …] | m <frame> k 0: k 0 marks a retained message Redis did
+      // not keep (retained-store.ts)
+      const kept = !(fields.length === 4 && isKeptField(fields[2]!) && fields[3]!.length === 1 && fields[3]![0] === 0x30);
+      for (let i = 1; i < fields.length; i += 2) if (isFrameField(fields[i - 1]!)) this.dispatch(fields[i]!, kept);
     }
-    return last;
+    return entries.length === 0 ? after : entries[entries.length - 1]![0].toString();
   }
 
   private dispatch(frame: Buffer, kept: boolean): void {
@@ -253,6 +329,21 @@ export class Bus {
 }
 
 type StreamEntry = [Buffer, Buffer[]];
+
+/** Whether a stream entry's field name is `m` (a frame follows), not `k` (retained-store.ts). */
+const isFrameField = (name: Buffer): boolean => name.length === 1 && name[0] === 0x6d;
+const isKeptField = (name: Buffer): boolean => name.length === 1 && name[0] === 0x6b;
+
+function newBatch(): Batch {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const done = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  done.catch(() => undefined); // awaited by QoS 1/2 publishers only
+  return { fields: [], frames: 0, bytes: 0, done, settle: (err) => (err === undefined ? resolve() : reject(err)) };
+}
 
 /**
  * The entries of an XREAD reply for one stream. RESP2 answers [[key, entries]]; RESP3 a map, which

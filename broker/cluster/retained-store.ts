@@ -10,7 +10,7 @@ import type { Bus } from './bus.ts';
 import type { RedisLink } from './link.ts';
 import { Script } from './script.ts';
 
-// KEYS: hash, byte counter, bus stream. ARGV: topic, frame, 'set'|'del', max bytes, stream max entries.
+// KEYS: hash, byte counter, bus stream. ARGV: topic, frame, 'set'|'del', max bytes, stream trim length (bus.trimLength).
 // Over the budget a replacement still removes the old value (a subscriber must not get a stale value
 // as if current) and the stream entry says k=0 so replicas drop theirs too.
 const RETAIN = new Script(`
@@ -70,9 +70,12 @@ export class RedisRetained {
    */
   async publish(e: Envelope): Promise<boolean> {
     const mode = e.payload.length === 0 ? 'del' : 'set';
+    // Messages this replica published before go into the stream before this one: a publisher's
+    // order holds between its retained and its other messages.
+    this.bus.flush();
     try {
       const kept = await RETAIN.run(this.link.command, [this.hashKey, this.bytesKey, this.bus.streamKey],
-        [e.topic, encodeEnvelope(e), mode, this.maxBytes, this.bus.maxEntries]);
+        [e.topic, encodeEnvelope(e), mode, this.maxBytes, this.bus.trimLength]);
       return kept === 1;
     } catch (err) {
       throw this.link.failed(err, 'retained publish');

@@ -72,6 +72,35 @@ describe('bus', () => {
     expect(b!.bus.counters.gaps).toBe(0);
   });
 
+  it('one turn\'s messages share stream entries of at most 16; a refused publish nobody awaits is no unhandled rejection', async () => {
+    const [a, b] = await replicas(2, 'bus-batch');
+    const sends = Array.from({ length: 40 }, (_, i) => a!.bus.publish(envelopeOf(a!.bus, 't', String(i))));
+    await Promise.all(sends);
+    // Redis holds 3 entries (16 + 16 + 8 frames), not 40: fields are `m <frame>` pairs.
+    const entries = await a!.link.command.xrange(a!.bus.streamKey, '-', '+');
+    expect(entries.map(([, fields]) => fields.length / 2)).toEqual([16, 16, 8]);
+    expect(entries.every(([, fields]) => fields.every((f, i) => i % 2 === 1 || f === 'm'))).toBe(true);
+    await until(() => b!.received.length === 40, 5000, 'all 40');
+    expect(seqOf(b!, 'broker-0')).toEqual(Array.from({ length: 40 }, (_, i) => i));
+    expect(a!.bus.counters.published).toBe(40);
+    expect((await a!.bus.since(0)).map((e) => e.payload.toString())).toEqual(Array.from({ length: 40 }, (_, i) => String(i)));
+
+    // A QoS 0 message's promise is dropped by the broker: Redis refusing it must not end the process.
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      await a!.link.close();
+      void a!.bus.publish(envelopeOf(a!.bus, 't', 'dropped'));
+      const awaited = a!.bus.publish(envelopeOf(a!.bus, 't', 'refused'));
+      await expect(awaited).rejects.toMatchObject({ code: expect.stringMatching(/^REDIS_/) as unknown });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(unhandled).toEqual([]);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
+  });
+
   it('counts a gap when the stream was trimmed past what a replica missed', async () => {
     const [a, b] = await replicas(2, 'bus-gap');
     await a!.bus.publish(envelopeOf(a!.bus, 't', '0'));
