@@ -17,7 +17,7 @@ import type { Refusal } from './handlers/connect-auth.ts';
 import { RC } from './protocol/reason-codes.ts';
 import type { Router } from './router/router.ts';
 import type { ClientConnection } from './services.ts';
-import { ClusterMirror, deliverMissed, outgoingOf, queuedOf, storedWill } from './session/mirror.ts';
+import { ClusterMirror, deliverMissed, outgoingOf, queuedOf, snapshotOf, storedWill } from './session/mirror.ts';
 import type { MirrorHost } from './session/mirror.ts';
 import type { SessionRegistry } from './session/registry.ts';
 import type { Outgoing, Session, StoredSubscription, WillMessage } from './session/session.ts';
@@ -278,6 +278,37 @@ export class ReplicatedSessions implements MirrorHost {
       if (m instanceof ClusterMirror && m.persistent) releases.push(sessions.release(s.clientId, m.epoch, position).catch(() => undefined));
     }
     await Promise.all(releases);
+  }
+
+  /**
+   * After an outage Redis may have restarted empty: every session held here is claimed again (a
+   * new epoch; one another replica took meanwhile is let go) and written back whole, replacing what
+   * Redis holds: subscriptions, offline queue, outgoing in flight, incoming QoS 2 ids, the will
+   * (docs/ha.md). Writes of the old epoch fail until then; what they carried is in the snapshot.
+   */
+  async writeBack(): Promise<void> {
+    const { sessions } = this.cluster;
+    let rewritten = 0;
+    let lost = 0;
+    for (const s of [...this.deps.registry.sessions.values()]) {
+      const m = s.mirror;
+      if (!(m instanceof ClusterMirror)) continue;
+      try {
+        const epoch = await sessions.reclaim(s.clientId, m.epoch);
+        if (epoch === undefined) {
+          lost++;
+          await this.takeover(s.clientId, m.epoch);
+          continue;
+        }
+        m.epoch = epoch;
+        await sessions.rewrite(s.clientId, epoch, snapshotOf(s, m));
+        if (s.link === undefined) await sessions.goOffline(s.clientId, epoch, s.expirySeconds);
+        rewritten++;
+      } catch (err) {
+        this.deps.log.warn({ clientId: s.clientId, err: (err as Error).message }, 'session rewrite after outage failed');
+      }
+    }
+    this.deps.log.info({ sessions: rewritten, takenElsewhere: lost }, 'state backend recovered');
   }
 
   /** Another replica claimed `clientId`: its client here is disconnected (0x8E) and the session let go. */

@@ -22,7 +22,7 @@ import { Adopter } from './replication-adoption.ts';
 import { ReplicatedSessions } from './replication-sessions.ts';
 import type { ClientConnection } from './services.ts';
 import type { SessionRegistry } from './session/registry.ts';
-import { ClusterMirror, routedMessage } from './session/mirror.ts';
+import { routedMessage } from './session/mirror.ts';
 import type { Session, StoredSubscription } from './session/session.ts';
 
 /**
@@ -196,28 +196,11 @@ export class Replication {
 
   /**
    * The link is back after an outage: Redis may have restarted empty. Retained messages are read
-   * again, and every persistent session held here is claimed again (a new epoch) with its
-   * subscriptions written back, so it can still be resumed elsewhere. Messages in flight or queued
-   * for it before the outage are not written back (docs/ha.md).
+   * again, and every session held here is claimed again and written back whole (replication-sessions.ts).
    */
   private async recover(): Promise<void> {
     await this.reloadRetained();
-    const { sessions } = this.cluster;
-    let rewritten = 0;
-    for (const s of [...this.deps.registry.sessions.values()]) {
-      const m = s.mirror;
-      if (!(m instanceof ClusterMirror) || !m.persistent) continue;
-      try {
-        const claim = await sessions.claim(s.clientId, false);
-        m.epoch = claim.epoch;
-        for (const [key, sub] of s.subscriptions) await sessions.setSubscription(s.clientId, m.epoch, key, sub);
-        if (s.link === undefined) await sessions.goOffline(s.clientId, m.epoch, s.expirySeconds);
-        rewritten++;
-      } catch (err) {
-        this.deps.log.warn({ clientId: s.clientId, err: (err as Error).message }, 'session rewrite after outage failed');
-      }
-    }
-    this.deps.log.info({ sessions: rewritten }, 'state backend recovered');
+    await this.sessions.writeBack();
   }
 
   /** At start and after an outage: Redis' retained messages replace the local copies of those topics. */

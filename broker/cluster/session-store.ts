@@ -50,6 +50,18 @@ export interface Claim {
   releasedAt: string | undefined;
 }
 
+/** Everything a replica holds of one session, written back at once after Redis lost it (rewrite()). */
+export interface SessionSnapshot {
+  connected: boolean;
+  expirySeconds: number;
+  will: StoredWill | undefined;
+  willAt: number | undefined;
+  subscriptions: [string, StoredSubscriptionRecord][];
+  inflight: [number, InflightRecord][];
+  incomingQos2: number[];
+  queue: Envelope[];
+}
+
 export interface QueueLimits {
   maxMessages: number;
   maxBytes: number;
@@ -155,6 +167,41 @@ const RELEASE = new Script(`${FENCE}
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('HSET', KEYS[1], 'released', ARGV[3])
 redis.call('SREM', KEYS[2], ARGV[2])
+return 1
+`);
+
+// KEYS: base, epoch counter, this replica's owned set. ARGV: replica, client id, the epoch it held.
+// Takes a session back after an outage unless another replica owns it now. The counter restarts at
+// 1 when Redis restarted empty: it is moved past the epoch held here first, so the new one is newer.
+const RECLAIM = new Script(`
+local owner = redis.call('HGET', KEYS[1], 'owner')
+if owner and owner ~= ARGV[1] then return 0 end
+if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
+redis.call('SADD', KEYS[3], ARGV[2])
+return epoch
+`);
+
+// KEYS: the four keys of a session. ARGV: epoch, then counted runs: state fields (name, value),
+// in flight (packet id, record), incoming QoS 2 ids, queue frames. Replaces what Redis held.
+const REWRITE = new Script(`${FENCE}
+redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4])
+for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if f ~= 'owner' and f ~= 'epoch' then redis.call('HDEL', KEYS[1], f) end
+end
+local i = 2
+local function run(step, write)
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  for _ = 1, n do write(i); i = i + step end
+end
+run(2, function(j) redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end)
+run(2, function(j) redis.call('HSET', KEYS[2], ARGV[j], ARGV[j + 1]) end)
+run(1, function(j) redis.call('SADD', KEYS[3], ARGV[j]) end)
+local bytes = 0
+run(1, function(j) redis.call('RPUSH', KEYS[4], ARGV[j]); bytes = bytes + #ARGV[j] end)
+redis.call('HSET', KEYS[1], 'qbytes', bytes)
 return 1
 `);
 
@@ -303,6 +350,31 @@ export class SessionStore {
   /** Ends a session (expiry 0 at disconnect, expiry timer, clean start elsewhere). undefined epoch: unconditional. */
   async delete(clientId: string, epoch?: number): Promise<void> {
     await this.call(DELETE, this.keys(clientId), [epoch ?? '', this.link.keyPrefix, clientId], 'session delete');
+  }
+
+  /**
+   * After an outage: a new epoch for a session this replica holds (at `heldEpoch`), unless another
+   * replica owns it now (undefined: let it go). Redis may have lost the session: rewrite() follows.
+   */
+  async reclaim(clientId: string, heldEpoch: number): Promise<number | undefined> {
+    const keys = [this.keys(clientId)[0], this.epochKey, this.ownedKey(this.replicaId)];
+    const epoch = await this.call(RECLAIM, keys, [this.replicaId, clientId, heldEpoch], 'session reclaim') as number;
+    return epoch === 0 ? undefined : epoch;
+  }
+
+  /** Replaces everything Redis holds of a session (but owner and epoch) with what this replica holds. */
+  async rewrite(clientId: string, epoch: number, s: SessionSnapshot): Promise<void> {
+    const state: (string | number | Buffer)[] = ['expiry', s.expirySeconds];
+    if (s.connected) state.push('conn', 1);
+    if (s.will !== undefined) state.push('will', encodeWill(s.will));
+    if (s.willAt !== undefined) state.push('willAt', Math.round(s.willAt));
+    for (const [key, sub] of s.subscriptions) state.push(`${SUB}${key}`, encodeSubscriptionOptions(sub.options));
+    const inflight = s.inflight.flatMap(([id, r]) => {
+      const head = encodeInflightHeader(r);
+      return [id, r.stage === 'pubrel' || r.message === undefined ? head : Buffer.concat([head, encodeEnvelope(r.message)])];
+    });
+    const args = [epoch, state.length / 2, ...state, inflight.length / 2, ...inflight, s.incomingQos2.length, ...s.incomingQos2, s.queue.length, ...s.queue.map(encodeEnvelope)];
+    await this.call(REWRITE, this.keys(clientId), args, 'session rewrite');
   }
 
   /** MEMORY USAGE of every key of one session (bytes Redis holds for it). */

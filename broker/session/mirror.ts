@@ -5,7 +5,7 @@
 // session missed. broker/replication-sessions.ts and replication-adoption.ts use it.
 import type { Envelope } from '../cluster/envelope.ts';
 import { envelopeFromMessage, messageFromEnvelope } from '../cluster/routed.ts';
-import type { InflightRecord, QueueLimits, SessionStore, StoredWill } from '../cluster/session-store.ts';
+import type { InflightRecord, QueueLimits, SessionSnapshot, SessionStore, StoredWill } from '../cluster/session-store.ts';
 import { newMessage } from '../router/message.ts';
 import type { Message, PublishCopy } from '../router/message.ts';
 import { topicMatches } from '../router/topics.ts';
@@ -112,6 +112,31 @@ export function deliverMissed(session: Session, missed: readonly Envelope[], max
 /** The CONNECT set `session`'s will: with replicas it goes to Redis too (ClusterMirror.connected). */
 export function keepWillInCluster(session: Session, will: WillMessage | undefined, conn: ClientConnection): void {
   if (session.mirror instanceof ClusterMirror) session.mirror.connected(will, conn);
+}
+
+/**
+ * Everything this replica holds of `session` as the store writes it back after Redis lost it
+ * (restarted empty): a persistent session's subscriptions, in flight, incoming QoS 2 ids and queue;
+ * for any session whether its client is connected, and the will of that connection or a delayed
+ * one still pending.
+ */
+export function snapshotOf(session: Session, m: ClusterMirror): SessionSnapshot {
+  const snap: SessionSnapshot = {
+    connected: session.link !== undefined, expirySeconds: session.expirySeconds, will: m.will, willAt: m.willAt,
+    subscriptions: [], inflight: [], incomingQos2: [], queue: [],
+  };
+  if (!m.persistent) return snap;
+  for (const [key, sub] of session.subscriptions) snap.subscriptions.push([key, sub]);
+  // Session keeps its message state to itself (it is the message path); this write-back is the one
+  // reader outside it. Element access keeps the names type-checked.
+  for (const [id, out] of session['inflightMap'] ?? []) {
+    const message = out.stage === 'publish' ? envelopeOf(out.msg) : undefined;
+    snap.inflight.push([id, { stage: out.stage, qos: out.qos as 1 | 2, retain: out.retain, subscriptionIds: idsOf(out), message }]);
+  }
+  const held = session['qos2In'];
+  for (let id = 1; held !== undefined && snap.incomingQos2.length < held.size && id <= 65535; id++) if (held.has(id)) snap.incomingQos2.push(id);
+  for (const out of session['queue']) snap.queue.push(envelopeOf(out.msg));
+  return snap;
 }
 
 /** A connection's will as Redis keeps it: an envelope (origin and sequence unused). */

@@ -123,6 +123,49 @@ describe('wired replicas and Redis failures', () => {
     console.log(`redis restart: sent ${sent}, acknowledged ${acked}, refused (0x80) ${refused}, delivered locally ${local.length}, on the other replica ${remote.length}`);
   });
 
+  it('Redis restarts empty: what the replicas hold of their sessions is written back, an offline subscriber still gets what was queued for it', async () => {
+    const prefix = testPrefix('wired-rewrite');
+    const rs = await startReplicas(['rw-0', 'rw-1'], { redis: server.address, keyPrefix: prefix });
+    replicas.push(...rs);
+    const [a, b] = [rs[0]!, rs[1]!];
+    const subOpts: IClientOptions = { clientId: 'rw-sub', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } };
+    const sub = await client(a, subOpts);
+    await sub.subscribeAsync('rw/#', { qos: 1 });
+    await sub.endAsync(); // offline on a: what is published now is queued there and in Redis
+    // Connected on b across the restart: its will and subscription come back too.
+    const online = await client(b, { clientId: 'rw-online', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 }, will: { topic: 'rw-will/x', payload: Buffer.from('gone'), qos: 1, retain: false } });
+    await online.subscribeAsync('other/#', { qos: 1 });
+    const pub = await client(b, { clientId: 'rw-pub', protocolVersion: 5 });
+    for (let i = 0; i < 30; i++) await pub.publishAsync('rw/t', String(i), { qos: 1 });
+    const redis = adminClient(server.address);
+    try {
+      const base = `${prefix}s:rw-sub`;
+      await until(async () => await redis.llen(`${base}:queue`) === 30, 5_000, '30 queued in Redis');
+      await server.kill();
+      await server.start(); // empty
+      expect(await redis.exists(base)).toBe(0);
+      await until(async () => (await a.readyz()).status === 200 && (await b.readyz()).status === 200, 20_000, 'ready again');
+      await until(async () => await redis.llen(`${base}:queue`) === 30, 10_000, 'the queue written back');
+      expect(await redis.hget(base, 'owner')).toBe('rw-0');
+      expect(await redis.hexists(base, 'sub:rw/#')).toBe(1);
+      expect(await redis.ttl(base)).toBeGreaterThan(500); // offline: its expiry is a TTL again
+      const onlineBase = `${prefix}s:rw-online`;
+      expect(await redis.hget(onlineBase, 'owner')).toBe('rw-1');
+      expect(await redis.hexists(onlineBase, 'will')).toBe(1);
+      expect(await redis.hexists(onlineBase, 'sub:other/#')).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+    // Back on the other replica: a takeover from a, the load from Redis, every queued message.
+    const back = mqtt.connect({ host: '127.0.0.1', port: b.port, reconnectPeriod: 0, ...subOpts });
+    clients.push(back);
+    const got = collect(back);
+    await until(() => new Set(got.map((p) => p.payload.toString())).size === 30, 10_000, 'the 30 queued messages').catch(() => undefined);
+    const unique = new Set(got.map((p) => Number(p.payload.toString())));
+    console.log(`redis restart-empty: 30 queued before, ${got.length} received after the move (${unique.size} unique)`);
+    expect([...unique].sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+  });
+
   it('a purge of the deployment prefix leaves 0 keys after replicas with sessions, retained and shared groups stop', async () => {
     const prefix = testPrefix('wired-purge');
     const rs = await startReplicas(['pg-0', 'pg-1'], { redis: server.address, keyPrefix: prefix });
