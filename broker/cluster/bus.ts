@@ -167,6 +167,7 @@ export class Bus {
       this.counters.published += b.frames;
       b.settle();
     }, (err: unknown) => b.settle(this.link.failed(err, 'bus publish')));
+    this.link.flushCommands(); // the turn is over for this batch: no reason to wait for the next
   }
 
   /**
