@@ -9,7 +9,10 @@ export interface RedisStateConfig {
   host: string;
   port: number;
   username?: string;
-  /** File holding the password (a mounted Secret key), read at start (a rotation restarts the pod). */
+  /**
+   * File holding the password (a mounted Secret key): read at start and again whenever it changes;
+   * the new password is used from the next (re)connect, so a rotation needs no restart.
+   */
   passwordFile?: string;
   /** CA bundle of Redis' server certificate; TLS when set. */
   caFile?: string;
@@ -62,11 +65,11 @@ export function replicaId(env: NodeJS.ProcessEnv = process.env, hostname = ''): 
 }
 
 export function linkConfig(c: RedisStateConfig): RedisLinkConfig {
-  const password = c.passwordFile === undefined ? undefined : readFileSync(c.passwordFile, 'utf8').trimEnd();
   return {
     host: c.host, port: c.port, db: c.db, keyPrefix: c.keyPrefix,
     ...(c.username !== undefined ? { username: c.username } : {}),
-    ...(password !== undefined ? { password } : {}),
+    // Read now (a missing file fails the start); the link watches it for rotations.
+    ...(c.passwordFile !== undefined ? { password: readFileSync(c.passwordFile, 'utf8').trim(), passwordFile: c.passwordFile } : {}),
     ...(c.caFile !== undefined ? { caFile: c.caFile } : {}),
     ...(c.tlsServerName !== undefined ? { tlsServerName: c.tlsServerName } : {}),
   };

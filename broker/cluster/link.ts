@@ -3,17 +3,28 @@
 // them) and a subscriber client (control channel). Commands fail fast while Redis is down (no
 // offline queue, one retry) so a CONNECT is never held hostage; ioredis reconnects with a capped,
 // jittered exponential backoff. The link reports `up` when all three clients are ready and `down`
-// with a reason as soon as one is not; it never lets an ioredis error reach the process.
+// with a reason as soon as one is not; it never lets an ioredis error reach the process. A password
+// from a mounted file is re-read when the file changes and used from the next (re)connect: a
+// rotation needs no restart (connections already authenticated stay; Redis keeps them).
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { Redis } from 'ioredis';
 import type { RedisOptions } from 'ioredis';
+import { watchTextFile } from '../mounted-files.ts';
+import type { WatchedFile } from '../mounted-files.ts';
 
 export interface RedisLinkConfig {
   host: string;
   port: number;
   username?: string;
   password?: string;
+  /**
+   * The file `password` was read from (a mounted Secret key): watched, and its new content is the
+   * password of every later (re)connect. Read now when `password` is not given.
+   */
+  passwordFile?: string;
+  /** How often the password file is checked (ms; default: mounted-files.ts). */
+  passwordWatchIntervalMs?: number;
   /** PEM of the CA that signed Redis' certificate; TLS is used when set. */
   caFile?: string;
   /** Server name checked against the certificate (default: host). */
@@ -44,6 +55,8 @@ export interface LinkObserver {
   reconnecting?(client: string, delayMs: number): void;
   /** A command failed (Redis down, timeout, script error). */
   failure?(reason: string): void;
+  /** The password file changed: the next (re)connect authenticates with its new content. */
+  passwordChanged?(): void;
 }
 
 export interface LinkCounters {
@@ -88,6 +101,7 @@ export class RedisLink {
   private closed = false;
   private waiters: (() => void)[] = [];
   private readonly prepare: ((command: Redis) => Promise<void>) | undefined;
+  private readonly passwordWatch: WatchedFile | undefined;
   /** The command socket while it gathers this turn's commands (see gatherPerTurn). */
   private corked: Socket | undefined;
   private readonly uncork = (): void => this.flushCommands();
@@ -95,6 +109,10 @@ export class RedisLink {
   constructor(config: RedisLinkConfig, observer?: LinkObserver) {
     this.keyPrefix = config.keyPrefix;
     if (observer !== undefined) this.observers.push(observer);
+    if (config.passwordFile !== undefined) {
+      this.passwordWatch = watchTextFile(config.passwordFile, (password) => this.rotatePassword(password), { intervalMs: config.passwordWatchIntervalMs });
+      config = { ...config, password: config.password ?? this.passwordWatch.current() };
+    }
     const base = clientOptions(config, (name, delay) => {
       this.counters.reconnects++;
       for (const o of this.observers) o.reconnecting?.(name, delay);
@@ -130,6 +148,16 @@ export class RedisLink {
       // A caller that gave up is not kept: polling whenUp() through a long outage must not pile up.
       this.waiters = this.waiters.filter((w) => w !== waiter);
     }
+  }
+
+  /**
+   * ioredis reads `options.password` on every connect (Redis.connect builds the AUTH/HELLO from
+   * it): the clients keep their connections, and a reconnect (a Redis restart, a blip, or Redis
+   * refusing the old password) authenticates with the new one.
+   */
+  private rotatePassword(password: string): void {
+    for (const client of [this.command, this.reader, this.subscriber]) client.options.password = password;
+    for (const o of this.observers) o.passwordChanged?.();
   }
 
   /** Writes the commands gathered so far now instead of at the end of the turn (bus.ts, after its XADD). */
@@ -169,6 +197,7 @@ export class RedisLink {
 
   async close(): Promise<void> {
     this.closed = true;
+    this.passwordWatch?.stop();
     await Promise.all([this.command, this.reader, this.subscriber].map((c) => c.quit().catch(() => c.disconnect())));
   }
 

@@ -97,7 +97,7 @@ describe('state config (proposed)', () => {
     expect(validate(config)).toBe(true);
     const redis = config.redis as unknown as RedisStateConfig;
     expect(redis).toMatchObject({ port: 6379, db: 0, streamMaxEntries: 50_000, takeoverTimeoutMs: 2000 });
-    expect(linkConfig(redis)).toEqual({ host: 'r', port: 6379, db: 0, keyPrefix: 'enclave:u1:', password: 'secret' });
+    expect(linkConfig(redis)).toEqual({ host: 'r', port: 6379, db: 0, keyPrefix: 'enclave:u1:', password: 'secret', passwordFile: join(dir, 'pw') });
     expect(replicaId({ ENCLAVE_REPLICA_ID: 'broker-7d9f-abc' })).toBe('broker-7d9f-abc');
     expect(() => replicaId({}, '')).toThrow(RangeError);
   });
