@@ -23,6 +23,8 @@ export interface HaResult {
   genCpuMs: number;
   latencyP50Ms?: number;
   latencyP99Ms?: number;
+  /** Times the steady-rate publisher connected again after its connection was closed. */
+  reconnects?: number;
 }
 
 const go = new Promise<void>((resolve) => {
@@ -152,6 +154,63 @@ async function throughput(n: number, perPub: number, qos: 1 | 2): Promise<HaResu
 }
 
 /**
+ * The steady-rate publisher, doing what an MQTT client does when its connection is closed: it
+ * connects again (every 100 ms until it is back) and sends every QoS 1 message not acknowledged
+ * yet, in order. A 3.1.1 broker that cannot take a QoS 1 PUBLISH (ours while Redis is down) closes
+ * the connection, the protocol's only negative answer: a generator that gave up there would count
+ * everything after as lost, which no real client would lose. Messages due while it is away wait.
+ */
+class Publisher {
+  private client: BenchClient | undefined;
+  /** Sent, not acknowledged: packet id → payload, in the order sent. */
+  private readonly unacked = new Map<number, Buffer>();
+  private stopped = false;
+  private readonly clientId: string;
+  private readonly topic: string;
+  reconnects = 0;
+
+  constructor(first: BenchClient, clientId: string, topic: string) {
+    this.clientId = clientId;
+    this.topic = topic;
+    this.attach(first);
+  }
+
+  send(id: number, payload: Buffer): void {
+    this.unacked.set(id, payload);
+    this.client?.publish(this.topic, payload, 1, id);
+  }
+
+  end(): void {
+    this.stopped = true;
+    this.client?.end();
+  }
+
+  private attach(c: BenchClient): void {
+    this.client = c;
+    c.onAck = (id) => this.unacked.delete(id);
+    c.socket.once('close', () => {
+      this.client = undefined;
+      if (!this.stopped) void this.reconnect();
+    });
+    for (const [id, payload] of this.unacked) c.publish(this.topic, payload, 1, id);
+  }
+
+  private async reconnect(): Promise<void> {
+    while (!this.stopped) {
+      await new Promise((r) => setTimeout(r, 100));
+      try {
+        const c = await BenchClient.connect(pubPort, this.clientId);
+        this.reconnects++;
+        this.attach(c);
+        return;
+      } catch {
+        // broker not there (yet): try again
+      }
+    }
+  }
+}
+
+/**
  * A steady rate in 1 ms steps, QoS 1, one publisher → one subscriber on the other replica.
  * `idleMs`: how long deliveries may pause before the rest counts as lost (longer when run.ts
  * restarts Redis in the middle).
@@ -159,7 +218,8 @@ async function throughput(n: number, perPub: number, qos: 1 | 2): Promise<HaResu
 async function latency(rate: number, seconds: number, idleMs = 3000): Promise<HaResult> {
   const total = rate * seconds;
   const tally = new Tally(1, total);
-  const [pub, ...rest] = await pairs(1, 1, tally);
+  const [first, ...rest] = await pairs(1, 1, tally);
+  const pub = new Publisher(first!, `ha-pub-${run}-0`, 'ha/pair/0');
   process.stdout.write('READY\n');
   await go;
   const cpu0 = process.cpuUsage();
@@ -169,7 +229,7 @@ async function latency(rate: number, seconds: number, idleMs = 3000): Promise<Ha
     const timer = setInterval(() => {
       const due = Math.min(total, Math.floor(((performance.now() - t0) / 1000) * rate));
       while (sent < due) {
-        pub!.publish('ha/pair/0', payloadOf(64, 0, sent), 1, (sent % 65535) + 1);
+        pub.send((sent % 65535) + 1, payloadOf(64, 0, sent));
         sent++;
       }
       if (sent >= total) {
@@ -180,8 +240,9 @@ async function latency(rate: number, seconds: number, idleMs = 3000): Promise<Ha
   });
   await waitIdle(() => tally.delivered >= total, () => tally.delivered, idleMs);
   await new Promise((r) => setTimeout(r, 200)); // late duplicates
-  const result = finish(tally, sent, total, t0, cpu0);
-  for (const c of [pub!, ...rest]) c.end();
+  const result = { ...finish(tally, sent, total, t0, cpu0), reconnects: pub.reconnects };
+  pub.end();
+  for (const c of rest) c.end();
   return result;
 }
 

@@ -1,5 +1,5 @@
 // `npm run bench:ha [-- --quick] [-- --only cross-qos1,...] [-- --targets ours-2-redis,aedes-2-redis]
-// [-- --rows-only] [-- --profile DIR]`: shared-state brokers on loopback, one load generator (load.ts)
+// [-- --rows-only] [-- --profile DIR] [-- --logs DIR]`: shared-state brokers on loopback, one load generator (load.ts)
 // for all: our broker with one replica in memory, one replica with Redis, two replicas with Redis
 // (publishers on one, subscribers on the other), and two Aedes instances sharing Redis through
 // mqemitter-redis + aedes-persistence-redis. Redis is a private redis-server on a free port, flushed
@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,6 +29,8 @@ const root = join(here, '..', '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const only = args.includes('--only') ? args[args.indexOf('--only') + 1]!.split(',') : undefined;
+/** `--logs DIR`: each broker's output goes to a file there (else it is discarded). */
+const logsDir = args.includes('--logs') ? args[args.indexOf('--logs') + 1]! : undefined;
 /** `--profile DIR`: our brokers write a V8 CPU profile there (node --cpu-prof) when they stop. */
 const rowsOnly = args.includes('--rows-only'); // no state-layer or memory tables
 const profileDir = args.includes('--profile') ? args[args.indexOf('--profile') + 1]! : undefined;
@@ -111,7 +113,7 @@ function oursConfig(dir: string, port: number, adminPort: number, redis: Private
   writeFileSync(passwordFile, redis?.password ?? '');
   const state = redis === undefined ? '' : `state:\n  backend: redis\n  redis: { host: 127.0.0.1, port: ${redis.port}, passwordFile: ${passwordFile}, keyPrefix: 'enclave:bench:' }\n`;
   writeFileSync(file, `name: bench\nlisteners: [{ name: default, protocol: mqtt, host: 127.0.0.1, port: ${port}, allowAnonymous: true }]\n`
-    + `admin: { host: 127.0.0.1, port: ${adminPort} }\nauthorization: { noMatch: allow }\nlogging: { level: warn }\n${state}`);
+    + `admin: { host: 127.0.0.1, port: ${adminPort} }\nauthorization: { noMatch: allow }\nlogging: { level: ${logsDir === undefined ? 'warn' : 'info'} }\n${state}`);
   return file;
 }
 
@@ -119,14 +121,15 @@ async function startBroker(target: Target, index: number, redis: PrivateRedis): 
   const port = await freePort();
   let proc: ChildProcess;
   let adminPort: number | undefined;
+  const out = logsDir === undefined ? 'ignore' : openSync(join(logsDir, `${target}-${index}-${port}.log`), 'w');
   if (target === 'aedes-2-redis') {
-    proc = spawn(process.execPath, [join(here, 'aedes-redis.ts'), String(port), String(redis.port), redis.password], { stdio: 'ignore' });
+    proc = spawn(process.execPath, [join(here, 'aedes-redis.ts'), String(port), String(redis.port), redis.password], { stdio: ['ignore', out, out] });
   } else {
     adminPort = await freePort();
     const config = oursConfig(redis.dir, port, adminPort, target === 'ours-1-memory' ? undefined : redis);
     const profile = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${target}-${index}-${port}.cpuprofile`];
     proc = spawn(process.execPath, [...profile, join(root, 'broker/main.ts'), '--config', config], {
-      stdio: 'ignore', env: { ...process.env, ENCLAVE_REPLICA_ID: `bench-${index}` },
+      stdio: ['ignore', out, out], env: { ...process.env, ENCLAVE_REPLICA_ID: `bench-${index}` },
     });
   }
   await waitForPort(port, 600); // 30 s: a loaded machine starts a broker slowly
@@ -219,7 +222,10 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
     const per = (ticks: number): number => (result.delivered > 0 ? (ticks * 1e6) / CLK_TCK / result.delivered : NaN);
     const exited = brokers.filter((b) => b.proc.exitCode !== null || b.proc.signalCode !== null).map((b) => b.proc.exitCode ?? b.proc.signalCode);
     const perBrokerUs = pids.map((p, i) => per(cpuTicks(p) - cpu0[i]!));
-    const note = [exited.length > 0 ? `broker exited (${exited.join(', ')})` : '', await drops(brokers)].filter((x) => x !== '').join('; ');
+    const note = [
+      exited.length > 0 ? `broker exited (${exited.join(', ')})` : '', await drops(brokers),
+      result.reconnects ? `publisher reconnected ${result.reconnects}×` : '',
+    ].filter((x) => x !== '').join('; ');
     return {
       target, scenario, result, note,
       brokerUsPerMsg: perBrokerUs.reduce((a, b) => a + b, 0), perBrokerUs, redisUsPerMsg: redis.service.pid === redisPid ? per(cpuTicks(redisPid) - redis0) : NaN,
