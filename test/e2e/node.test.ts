@@ -8,8 +8,9 @@
 // `helm uninstall` refused while MqttDeployments exist. Two replicas share their state through the
 // managed Redis: a subscriber on one pod gets what is published on the other, survives its pod's
 // deletion by resuming through the Service, and a rollout under QoS 1 traffic loses nothing.
-import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import bcrypt from 'bcryptjs';
@@ -129,6 +130,13 @@ async function brokerPods(runtimeNs: string): Promise<{ name: string; restarts: 
   const r = await kubectl(['get', 'pods', '-n', runtimeNs, '-l', 'app.kubernetes.io/name=enclave-broker', '-o', 'json']);
   const pods = (JSON.parse(r.stdout) as { items: { metadata: { name: string; uid: string; deletionTimestamp?: string }; status?: { containerStatuses?: { restartCount: number }[] } }[] }).items;
   return pods.filter((p) => !p.metadata.deletionTimestamp).map((p) => ({ name: p.metadata.name, uid: p.metadata.uid, restarts: p.status?.containerStatuses?.[0]?.restartCount ?? 0 }));
+}
+
+/** Bytes of the regular files under `dir` (recursive). */
+async function du(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await readdir(dir, { withFileTypes: true, recursive: true })) if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
+  return total;
 }
 
 let runtimeA = '';
@@ -358,6 +366,75 @@ describe('an external state backend', () => {
       await kubectl(['delete', 'namespace', C, '--wait=false', '--ignore-not-found']);
     }
   }, 360_000);
+});
+
+describe('a managed state backend with a volume', () => {
+  it('keeps retained messages and queued QoS 1 messages on its claim across a restart of every pod; deleting the deployment deletes the volume and its data', async () => {
+    const D = 'e2e-node-d';
+    // A volume as a storage admin provides one without a provisioner: a static PersistentVolume of a
+    // class the tenant names, on a node directory owned by the Redis user (hostPath volumes get no
+    // fsGroup ownership). Reclaim policy Delete: the volume controller removes the data with it.
+    const dir = await mkdtemp('/tmp/enclave-e2e-pv-');
+    await chown(dir, 65532, 65532);
+    await chmod(dir, 0o700);
+    const pv = `enclave-e2e-${basename(dir).slice('enclave-e2e-pv-'.length).toLowerCase()}`;
+    const storageClassName = 'enclave-e2e-static';
+    await apply([{
+      apiVersion: 'v1', kind: 'PersistentVolume', metadata: { name: pv, labels: { 'app.kubernetes.io/part-of': 'enclave-e2e' } },
+      spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Delete', storageClassName, hostPath: { path: dir, type: 'Directory' } },
+    }]);
+    const objects = tenant(D, { password: 'alice-d' }) as { kind: string; spec?: Record<string, unknown> }[];
+    const md = objects.find((o) => o.kind === 'MqttDeployment')!;
+    md.spec = { ...md.spec, replicas: 2, state: { backend: 'redis', redis: { managed: { persistence: { size: '64Mi', storageClassName } } } } };
+    try {
+      await apply(objects);
+      const ready = await readyDeployment(D, 'broker', 180_000);
+      const runtimeD = ready.status!.namespace!;
+      expect((await kubectl(['get', 'pvc', 'redis-data', '-n', runtimeD, '-o', 'jsonpath={.status.phase} {.spec.volumeName}'])).stdout).toBe(`Bound ${pv}`);
+      const ip = await clusterIP(runtimeD);
+      const opts = { username: 'alice', password: 'alice-d', protocolVersion: 5 as const };
+      // A persistent session goes offline subscribed; what is published for it then is queued in Redis.
+      const sub = await eventually('a client connected through the Service', () =>
+        connect(`mqtt://${ip}:1883`, { ...opts, clientId: 'pv-sub', clean: false, properties: { sessionExpiryInterval: 600 } }).catch(() => undefined), 60_000);
+      await sub.subscribeAsync('devices/pv/q', { qos: 1 });
+      await sub.endAsync();
+      const pub = await connect(`mqtt://${ip}:1883`, { ...opts, clientId: 'pv-pub' });
+      await pub.publishAsync('devices/pv/kept', 'on the volume', { qos: 1, retain: true });
+      for (let i = 0; i < 20; i++) await pub.publishAsync('devices/pv/q', String(i), { qos: 1 });
+      await pub.endAsync();
+      // Redis' append-only file is on the node's directory, i.e. on the volume.
+      await eventually('the append-only file is written to the volume', async () => (await du(dir)) > 0, 30_000);
+      // Every pod at once: no broker keeps anything in memory and Redis starts from its file alone.
+      const before = (await kubectl(['get', 'pods', '-n', runtimeD, '-o', 'jsonpath={.items[*].metadata.uid}'])).stdout.split(' ');
+      await kubectl(['delete', 'pods', '--all', '-n', runtimeD, '--wait=false']);
+      await eventually('every pod was replaced and is ready again', async () => {
+        const r = await kubectl(['get', 'pods', '-n', runtimeD, '-o', 'json']);
+        const pods = (JSON.parse(r.stdout) as { items: { metadata: { uid: string }; status?: { conditions?: { type: string; status: string }[] } }[] }).items;
+        return pods.length === 3 && pods.every((p) => !before.includes(p.metadata.uid) && p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'));
+      }, 180_000);
+      // Listening before the CONNACK: the queued messages follow it at once.
+      const got: string[] = [];
+      const again = mqtt.connect(`mqtt://${ip}:1883`, { ...opts, clientId: 'pv-sub', clean: false, properties: { sessionExpiryInterval: 600 }, reconnectPeriod: 500, connectTimeout: 5_000 });
+      again.on('message', (topic, p) => got.push(`${topic} ${p.toString()}`));
+      let sessionPresent: boolean | undefined;
+      again.on('connect', (ack) => (sessionPresent ??= ack.sessionPresent));
+      await eventually('the session resumes through the Service', async () => again.connected, 60_000);
+      expect(sessionPresent).toBe(true);
+      await again.subscribeAsync('devices/pv/kept', { qos: 1 });
+      await eventually('the queued messages and the retained one arrive', async () => got.length >= 21, 30_000).catch(() => undefined);
+      expect(got.filter((m) => m.startsWith('devices/pv/q ')).map((m) => Number(m.split(' ')[1]))).toEqual([...Array(20).keys()]);
+      expect(got).toContain('devices/pv/kept on the volume');
+      await again.endAsync();
+      // Delete: the claim goes with the runtime namespace, the released volume and its data with it.
+      await deleteAndWait(MD, 'broker', D, 180_000);
+      await eventually('the volume is deleted', async () => (await kubectl(['get', 'pv', pv], { allowFailure: true })).code !== 0, 60_000);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      await kubectl(['delete', 'namespace', D, '--wait=false', '--ignore-not-found']);
+      await kubectl(['delete', 'pv', pv, '--wait=false', '--ignore-not-found']);
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 420_000);
 });
 
 describe('rotation, failures, delete', () => {

@@ -67,6 +67,13 @@ export const CONTROLLERS = [
   // A claim (the managed Redis' volume) keeps its protection finalizer until this controller
   // removes it: without it a namespace holding a claim never finishes deleting.
   'persistentvolumeclaim-protection-controller',
+  // A claim binds to a volume (the node test gives the managed Redis a static one), a released
+  // volume is deleted by its reclaim policy, and a volume keeps its protection finalizer until unused.
+  'persistentvolume-binder-controller',
+  'persistentvolume-protection-controller',
+  // A runtime namespace's ResourceQuota is enforced as in a real cluster: without this controller
+  // the quota has no computed status and admission lets everything through.
+  'resourcequota-controller',
 ];
 
 interface Pki {
