@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cluster } from '../../../broker/cluster/cluster.ts';
 import { linkConfig, replicaId, stateConfigSchema } from '../../../broker/cluster/config.ts';
 import type { RedisStateConfig } from '../../../broker/cluster/config.ts';
-import { backoffDelay } from '../../../broker/cluster/link.ts';
+import { backoffDelay, RedisLink } from '../../../broker/cluster/link.ts';
 import { freePort } from '../../support/process.ts';
 import { PrivateRedis, testPrefix, until } from './replicas.ts';
 
@@ -66,6 +66,33 @@ describe('link', () => {
     expect(events.length).toBeGreaterThan(0);
     expect(events.join('\n')).not.toContain(wrong);
     expect(events.join('\n')).not.toContain(server.address.password);
+  });
+
+  it('a command Redis does not answer fails after the command timeout; the connection stays, later answers match', async () => {
+    const server = new PrivateRedis(join(dir, 'stopped'), await freePort());
+    servers.push(server);
+    await server.start();
+    const link = new RedisLink({ host: '127.0.0.1', port: server.address.port, password: server.address.password, keyPrefix: testPrefix('link-timeout'), commandTimeoutMs: 400 });
+    try {
+      await link.whenUp(5000);
+      await link.command.set('k', 'v');
+      const pid = Number(/process_id:(\d+)/.exec(await link.command.info('server'))![1]);
+      process.kill(pid, 'SIGSTOP'); // Redis hangs: the socket stays open, nothing is answered
+      const t0 = Date.now();
+      try {
+        await expect(link.command.get('k')).rejects.toThrow('Command timed out');
+      } finally {
+        process.kill(pid, 'SIGCONT');
+      }
+      expect(Date.now() - t0).toBeGreaterThanOrEqual(400);
+      expect(Date.now() - t0).toBeLessThan(1500);
+      // The late answer to GET is read and dropped: the next reply belongs to the next command.
+      expect(await link.command.ping()).toBe('PONG');
+      expect(await link.command.get('k')).toBe('v');
+      expect(link.state).toBe('up');
+    } finally {
+      await link.close();
+    }
   });
 
   it('backoff is capped and jittered', () => {
