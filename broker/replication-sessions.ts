@@ -128,10 +128,14 @@ export class ReplicatedSessions implements MirrorHost {
       ]);
       if (stored === undefined) return undefined;
       this.deps.log.info({ clientId, queued: stored.queue.length, inflight: stored.inflight.size, unread: unread.length, releasedAt: claim.releasedAt, buffered: pending.buffered.length }, 'session resumed from the state backend');
+      // A live previous owner handed over where it had read the bus: what came after, it never saw.
+      const unseenThere = stored.readTo === undefined ? [] : await bus.after(stored.readTo);
       this.install(clientId, stored);
-      // What the previous owner never read (graceful stop) is new to the session: any QoS, like
-      // the messages buffered here since the claim.
-      this.missed(pending, stored, replay, [...unread, ...pending.buffered]);
+      // What the previous owner never read (graceful stop, or a takeover) is new to the session:
+      // any QoS, like the messages buffered here since the claim, except those a live previous
+      // owner sent the client after the claim (its handover says up to where): QoS 2 stays exactly once.
+      const sentBefore = (e: Envelope): boolean => e.seq <= (stored.sentUpTo.get(e.origin) ?? 0);
+      this.missed(pending, stored, replay, [...unread, ...unseenThere, ...pending.buffered].filter((e) => !sentBefore(e)));
       return undefined;
     } finally {
       this.resuming.delete(pending);
@@ -184,8 +188,11 @@ export class ReplicatedSessions implements MirrorHost {
       session.mirror = undefined;
       return;
     }
+    const previous = session.mirror;
     const mirror = session.mirror = new ClusterMirror(this, session.clientId, claim.epoch, claim.persistent);
     mirror.staleWill = claim.present;
+    // Back on this replica: what the earlier connection was sent still counts for a later handover.
+    if (previous instanceof ClusterMirror) for (const [origin, seq] of previous.sentUpTo) mirror.sentUpTo.set(origin, seq);
     this.deliverMissed(session, claim);
   }
 
@@ -318,9 +325,16 @@ export class ReplicatedSessions implements MirrorHost {
     if (session === undefined) return false;
     const m = session.mirror;
     if (m instanceof ClusterMirror && m.epoch > epoch) return false; // claimed here again since
+    // What this replica holds now: its writes since the claim were fenced.
+    const last = m instanceof ClusterMirror && m.persistent ? snapshotOf(session, m) : undefined;
     const conn = registry.onlineConnection(clientId);
     registry.forget(clientId);
     conn?.close(RC.SESSION_TAKEN_OVER, 'session-taken-over'); // [MQTT-3.1.4-3]
+    if (last !== undefined && m instanceof ClusterMirror) {
+      await this.cluster.sessions.handOver(clientId, epoch, last, m.sentUpTo, this.cluster.bus.position).catch((err: unknown) => {
+        this.deps.log.warn({ clientId, err: (err as Error).message }, 'session handover failed');
+      });
+    }
     // Writes of this session went out before this PING on the same connection: once it answers,
     // Redis holds them and the new owner may load.
     await this.cluster.link.command.ping().catch(() => undefined);
@@ -332,10 +346,14 @@ export class ReplicatedSessions implements MirrorHost {
     if (err instanceof LinkError && err.code === 'FENCED') {
       // Another owner: let go. No owner at all: Redis lost the session (restarted empty), and
       // the recovery claims it again; the client stays.
+      // Letting go here answers the new owner's takeover request too (it may still be on its way:
+      // once the session is gone here, the request finds nothing and would go unanswered).
       const [base] = this.cluster.sessions.keys(clientId);
-      this.cluster.link.command.hget(base, 'owner').then((owner) => {
-        if (owner !== null && owner !== this.cluster.replicaId) void this.takeover(clientId, epoch + 1);
-      }, () => undefined);
+      this.cluster.link.command.hmget(base, 'owner', 'epoch').then(async ([owner, claimed]) => {
+        if (owner === null || owner === undefined || owner === this.cluster.replicaId) return;
+        const newEpoch = Number(claimed ?? epoch + 1);
+        if (await this.takeover(clientId, newEpoch)) await this.cluster.bus.control({ type: 'released', clientId, epoch: newEpoch, to: owner });
+      }).catch(() => undefined);
       return;
     }
     this.deps.log.debug({ clientId, err: (err as Error).message }, 'session write-through failed');

@@ -11,7 +11,8 @@ import { decodeEnvelope, EnvelopeError, encodeEnvelope } from './envelope.ts';
 import type { Envelope } from './envelope.ts';
 import { LinkError } from './link.ts';
 import type { RedisLink } from './link.ts';
-import { Script } from './script.ts';
+import type { Script } from './script.ts';
+import { CLAIM, DELETE, ENQUEUE, HANDOVER, HASH_SET, OFFLINE, QUEUE_TO_FLIGHT, RECLAIM, RELEASE, REWRITE, SET_MEMBER } from './session-scripts.ts';
 import { decodeWill, encodeInflightHeader, encodeSubscriptionOptions, encodeWill, inflightMap, SUB, subscriptionsOf } from './session-records.ts';
 import type { InflightRecord, StoredSubscriptionRecord, StoredWill } from './session-records.ts';
 
@@ -30,6 +31,13 @@ export interface StoredSession {
   will: StoredWill | undefined;
   /** When a delayed will is due (ms since the epoch): its client went away and has not come back. */
   willAt: number | undefined;
+  /**
+   * From a live owner's handover: per origin replica, the highest sequence it sent the client. A
+   * message routed meanwhile at or below it reached the client already (or is in the queue).
+   */
+  sentUpTo: Map<string, number>;
+  /** From a live owner's handover: the bus stream id it had read to; what came after, it never saw. */
+  readTo: string | undefined;
   subscriptions: Map<string, StoredSubscriptionRecord>;
   inflight: Map<number, InflightRecord>;
   incomingQos2: number[];
@@ -67,143 +75,6 @@ export interface QueueLimits {
   maxBytes: number;
   overflow: 'drop-oldest' | 'drop-newest';
 }
-
-const FENCE = `
-if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
-  return redis.error_reply('FENCED session is owned by a newer epoch')
-end
-`;
-
-// KEYS: base, inflight, qos2, queue, epoch counter, this replica's owned set.
-// ARGV: replica, clean start (1/0), key prefix, client id, the connection's session expiry ('' =
-// not known). The previous owner's `owned:` set is derived in the script (standalone or Sentinel
-// Redis; not Redis Cluster). `conn` marks a client connected to the owner: should the owner crash,
-// the adopter knows the connection ended then (its will is due). A delayed will's due time goes:
-// the client is back in time. [MQTT-3.1.3-9]
-const CLAIM = new Script(`
-local epoch = redis.call('INCR', KEYS[5])
-local prev = redis.call('HGET', KEYS[1], 'owner')
-local present = redis.call('EXISTS', KEYS[1])
-if ARGV[2] == '1' then
-  redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-  present = 0
-end
-if prev and prev ~= ARGV[1] then redis.call('SREM', ARGV[3] .. 'owned:' .. prev, ARGV[4]) end
-redis.call('SADD', KEYS[6], ARGV[4])
-local released = redis.call('HGET', KEYS[1], 'released')
-if released then redis.call('HDEL', KEYS[1], 'released') end
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch, 'conn', 1)
-if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'expiry', ARGV[5]) end
-redis.call('HDEL', KEYS[1], 'willAt')
-for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
-return {epoch, prev or '', present, released or ''}
-`);
-
-// KEYS: base, hash. ARGV: epoch, field, value ('' deletes).
-const HASH_SET = new Script(`${FENCE}
-if ARGV[3] == '' then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
-return 1
-`);
-
-// KEYS: base, set. ARGV: epoch, member, add (1) or remove (0). Returns whether it changed.
-const SET_MEMBER = new Script(`${FENCE}
-if ARGV[3] == '1' then return redis.call('SADD', KEYS[2], ARGV[2]) end
-return redis.call('SREM', KEYS[2], ARGV[2])
-`);
-
-// KEYS: base, queue. ARGV: epoch, frame, max messages, max bytes, policy. Returns {stored 1/0, dropped from head}.
-const ENQUEUE = new Script(`${FENCE}
-local size = #ARGV[2]
-local maxn, maxb = tonumber(ARGV[3]), tonumber(ARGV[4])
-if maxn == 0 or size > maxb then return {0, 0} end
-local bytes = tonumber(redis.call('HGET', KEYS[1], 'qbytes') or '0')
-local n = redis.call('LLEN', KEYS[2])
-local dropped = 0
-while n >= maxn or bytes + size > maxb do
-  if ARGV[5] == 'drop-newest' then return {0, dropped} end
-  local head = redis.call('LPOP', KEYS[2])
-  bytes = bytes - #head
-  n = n - 1
-  dropped = dropped + 1
-end
-redis.call('RPUSH', KEYS[2], ARGV[2])
-redis.call('HSET', KEYS[1], 'qbytes', bytes + size)
-return {1, dropped}
-`);
-
-// KEYS: base, queue, inflight. ARGV: epoch, packet id, record header. Head of the queue → in flight.
-const QUEUE_TO_FLIGHT = new Script(`${FENCE}
-local head = redis.call('LPOP', KEYS[2])
-if not head then return 0 end
-redis.call('HINCRBY', KEYS[1], 'qbytes', -#head)
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. head)
-return 1
-`);
-
-// KEYS: the four keys of a session. ARGV: epoch, ttl seconds (0 = never expires).
-const OFFLINE = new Script(`${FENCE}
-redis.call('HSET', KEYS[1], 'expiry', ARGV[2])
-redis.call('HDEL', KEYS[1], 'conn')
-for i = 1, 4 do
-  if ARGV[2] == '0' then redis.call('PERSIST', KEYS[i]) else redis.call('EXPIRE', KEYS[i], ARGV[2]) end
-end
-return 1
-`);
-
-// KEYS: the four keys of a session. ARGV: epoch ('' = whoever owns it), key prefix, client id.
-const DELETE = new Script(`
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
-  return redis.error_reply('FENCED session is owned by a newer epoch')
-end
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner then redis.call('SREM', ARGV[2] .. 'owned:' .. owner, ARGV[3]) end
-return redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
-`);
-
-// KEYS: base, this replica's owned set. ARGV: epoch, client id, bus position. A graceful stop lets
-// go of a session it still owns: with no owner left, the next claim anywhere needs no takeover
-// round, and reads the bus from where this replica stopped reading.
-const RELEASE = new Script(`${FENCE}
-redis.call('HDEL', KEYS[1], 'owner')
-redis.call('HSET', KEYS[1], 'released', ARGV[3])
-redis.call('SREM', KEYS[2], ARGV[2])
-return 1
-`);
-
-// KEYS: base, epoch counter, this replica's owned set. ARGV: replica, client id, the epoch it held.
-// Takes a session back after an outage unless another replica owns it now. The counter restarts at
-// 1 when Redis restarted empty: it is moved past the epoch held here first, so the new one is newer.
-const RECLAIM = new Script(`
-local owner = redis.call('HGET', KEYS[1], 'owner')
-if owner and owner ~= ARGV[1] then return 0 end
-if tonumber(redis.call('GET', KEYS[2]) or '0') < tonumber(ARGV[3]) then redis.call('SET', KEYS[2], ARGV[3]) end
-local epoch = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch)
-redis.call('SADD', KEYS[3], ARGV[2])
-return epoch
-`);
-
-// KEYS: the four keys of a session. ARGV: epoch, then counted runs: state fields (name, value),
-// in flight (packet id, record), incoming QoS 2 ids, queue frames. Replaces what Redis held.
-const REWRITE = new Script(`${FENCE}
-redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4])
-for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if f ~= 'owner' and f ~= 'epoch' then redis.call('HDEL', KEYS[1], f) end
-end
-local i = 2
-local function run(step, write)
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  for _ = 1, n do write(i); i = i + step end
-end
-run(2, function(j) redis.call('HSET', KEYS[1], ARGV[j], ARGV[j + 1]) end)
-run(2, function(j) redis.call('HSET', KEYS[2], ARGV[j], ARGV[j + 1]) end)
-run(1, function(j) redis.call('SADD', KEYS[3], ARGV[j]) end)
-local bytes = 0
-run(1, function(j) redis.call('RPUSH', KEYS[4], ARGV[j]); bytes = bytes + #ARGV[j] end)
-redis.call('HSET', KEYS[1], 'qbytes', bytes)
-return 1
-`);
 
 export class SessionStore {
   readonly replicaId: string;
@@ -257,6 +128,7 @@ export class SessionStore {
     try {
       replies = await this.link.command.multi()
         .hgetall(base).hgetallBuffer(inflight).smembers(qos2).lrangeBuffer(queue, 0, -1).hgetBuffer(base, 'will').pttl(base)
+        .hdel(base, 'moving') // loaded: a late handover of the old owner must not land now
         .exec() as [Error | null, unknown][];
     } catch (err) {
       throw this.link.failed(err, 'session load');
@@ -273,6 +145,8 @@ export class SessionStore {
       ttlMs: ttl >= 0 ? ttl : undefined,
       will: will === null ? undefined : decodeWill(will),
       willAt: state.willAt === undefined ? undefined : Number(state.willAt),
+      sentUpTo: new Map(Object.entries(JSON.parse(state.sent ?? '{}') as Record<string, number>)),
+      readTo: state.readTo,
       subscriptions: subscriptionsOf(state),
       inflight: inflightMap(replies[1]![1] as Record<string, Buffer>),
       incomingQos2: (replies[2]![1] as string[]).map(Number).sort((a, b) => a - b),
@@ -368,13 +242,17 @@ export class SessionStore {
     if (s.connected) state.push('conn', 1);
     if (s.will !== undefined) state.push('will', encodeWill(s.will));
     if (s.willAt !== undefined) state.push('willAt', Math.round(s.willAt));
-    for (const [key, sub] of s.subscriptions) state.push(`${SUB}${key}`, encodeSubscriptionOptions(sub.options));
-    const inflight = s.inflight.flatMap(([id, r]) => {
-      const head = encodeInflightHeader(r);
-      return [id, r.stage === 'pubrel' || r.message === undefined ? head : Buffer.concat([head, encodeEnvelope(r.message)])];
-    });
-    const args = [epoch, state.length / 2, ...state, inflight.length / 2, ...inflight, s.incomingQos2.length, ...s.incomingQos2, s.queue.length, ...s.queue.map(encodeEnvelope)];
-    await this.call(REWRITE, this.keys(clientId), args, 'session rewrite');
+    await this.call(REWRITE, this.keys(clientId), [epoch, ...stateRuns(s, state)], 'session rewrite');
+  }
+
+  /**
+   * A takeover from this replica: what it held of the session when it let go (subscriptions and
+   * message state), what it sent and up to where it had read the bus, for the new owner (claimed with `epoch`) that waits for it.
+   * False when that owner stopped waiting.
+   */
+  async handOver(clientId: string, epoch: number, s: SessionSnapshot, sentUpTo: ReadonlyMap<string, number>, readTo: string | undefined): Promise<boolean> {
+    const sent = JSON.stringify(Object.fromEntries(sentUpTo));
+    return await this.call(HANDOVER, this.keys(clientId), [epoch, sent, readTo ?? '', ...stateRuns(s, [])], 'session handover') === 1;
   }
 
   /** MEMORY USAGE of every key of one session (bytes Redis holds for it). */
@@ -392,4 +270,15 @@ export class SessionStore {
       throw this.link.failed(err, what);
     }
   }
+}
+
+/** The counted runs of the session scripts' replaceState: state fields (and subscriptions), in flight, incoming QoS 2, queue. */
+function stateRuns(s: SessionSnapshot, state: (string | number | Buffer)[]): (string | number | Buffer)[] {
+  const fields = [...state];
+  for (const [key, sub] of s.subscriptions) fields.push(`${SUB}${key}`, encodeSubscriptionOptions(sub.options));
+  const inflight = s.inflight.flatMap(([id, r]) => {
+    const head = encodeInflightHeader(r);
+    return [id, r.stage === 'pubrel' || r.message === undefined ? head : Buffer.concat([head, encodeEnvelope(r.message)])];
+  });
+  return [fields.length / 2, ...fields, inflight.length / 2, ...inflight, s.incomingQos2.length, ...s.incomingQos2, s.queue.length, ...s.queue.map(encodeEnvelope)];
 }

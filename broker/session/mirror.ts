@@ -36,6 +36,12 @@ export class ClusterMirror implements SessionMirror {
   willAt: number | undefined = undefined;
   /** Redis may hold a will of an earlier connection (the session was resumed, not created). */
   staleWill = false;
+  /**
+   * Per origin replica, the highest sequence of a QoS 1/2 message written to the client under this
+   * epoch: handed to the next owner at a takeover, so it does not send again what this replica sent
+   * after the claim (replication-sessions.ts takeover()).
+   */
+  readonly sentUpTo = new Map<string, number>();
   readonly clientId: string;
   private readonly host: MirrorHost;
 
@@ -65,6 +71,7 @@ export class ClusterMirror implements SessionMirror {
 
   inflight(messageId: number, msg: Message, copy: PublishCopy, fromQueue: boolean): void {
     if (!this.persistent) return;
+    if (msg.seq > (this.sentUpTo.get(msg.origin) ?? 0)) this.sentUpTo.set(msg.origin, msg.seq);
     const header = { stage: 'publish' as const, qos: copy.qos as 1 | 2, retain: copy.retain, subscriptionIds: idsOf(copy) };
     if (fromQueue) this.write(this.store.queueToInflight(this.clientId, this.epoch, messageId, header));
     else this.write(this.store.setInflight(this.clientId, this.epoch, messageId, { ...header, message: envelopeOf(msg) }));
