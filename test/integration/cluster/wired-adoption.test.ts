@@ -57,7 +57,7 @@ function adopters(rs: BrokerReplica[], clientId: string): string[] {
 }
 
 describe('a crashed replica\'s sessions are adopted', () => {
-  it('wills of its v3.1.1 and v5 clients reach a subscriber elsewhere once (v5 after its Will Delay Interval); a client back first has none', async () => {
+  it('wills of its v3.1.1 and v5 clients reach a subscriber elsewhere once (v5 after its Will Delay Interval, also one pending when it died); a client back first has none', async () => {
     const rs = await startReplicas(['will-0', 'will-1'], { redis, keyPrefix: testPrefix('wired-will') });
     replicas.push(...rs);
     const [survivor, doomed] = rs as [BrokerReplica, BrokerReplica];
@@ -72,16 +72,27 @@ describe('a crashed replica\'s sessions are adopted', () => {
       will: { topic: 'will/back', payload: Buffer.from('back gone'), qos: 1, retain: false, properties: { willDelayInterval: 5 } },
     };
     await client(doomed, backOpts);
-    await sleep(500); // the wills are in Redis (written after CONNACK)
+    // Gone without DISCONNECT before the crash: its delayed will is pending on the doomed replica.
+    const gone = await client(doomed, {
+      clientId: 'gone-dev', protocolVersion: 5, clean: true, properties: { sessionExpiryInterval: 60 },
+      will: { topic: 'will/gone', payload: Buffer.from('gone earlier'), qos: 1, retain: false, properties: { willDelayInterval: 14 } },
+    });
+    await sleep(300);
+    gone.stream.destroy();
+    const goneAt = Date.now();
+    await sleep(500); // the wills (and the pending one's due time) are in Redis
 
     await doomed.kill();
     const killedAt = Date.now();
     await client(survivor, backOpts); // back before anyone noticed the crash: no will [MQTT-3.1.3-9]
-    await until(() => wills.some((w) => w.topic === 'will/v3') && wills.some((w) => w.topic === 'will/v5'), 30_000, 'both wills');
+    await until(() => ['will/v3', 'will/v5', 'will/gone'].every((t) => wills.some((w) => w.topic === t)), 30_000, 'the three wills');
     await sleep(3_000); // a second copy would have come by now
     const v3 = wills.filter((w) => w.topic === 'will/v3');
     const v5 = wills.filter((w) => w.topic === 'will/v5');
-    console.log(`wills after the kill: v3.1.1 ${v3[0]!.at - killedAt} ms, v5 (delay 15 s) ${v5[0]!.at - killedAt} ms`);
+    const pending = wills.filter((w) => w.topic === 'will/gone');
+    console.log(`wills after the kill: v3.1.1 ${v3[0]!.at - killedAt} ms, v5 (delay 15 s) ${v5[0]!.at - killedAt} ms; pending one (delay 14 s) ${pending[0]!.at - goneAt} ms after its client went`);
+    expect(pending.map((w) => w.payload)).toEqual(['gone earlier']);
+    expect(pending[0]!.at - goneAt).toBeGreaterThanOrEqual(13_500);
     expect(v3.map((w) => w.payload)).toEqual(['v3 gone']);
     expect(v5.map((w) => w.payload)).toEqual(['v5 gone']);
     expect(wills.filter((w) => w.topic === 'will/back')).toEqual([]);
