@@ -1,9 +1,9 @@
-// The state layer alone, before it is wired into the broker: two `Cluster` instances in one process
-// on the bench's Redis, replica A publishing envelopes, replica B receiving them and doing the
-// QoS 1 write-through a subscriber's session will do (in-flight record before delivery, removed at
-// the ack). Not an MQTT number — no sockets to clients — but the Redis cost and the cross-replica
-// latency (publish → in-flight record stored on the subscriber's replica, the moment its PUBLISH
-// would be written) the wired broker will add on top of its local path.
+// The state layer alone, without the broker around it: two `Cluster` instances in one process on
+// the bench's Redis, replica A publishing envelopes, replica B receiving them and doing the QoS 1
+// write-through a persistent subscriber's session does (in-flight record before delivery, removed
+// at the ack). Not an MQTT number — no sockets to clients — but the Redis cost and the
+// cross-replica latency (publish → in-flight record stored on the subscriber's replica, the moment
+// its PUBLISH would be written) the broker adds on top of its local path.
 import { Cluster } from '../../broker/cluster/cluster.ts';
 import type { Envelope } from '../../broker/cluster/envelope.ts';
 import type { PrivateRedis } from './run.ts';

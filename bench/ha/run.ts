@@ -1,5 +1,5 @@
 // `npm run bench:ha [-- --quick] [-- --only cross-qos1,...] [-- --targets ours-2-redis,aedes-2-redis]
-// [-- --rows-only] [-- --profile DIR] [-- --logs DIR]`: shared-state brokers on loopback, one load generator (load.ts)
+// [-- --rows-only] [-- --profile DIR] [-- --logs DIR] [-- --baseline DIR]`: shared-state brokers on loopback, one load generator (load.ts)
 // for all: our broker with one replica in memory, one replica with Redis, two replicas with Redis
 // (publishers on one, subscribers on the other), and two Aedes instances sharing Redis through
 // mqemitter-redis + aedes-persistence-redis. Redis is a private redis-server on a free port, flushed
@@ -37,8 +37,11 @@ const profileDir = args.includes('--profile') ? args[args.indexOf('--profile') +
 const scenarios = ['cross-qos1', 'cross-qos2', 'latency-5k', 'redis-restart-qos1'].filter((s) => only === undefined || only.includes(s));
 const CLK_TCK = 100;
 
-type Target = 'ours-1-memory' | 'ours-1-redis' | 'ours-2-redis' | 'aedes-2-redis';
-const allTargets: Target[] = ['ours-1-memory', 'ours-1-redis', 'ours-2-redis', 'aedes-2-redis'];
+/** `--baseline DIR`: also runs the broker of another checkout (with its node_modules) as `base-2-redis`. */
+const baselineDir = args.includes('--baseline') ? args[args.indexOf('--baseline') + 1]! : undefined;
+
+type Target = 'ours-1-memory' | 'ours-1-redis' | 'ours-2-redis' | 'base-2-redis' | 'aedes-2-redis';
+const allTargets: Target[] = ['ours-1-memory', 'ours-1-redis', 'ours-2-redis', ...(baselineDir === undefined ? [] : ['base-2-redis' as const]), 'aedes-2-redis'];
 /** `--targets ours-2-redis,aedes-2-redis`: only these (to profile or repeat one comparison). */
 const targets = args.includes('--targets') ? allTargets.filter((t) => args[args.indexOf('--targets') + 1]!.split(',').includes(t)) : allTargets;
 
@@ -128,7 +131,8 @@ async function startBroker(target: Target, index: number, redis: PrivateRedis): 
     adminPort = await freePort();
     const config = oursConfig(redis.dir, port, adminPort, target === 'ours-1-memory' ? undefined : redis);
     const profile = profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', profileDir, '--cpu-prof-name', `${target}-${index}-${port}.cpuprofile`];
-    proc = spawn(process.execPath, [...profile, join(root, 'broker/main.ts'), '--config', config], {
+    const brokerRoot = target === 'base-2-redis' ? baselineDir! : root;
+    proc = spawn(process.execPath, [...profile, join(brokerRoot, 'broker/main.ts'), '--config', config], {
       stdio: ['ignore', out, out], env: { ...process.env, ENCLAVE_REPLICA_ID: `bench-${index}` },
     });
   }
@@ -200,7 +204,7 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
   const replicas = target.startsWith('ours-1') ? 1 : 2;
   const brokers: Broker[] = [];
   for (let i = 0; i < replicas; i++) brokers.push(await startBroker(target, i, redis));
-  if (target.startsWith('ours') && target.endsWith('-redis') && !await replicasHeartbeat(redis, replicas)) {
+  if (target !== 'aedes-2-redis' && target.endsWith('-redis') && !await replicasHeartbeat(redis, replicas)) {
     for (const b of brokers) await stopBroker(b);
     return failed(target, scenario, 'no replica heartbeat in Redis');
   }
