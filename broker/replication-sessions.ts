@@ -58,6 +58,11 @@ export class ReplicatedSessions implements MirrorHost {
   private readonly pending = new WeakMap<ClientConnection, PendingClaim>();
   /** Claims between their claim and their install: messages routed meanwhile are kept for them. */
   private readonly resuming = new Set<PendingClaim>();
+  /**
+   * Sessions let go because a write was fenced, by the claim's epoch: the new owner's takeover
+   * request may come after that (its answer then is yes, the handover is done), for a takeover timeout.
+   */
+  private readonly letGo = new Map<string, number>();
 
   constructor(deps: ReplicatedSessionsDeps) {
     this.deps = deps;
@@ -322,7 +327,7 @@ export class ReplicatedSessions implements MirrorHost {
   async takeover(clientId: string, epoch: number): Promise<boolean> {
     const { registry } = this.deps;
     const session = registry.sessions.get(clientId);
-    if (session === undefined) return false;
+    if (session === undefined) return this.letGo.get(clientId) === epoch;
     const m = session.mirror;
     if (m instanceof ClusterMirror && m.epoch > epoch) return false; // claimed here again since
     // What this replica holds now: its writes since the claim were fenced.
@@ -352,7 +357,12 @@ export class ReplicatedSessions implements MirrorHost {
       this.cluster.link.command.hmget(base, 'owner', 'epoch').then(async ([owner, claimed]) => {
         if (owner === null || owner === undefined || owner === this.cluster.replicaId) return;
         const newEpoch = Number(claimed ?? epoch + 1);
-        if (await this.takeover(clientId, newEpoch)) await this.cluster.bus.control({ type: 'released', clientId, epoch: newEpoch, to: owner });
+        if (!await this.takeover(clientId, newEpoch)) return;
+        this.letGo.set(clientId, newEpoch);
+        setTimeout(() => {
+          if (this.letGo.get(clientId) === newEpoch) this.letGo.delete(clientId);
+        }, this.deps.config.takeoverTimeoutMs).unref();
+        await this.cluster.bus.control({ type: 'released', clientId, epoch: newEpoch, to: owner });
       }).catch(() => undefined);
       return;
     }
