@@ -1,9 +1,10 @@
 // Owns where a session lives when replicas share state (`state.backend: redis`, docs/ha.md): the
 // claim of a CONNECT (a new fencing epoch), the takeover from a previous owner elsewhere, the load
 // and install of what it stored, the messages a moving session missed (replayed from the bus after
-// a dead owner, read after a released one, buffered during the move), the write-through that
-// follows (SessionMirror, session/mirror.ts) including the will of the connection, the end or
-// offline state of a session at disconnect, and letting a session go when another replica took it.
+// a dead owner, read after a released one or after a live one's handover, buffered during the
+// move), the write-through that follows (SessionMirror, session/mirror.ts) including the will of
+// the connection, the end or offline state of a session at disconnect, letting a session go (with
+// its handover) when another replica took it, and writing every session back after Redis lost them.
 // broker/replication.ts holds one of these.
 import type { Logger } from 'pino';
 import type { Cluster } from './cluster/cluster.ts';
