@@ -499,7 +499,12 @@ describe('rotation, failures, delete', () => {
     expect((await readyDeployment(A, 'broker', 180_000)).status?.readyReplicas).toBe(2);
     const redis = (await kubectl(['get', 'deployment', 'redis', '-n', runtimeA, '-o', 'jsonpath={.status.readyReplicas}'])).stdout;
     expect(redis).toBe('1');
-    const [p1, p2] = await podIPs(runtimeA);
+    // Ready counts the pods of the new template; the replaced one may still be draining (it answers
+    // no CONNECT any more): the two pods to use are the only two left.
+    const [p1, p2] = await eventually('the replaced broker pod is gone', async () => {
+      const pods = await podIPs(runtimeA);
+      return pods.length === 2 ? pods : undefined;
+    }, 60_000);
     const opts = { username: 'alice', password: 'alice-a-2', protocolVersion: 5 as const };
     const got: number[] = [];
     // A persistent session (v5 session expiry) subscribed on pod 1; the publisher on pod 2.
