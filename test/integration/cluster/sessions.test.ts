@@ -1,9 +1,10 @@
 // Persistent sessions in Redis: claims with a fencing epoch, a resume on another replica that finds
 // the queue, outgoing in flight at both QoS 2 stages and the incoming QoS 2 ids, queue caps with both
-// drop policies, expiry as a TTL, and Redis memory per session and per queued message (printed).
+// drop policies, expiry as a TTL, a live owner's handover at a takeover and the reclaim and rewrite
+// after an outage, and Redis memory per session and per queued message (printed).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import type { StoredSubscriptionRecord } from '../../../broker/cluster/session-store.ts';
+import type { InflightRecord, StoredSubscriptionRecord } from '../../../broker/cluster/session-store.ts';
 import { adminClient, closeAll, envelopeOf, startReplica, testPrefix, worldRedis } from './replicas.ts';
 import type { RedisAddress, Replica } from './replicas.ts';
 
@@ -100,6 +101,38 @@ describe('session store', () => {
 });
 
 describe('session store limits', () => {
+  it('a live owner\'s handover lands only while the new owner waits; a reclaim after an outage leaves another owner\'s session alone and a rewrite replaces all', async () => {
+    const [a, b] = await pair('session-handover');
+    const c1 = await a.sessions.claim('dev-h', true, 600);
+    await a.sessions.enqueue('dev-h', c1.epoch, envelopeOf(a.bus, 'dev/h', 'stale'), limits);
+    const c2 = await b.sessions.claim('dev-h', false, 600);
+    const held = {
+      connected: true, expirySeconds: 600, will: undefined, willAt: undefined, subscriptions: [['dev/+/cmd', sub]] as [string, StoredSubscriptionRecord][],
+      inflight: [[3, { stage: 'pubrel' as const, qos: 2 as const, retain: false, subscriptionIds: [], message: undefined }]] as [number, InflightRecord][],
+      incomingQos2: [9], queue: [envelopeOf(a.bus, 'dev/h', 'held')],
+    };
+    await expect(a.sessions.handOver('dev-h', c1.epoch, held, new Map(), undefined)).resolves.toBe(false); // its own epoch is not the new owner's
+    expect(await a.sessions.handOver('dev-h', c2.epoch, held, new Map([['broker-0', 41]]), '1-0')).toBe(true);
+    const s = (await b.sessions.load('dev-h'))!;
+    expect(s.queue.map((e) => e.payload.toString())).toEqual(['held']);
+    expect(s.inflight.get(3)).toMatchObject({ stage: 'pubrel' });
+    expect(s.incomingQos2).toEqual([9]);
+    expect(s.subscriptions.get('dev/+/cmd')).toEqual(sub);
+    expect([s.sentUpTo.get('broker-0'), s.readTo, s.connected, s.expirySeconds]).toEqual([41, '1-0', true, 600]);
+    // Loaded: a late handover would overwrite what the new owner writes from now on.
+    expect(await a.sessions.handOver('dev-h', c2.epoch, held, new Map(), undefined)).toBe(false);
+
+    // After an outage: a can't reclaim b's session; b reclaims (a newer epoch) and rewrites it whole.
+    expect(await a.sessions.reclaim('dev-h', c1.epoch)).toBeUndefined();
+    const again = (await b.sessions.reclaim('dev-h', c2.epoch))!;
+    expect(again).toBeGreaterThan(c2.epoch);
+    await b.sessions.rewrite('dev-h', again, { ...held, connected: false, queue: [], subscriptions: [], will: { delaySeconds: 5, expirySeconds: 0, message: envelopeOf(b.bus, 'w', 'gone') }, willAt: 1234 });
+    const r = (await b.sessions.load('dev-h'))!;
+    expect([r.epoch, r.owner, r.connected, r.queue.length, r.subscriptions.size, r.willAt, r.sentUpTo.size]).toEqual([again, 'broker-1', false, 0, 0, 1234, 0]);
+    expect(r.will?.message.payload.toString()).toBe('gone');
+    await expect(a.sessions.setWill('dev-h', c1.epoch, undefined)).rejects.toMatchObject({ code: 'FENCED' });
+  });
+
   it('clean start deletes everything; an offline session expires by TTL', async () => {
     const [a] = await pair('session-clean');
     const c = await a.sessions.claim('dev-3', true);
