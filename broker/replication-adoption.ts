@@ -5,7 +5,8 @@
 // will of a client whose connection ended with the crash (its Will Delay Interval counted from the
 // dead replica's last heartbeat) or of one whose delayed will was pending, keeps a persistent
 // session as an offline session of its own (QoS 1/2 messages are queued for it; the bus is replayed
-// from just before the crash, so what was published before the adoption is not missed) and ends a
+// from just before the crash, so what was published before the adoption is not missed: at QoS ≤ 1
+// while the dead replica may still have delivered it, at any QoS once it surely had stopped) and ends a
 // clean one. Only the winner of a session does any of this, so a will goes out once cluster-wide.
 import type { Logger } from 'pino';
 import type { Cluster } from './cluster/cluster.ts';
@@ -27,8 +28,20 @@ export interface AdopterDeps {
   log: Logger;
 }
 
+const identity = (e: Envelope): string => `${e.origin}\u0000${e.seq}`;
+
 /** A gone replica that owns nothing any more is forgotten this long after its last heartbeat. */
 const FORGET_AFTER_MS = 10 * 60_000;
+
+/** What the sessions of a dead replica may have missed (see adoptAllOf). */
+interface Missed {
+  /** From just before its last heartbeat until it surely had stopped: QoS ≤ 1 only. */
+  early: Envelope[];
+  /** After that: any QoS. */
+  late: Envelope[];
+  /** Routed here since the adoption began (grows while it runs): any QoS. */
+  buffered: Envelope[];
+}
 
 /** A will to publish: when, and how. */
 interface DueWill {
@@ -93,13 +106,19 @@ export class Adopter {
     }
     // Everything routed here from now on is kept for the sessions being adopted; the replay covers
     // what came before, back to just before the crash (both de-duplicated by origin and sequence).
+    // Up to a heartbeat interval (and the margin) after its last heartbeat the dead replica may have
+    // delivered a message and died before storing that: replayed at QoS ≤ 1 only (a QoS 2 copy must
+    // not arrive twice). After that it was dead: nothing it could have sent, replayed at any QoS.
     const batch: PendingClaim = { epoch: 0, persistent: true, present: true, replay: [], buffered: [] };
     sessions.hold(batch);
     try {
-      const replay = await cluster.bus.since(lastHeartbeat - REPLAY_MARGIN_MS);
+      const deadBy = lastHeartbeat + cluster.shared.timing.heartbeatMs + REPLAY_MARGIN_MS;
+      const [replay, late] = await Promise.all([cluster.bus.since(lastHeartbeat - REPLAY_MARGIN_MS), cluster.bus.since(deadBy)]);
+      const lateIds = new Set(late.map(identity));
+      const early = replay.filter((e) => !lateIds.has(identity(e)));
       let adopted = 0;
       for (const clientId of owned) {
-        if (await this.adopt(clientId, dead, lastHeartbeat, replay, batch.buffered)) adopted++;
+        if (await this.adopt(clientId, dead, lastHeartbeat, { early, late, buffered: batch.buffered })) adopted++;
       }
       log.info({ replica: dead, lastHeartbeat, owned: owned.length, adopted }, 'sessions of a gone replica adopted');
     } finally {
@@ -108,7 +127,7 @@ export class Adopter {
   }
 
   /** Adopts one session; false when another replica (or its client) had it first. */
-  private async adopt(clientId: string, dead: string, lastHeartbeat: number, replay: Envelope[], buffered: Envelope[]): Promise<boolean> {
+  private async adopt(clientId: string, dead: string, lastHeartbeat: number, missedThere: Missed): Promise<boolean> {
     const { cluster, sessions, registry } = this.deps;
     const store = cluster.sessions;
     const epoch = await cluster.adoption.adopt(clientId, dead);
@@ -133,7 +152,8 @@ export class Adopter {
     mirror.will = will === undefined ? undefined : stored.will;
     mirror.willAt = will?.dueMs;
     const missed: PendingClaim = { epoch, persistent: true, present: true, replay: [], buffered: [] };
-    sessions.missed(missed, stored, replay, [...buffered]);
+    // `buffered` is read now, not before the awaits above: it grew meanwhile.
+    sessions.missed(missed, stored, missedThere.early, [...missedThere.late, ...missedThere.buffered]);
     sessions.deliverMissed(session, missed);
     registry.adoptedOffline(session, expiryMs, will?.publish, (will?.dueMs ?? now) - now);
     this.deps.log.info({ clientId, from: dead, queued: session.queuedCount, willInMs: will === undefined ? undefined : will.dueMs - now }, 'session of a gone replica adopted');

@@ -1,8 +1,8 @@
 // A replica crashes (SIGKILL) and stays dead: the live replicas notice its heartbeat stopped and one
 // of them adopts each of its sessions. Wills of the clients it had connected are published once
 // cluster-wide (v3.1.1 and v5, the v5 Will Delay Interval respected; none for a client that came
-// back first); a persistent QoS 1 subscriber that stays away gets every message published after the
-// crash queued for it, and all of them when it comes back to another replica. Real broker
+// back first); a persistent subscriber that stays away gets every QoS 1/2 message published after
+// the crash queued for it, and all of them when it comes back to another replica. Real broker
 // processes on the world's Redis, MQTT.js clients; the timings are printed and bounded.
 import mqtt from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
@@ -106,37 +106,46 @@ describe('a crashed replica\'s sessions are adopted', () => {
     expect(v5[0]!.at - killedAt).toBeLessThan(15_000 + WILL_BOUND_MS - 10_000);
   });
 
-  it('a persistent QoS 1 subscriber that stays away: 100 messages published after the crash are queued and all arrive on another replica', async () => {
+  it('a persistent subscriber that stays away: 100 QoS 1 and 40 QoS 2 messages published after the crash are queued and all arrive on another replica', async () => {
     const prefix = testPrefix('wired-away');
     const rs = await startReplicas(['away-0', 'away-1', 'away-2'], { redis, keyPrefix: prefix });
     replicas.push(...rs);
     const [pubReplica, doomed] = rs as [BrokerReplica, BrokerReplica, BrokerReplica];
     const subOpts: IClientOptions = { clientId: 'away-sub', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } };
     const sub = await client(doomed, subOpts);
-    await sub.subscribeAsync('away/#', { qos: 1 });
+    await sub.subscribeAsync({ 'away/#': { qos: 1 }, 'away2/#': { qos: 2 } });
     const pub = await client(pubReplica, { clientId: 'away-pub', protocolVersion: 5 });
     await sleep(300);
     await doomed.kill();
+    const killedAt = Date.now();
     // Half before anyone noticed the crash (the adopter replays them from the bus), half after.
-    for (let i = 0; i < 50; i++) await pub.publishAsync('away/t', String(i), { qos: 1 });
+    for (let i = 0; i < 50; i++) await pub.publishAsync('away/t', `q1:${i}`, { qos: 1 });
+    // QoS 2 is replayed only from a heartbeat interval + 1 s after the dead replica's last heartbeat
+    // (before the kill): it could not have sent these any more.
+    await sleep(Math.max(0, killedAt + 3_500 - Date.now()));
+    for (let i = 0; i < 20; i++) await pub.publishAsync('away2/t', `q2:${i}`, { qos: 2 });
     const admin = adminClient(redis);
     try {
       const base = `${prefix}s:away-sub`;
+      expect(await admin.hget(base, 'owner')).toBe('away-1'); // not adopted yet
       await until(async () => ![null, 'away-1'].includes(await admin.hget(base, 'owner')), 30_000, 'the session adopted');
       const owner = (await admin.hget(base, 'owner'))!;
-      for (let i = 50; i < 100; i++) await pub.publishAsync('away/t', String(i), { qos: 1 });
-      await until(async () => await admin.llen(`${base}:queue`) === 100, 10_000, '100 messages queued in Redis');
+      for (let i = 50; i < 100; i++) await pub.publishAsync('away/t', `q1:${i}`, { qos: 1 });
+      for (let i = 20; i < 40; i++) await pub.publishAsync('away2/t', `q2:${i}`, { qos: 2 });
+      await until(async () => await admin.llen(`${base}:queue`) === 140, 10_000, '140 messages queued in Redis');
       expect(adopters(rs, 'away-sub')).toEqual([owner]);
       // Back, to the live replica that did NOT adopt it: a takeover from the adopter, then the load.
       const other = rs.find((r) => r.running && r.id !== owner)!;
-      const received: number[] = [];
+      const received: string[] = [];
       const back = mqtt.connect({ host: '127.0.0.1', port: other.port, reconnectPeriod: 0, ...subOpts });
       clients.push(back);
-      back.on('message', (_t, payload) => received.push(Number(payload.toString())));
-      await until(() => new Set(received).size === 100, 15_000, 'every queued message').catch(() => undefined);
+      back.on('message', (_t, payload) => received.push(payload.toString()));
+      await until(() => new Set(received).size === 140, 15_000, 'every queued message').catch(() => undefined);
       const unique = new Set(received);
       console.log(`away subscriber: adopted by ${owner}, back on ${other.id}, received ${received.length}, unique ${unique.size}`);
-      expect([...unique].sort((a, b) => a - b)).toEqual(Array.from({ length: 100 }, (_, i) => i));
+      const expected = [...Array.from({ length: 100 }, (_, i) => `q1:${i}`), ...Array.from({ length: 40 }, (_, i) => `q2:${i}`)];
+      expect([...unique].sort()).toEqual(expected.sort());
+      expect(received.filter((p) => p.startsWith('q2:'))).toHaveLength(40); // QoS 2: each once
     } finally {
       admin.disconnect();
     }
