@@ -68,6 +68,7 @@ export class ReplicatedSessions implements MirrorHost {
   constructor(deps: ReplicatedSessionsDeps) {
     this.deps = deps;
     deps.registry.delayedWillSent = (session) => this.willSent(session);
+    deps.registry.sessionExpired = (session) => this.expired(session);
   }
 
   private get cluster(): Cluster {
@@ -239,6 +240,14 @@ export class ReplicatedSessions implements MirrorHost {
     if (claim.replay.length + claim.buffered.length > 0) {
       this.deps.log.info({ clientId: session.clientId, replayed, buffered }, 'messages the session missed while it moved delivered');
     }
+  }
+
+  /** An offline session held here expired: Redis lets go of it (and of its owned-set member). */
+  private expired(session: Session): void {
+    const m = session.mirror;
+    if (!(m instanceof ClusterMirror)) return;
+    session.mirror = undefined;
+    m.write(this.cluster.sessions.expired(session.clientId, m.epoch));
   }
 
   /** A subscription was added or replaced (persistent sessions keep it in Redis). */

@@ -9,6 +9,17 @@ if redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
 end
 `;
 
+// A key of a session created while it is offline (a message queued for it, here or by an adopter)
+// expires with it: it takes the state hash's TTL (none while online). Without this the queue of a
+// session that went offline with an empty queue outlived the session, and came back with a later
+// session of the same client id.
+const FOLLOW_TTL = `
+local function followTtl(key)
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+`;
+
 // KEYS: base, inflight, qos2, queue, epoch counter, this replica's owned set.
 // ARGV: replica, clean start (1/0), key prefix, client id, the connection's session expiry ('' =
 // not known). The previous owner's `owned:` set is derived in the script (standalone or Sentinel
@@ -37,19 +48,24 @@ return {epoch, prev or '', present, released or ''}
 `);
 
 // KEYS: base, hash. ARGV: epoch, field, value ('' deletes).
-export const HASH_SET = new Script(`${FENCE}
+export const HASH_SET = new Script(`${FENCE}${FOLLOW_TTL}
 if ARGV[3] == '' then redis.call('HDEL', KEYS[2], ARGV[2]) else redis.call('HSET', KEYS[2], ARGV[2], ARGV[3]) end
+if KEYS[2] ~= KEYS[1] then followTtl(KEYS[2]) end
 return 1
 `);
 
 // KEYS: base, set. ARGV: epoch, member, add (1) or remove (0). Returns whether it changed.
-export const SET_MEMBER = new Script(`${FENCE}
-if ARGV[3] == '1' then return redis.call('SADD', KEYS[2], ARGV[2]) end
+export const SET_MEMBER = new Script(`${FENCE}${FOLLOW_TTL}
+if ARGV[3] == '1' then
+  local added = redis.call('SADD', KEYS[2], ARGV[2])
+  followTtl(KEYS[2])
+  return added
+end
 return redis.call('SREM', KEYS[2], ARGV[2])
 `);
 
 // KEYS: base, queue. ARGV: epoch, frame, max messages, max bytes, policy. Returns {stored 1/0, dropped from head}.
-export const ENQUEUE = new Script(`${FENCE}
+export const ENQUEUE = new Script(`${FENCE}${FOLLOW_TTL}
 local size = #ARGV[2]
 local maxn, maxb = tonumber(ARGV[3]), tonumber(ARGV[4])
 if maxn == 0 or size > maxb then return {0, 0} end
@@ -64,16 +80,18 @@ while n >= maxn or bytes + size > maxb do
   dropped = dropped + 1
 end
 redis.call('RPUSH', KEYS[2], ARGV[2])
+followTtl(KEYS[2])
 redis.call('HSET', KEYS[1], 'qbytes', bytes + size)
 return {1, dropped}
 `);
 
 // KEYS: base, queue, inflight. ARGV: epoch, packet id, record header. Head of the queue → in flight.
-export const QUEUE_TO_FLIGHT = new Script(`${FENCE}
+export const QUEUE_TO_FLIGHT = new Script(`${FENCE}${FOLLOW_TTL}
 local head = redis.call('LPOP', KEYS[2])
 if not head then return 0 end
 redis.call('HINCRBY', KEYS[1], 'qbytes', -#head)
 redis.call('HSET', KEYS[3], ARGV[2], ARGV[3] .. head)
+followTtl(KEYS[3])
 return 1
 `);
 
@@ -95,6 +113,19 @@ end
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner then redis.call('SREM', ARGV[2] .. 'owned:' .. owner, ARGV[3]) end
 return redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+`);
+
+// KEYS: the four keys of a session, this replica's owned set. ARGV: epoch, client id. The owner's
+// expiry timer ended the session: its keys go, and so does its member of the owner's `owned:` set
+// even when Redis expired the keys first (a TTL takes no set member with it: the set of a replica
+// that lives long would otherwise grow with every client id that ever went away). A session claimed
+// since by a newer epoch is left alone.
+export const EXPIRED = new Script(`
+local epoch = redis.call('HGET', KEYS[1], 'epoch')
+if epoch and epoch ~= ARGV[1] then return 0 end
+redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('SREM', KEYS[5], ARGV[2])
+return 1
 `);
 
 // KEYS: base, this replica's owned set. ARGV: epoch, client id, bus position. A graceful stop lets
@@ -126,7 +157,7 @@ return epoch
  * (packet id, record), incoming QoS 2 ids, queue frames.
  */
 function replaceState(first: number, keep: string): string {
-  return `
+  return `${FOLLOW_TTL}
 redis.call('UNLINK', KEYS[2], KEYS[3], KEYS[4])
 for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
   if not (${keep}) then redis.call('HDEL', KEYS[1], f) end
@@ -143,6 +174,7 @@ run(1, function(j) redis.call('SADD', KEYS[3], ARGV[j]) end)
 local bytes = 0
 run(1, function(j) redis.call('RPUSH', KEYS[4], ARGV[j]); bytes = bytes + #ARGV[j] end)
 redis.call('HSET', KEYS[1], 'qbytes', bytes)
+for k = 2, 4 do followTtl(KEYS[k]) end
 return 1
 `;
 }

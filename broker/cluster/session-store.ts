@@ -12,7 +12,7 @@ import type { Envelope } from './envelope.ts';
 import { LinkError } from './link.ts';
 import type { RedisLink } from './link.ts';
 import type { Script } from './script.ts';
-import { CLAIM, DELETE, ENQUEUE, HANDOVER, HASH_SET, OFFLINE, QUEUE_TO_FLIGHT, RECLAIM, RELEASE, REWRITE, SET_MEMBER } from './session-scripts.ts';
+import { CLAIM, DELETE, ENQUEUE, EXPIRED, HANDOVER, HASH_SET, OFFLINE, QUEUE_TO_FLIGHT, RECLAIM, RELEASE, REWRITE, SET_MEMBER } from './session-scripts.ts';
 import { decodeWill, encodeInflightHeader, encodeSubscriptionOptions, encodeWill, inflightMap, SUB, subscriptionsOf } from './session-records.ts';
 import type { InflightRecord, StoredSubscriptionRecord, StoredWill } from './session-records.ts';
 
@@ -224,6 +224,14 @@ export class SessionStore {
   /** Ends a session (expiry 0 at disconnect, expiry timer, clean start elsewhere). undefined epoch: unconditional. */
   async delete(clientId: string, epoch?: number): Promise<void> {
     await this.call(DELETE, this.keys(clientId), [epoch ?? '', this.link.keyPrefix, clientId], 'session delete');
+  }
+
+  /**
+   * The owner's expiry timer ended an offline session: its keys and its member of this replica's
+   * `owned:` set go (Redis may have expired the keys already: the member stays otherwise).
+   */
+  async expired(clientId: string, epoch: number): Promise<void> {
+    await this.call(EXPIRED, [...this.keys(clientId), this.ownedKey(this.replicaId)], [epoch, clientId], 'session expiry');
   }
 
   /**

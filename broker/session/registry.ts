@@ -36,6 +36,8 @@ export class SessionRegistry {
    * Redis must stop holding it (a replica adopting the session after a crash would send it again).
    */
   delayedWillSent: ((session: Session) => void) | undefined = undefined;
+  /** With replicas: an offline session's expiry ended it here, so Redis lets go of it too. */
+  sessionExpired: ((session: Session) => void) | undefined = undefined;
 
   constructor(deps: SessionRegistryDeps) {
     this.deps = deps;
@@ -147,8 +149,14 @@ export class SessionRegistry {
     if (session.expirySeconds === 0) {
       this.endSession(session, true);
     } else if (session.expirySeconds !== NEVER_EXPIRES) {
-      session.expiryTimer = setTimeout(() => this.endSession(session, true), Math.min(session.expirySeconds * 1000, MAX_TIMER_MS));
+      session.expiryTimer = setTimeout(() => this.expire(session), Math.min(session.expirySeconds * 1000, MAX_TIMER_MS));
     }
+  }
+
+  /** The session's expiry ran out while it was offline. */
+  private expire(session: Session): void {
+    this.endSession(session, true);
+    this.sessionExpired?.(session);
   }
 
   /** [MQTT-3.1.3-9] the will goes out at the earlier of its delay and the end of the session. */
@@ -185,7 +193,7 @@ export class SessionRegistry {
    */
   adoptedOffline(session: Session, expiryMs: number | undefined, will: (() => void) | undefined, willInMs: number): void {
     if (expiryMs !== undefined) {
-      session.expiryTimer = setTimeout(() => this.endSession(session, true), Math.min(Math.max(0, expiryMs), MAX_TIMER_MS));
+      session.expiryTimer = setTimeout(() => this.expire(session), Math.min(Math.max(0, expiryMs), MAX_TIMER_MS));
     }
     if (will !== undefined) this.delayWill(session, will, Math.max(0, willInMs));
   }
