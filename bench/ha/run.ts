@@ -145,7 +145,7 @@ async function startBroker(target: Target, index: number, redis: PrivateRedis): 
  * e.g. queue-full is the configured slow-consumer limit (`maxQueuedMessages`), which Aedes does
  * not have: a "lost" count is read next to it.
  */
-async function drops(brokers: Broker[]): Promise<string> {
+async function drops(brokers: Broker[]): Promise<Map<string, number>> {
   const byReason = new Map<string, number>();
   for (const b of brokers) {
     if (b.adminPort === undefined) continue;
@@ -154,7 +154,13 @@ async function drops(brokers: Broker[]): Promise<string> {
       byReason.set(m[1]!, (byReason.get(m[1]!) ?? 0) + Number(m[2]));
     }
   }
-  return [...byReason].filter(([, n]) => n > 0).map(([reason, n]) => `dropped ${n} ${reason}`).join(', ');
+  return byReason;
+}
+
+/** Drops between GO and RESULT (the warm-up's are not the run's). */
+function dropsSince(before: Map<string, number>, after: Map<string, number>): string {
+  return [...after].map(([reason, n]) => [reason, n - (before.get(reason) ?? 0)] as const)
+    .filter(([, n]) => n > 0).map(([reason, n]) => `dropped ${n} ${reason}`).join(', ');
 }
 
 async function stopBroker(b: Broker): Promise<void> {
@@ -231,6 +237,7 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
     const cpu0 = pids.map(cpuTicks);
     const redis0 = cpuTicks(redis.service.pid);
     const redisPid = redis.service.pid; // a restart replaces the process: its CPU is then not counted
+    const drops0 = await drops(brokers);
     await redis.client.config('RESETSTAT');
     gen.stdin.write('GO\n');
     const outage = scenario === 'redis-restart-qos1'
@@ -243,7 +250,7 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
     const exited = brokers.filter((b) => b.proc.exitCode !== null || b.proc.signalCode !== null).map((b) => b.proc.exitCode ?? b.proc.signalCode);
     const perBrokerUs = pids.map((p, i) => per(cpuTicks(p) - cpu0[i]!));
     const note = [
-      exited.length > 0 ? `broker exited (${exited.join(', ')})` : '', await drops(brokers),
+      exited.length > 0 ? `broker exited (${exited.join(', ')})` : '', dropsSince(drops0, await drops(brokers)),
       result.reconnects ? `publisher reconnected ${result.reconnects}×` : '', commands,
     ].filter((x) => x !== '').join('; ');
     return {
