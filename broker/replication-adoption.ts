@@ -97,6 +97,24 @@ export class Adopter {
     }
   }
 
+  /**
+   * At start, before the listeners: a previous process under this replica id that crashed (a
+   * container restarted in its pod heartbeats again under the same id before anyone sees it
+   * silent) left sessions owned by this id that nobody here holds. Nobody else would adopt them:
+   * their wills would never go out and, online in Redis, they would never expire. They are adopted
+   * here like a dead peer's.
+   */
+  async adoptPrevious(): Promise<void> {
+    const { cluster, log } = this.deps;
+    const last = cluster.previousHeartbeat;
+    if (last === undefined) return;
+    try {
+      await this.adoptAllOf(cluster.replicaId, last);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'adoption of a previous process\'s sessions failed');
+    }
+  }
+
   private async adoptAllOf(dead: string, lastHeartbeat: number): Promise<void> {
     const { cluster, sessions, log } = this.deps;
     const owned = await cluster.adoption.ownedBy(dead);

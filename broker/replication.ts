@@ -107,6 +107,7 @@ export class Replication {
     const up = await this.cluster.start(5_000);
     this.adopter.start();
     if (up) await this.reloadRetained();
+    if (up) await this.adopter.adoptPrevious();
     else this.deps.log.warn('state backend not reachable: starting degraded');
     return up;
   }

@@ -53,6 +53,12 @@ export class Cluster {
   readonly adoption: Adoption;
   private readonly handlers: ClusterHandlers;
   private wasDown = false;
+  /**
+   * The last heartbeat Redis held for this replica id when it started: a previous process under the
+   * same id (a restarted container) that did not stop gracefully. What it still owns is adopted
+   * (broker/replication-adoption.ts); undefined when there was none.
+   */
+  previousHeartbeat: number | undefined;
 
   constructor(options: ClusterOptions, handlers: ClusterHandlers) {
     this.replicaId = options.replicaId;
@@ -84,6 +90,7 @@ export class Cluster {
     this.bus.start();
     try {
       await this.link.whenUp(timeoutMs);
+      this.previousHeartbeat = await this.shared.lastHeartbeat(this.replicaId);
       await this.shared.start();
       return true;
     } catch {

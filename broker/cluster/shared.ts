@@ -65,6 +65,25 @@ export class SharedGroups {
     this.timer.unref();
     await this.heartbeat();
     await this.reload();
+    await this.dropStale();
+  }
+
+  /**
+   * Redis may count members of this replica id that this process does not hold: a previous process
+   * under the same id (a container restarted in its pod) crashed with them. Picks would send those
+   * groups' messages here, where nobody receives them: they go.
+   */
+  private async dropStale(): Promise<void> {
+    for (const [key, g] of [...this.groups]) {
+      if (!g.members.has(this.me) || this.local.has(key)) continue;
+      try {
+        await this.link.command.hdel(this.hashKey(key), this.me);
+      } catch (err) {
+        throw this.link.failed(err, 'shared stale members');
+      }
+      this.apply(key, g.filter, this.me, 0);
+      await this.bus.control({ type: 'shared', key, replica: this.me, members: 0 });
+    }
   }
 
   stop(): void {
