@@ -134,15 +134,13 @@ export function snapshotOf(session: Session, m: ClusterMirror): SessionSnapshot 
   };
   if (!m.persistent) return snap;
   for (const [key, sub] of session.subscriptions) snap.subscriptions.push([key, sub]);
-  // Session keeps its message state to itself (it is the message path); this write-back is the one
-  // reader outside it. Element access keeps the names type-checked.
-  for (const [id, out] of session['inflightMap'] ?? []) {
+  const state = session.messageState();
+  for (const [id, out] of state.inflight) {
     const message = out.stage === 'publish' ? envelopeOf(out.msg) : undefined;
     snap.inflight.push([id, { stage: out.stage, qos: out.qos as 1 | 2, retain: out.retain, subscriptionIds: idsOf(out), message }]);
   }
-  const held = session['qos2In'];
-  for (let id = 1; held !== undefined && snap.incomingQos2.length < held.size && id <= 65535; id++) if (held.has(id)) snap.incomingQos2.push(id);
-  for (const out of session['queue']) snap.queue.push(envelopeOf(out.msg));
+  snap.incomingQos2.push(...state.incomingQos2);
+  for (const out of state.queued) snap.queue.push(envelopeOf(out.msg));
   return snap;
 }
 

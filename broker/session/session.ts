@@ -80,6 +80,18 @@ export interface Outgoing extends PublishCopy {
  */
 const qos0Copy: PublishCopy = { qos: 0, retain: false, messageId: 0, subscriptionIds: undefined };
 
+/** A session's message state as restore() takes it and messageState() gives it (read-only). */
+export interface SessionMessageState {
+  /** Outgoing QoS 1/2 by packet id, with its stage. */
+  readonly inflight: ReadonlyMap<number, Readonly<Outgoing>>;
+  /** Incoming QoS 2 packet ids awaiting PUBREL, ascending. */
+  readonly incomingQos2: readonly number[];
+  /** The queue, oldest first. */
+  readonly queued: Iterable<Readonly<Outgoing>>;
+}
+
+const NO_INFLIGHT: ReadonlyMap<number, Outgoing> = new Map();
+
 export interface WillMessage {
   topic: string;
   payload: Buffer;
@@ -363,6 +375,17 @@ export class Session implements Subscriber {
     }
     for (const id of incomingQos2) (this.qos2In ??= new PacketIdSet()).add(id);
     for (const q of queued) this.queue.push({ ...q, messageId: 0, stage: 'publish' });
+  }
+
+  /**
+   * What the session holds, for the one reader outside the message path: the write-back of the
+   * whole session after Redis lost it, and the handover at a takeover (session/mirror.ts).
+   */
+  messageState(): SessionMessageState {
+    const held = this.qos2In;
+    const incomingQos2: number[] = [];
+    for (let id = 1; held !== undefined && incomingQos2.length < held.size && id <= 65535; id++) if (held.has(id)) incomingQos2.push(id);
+    return { inflight: this.inflightMap ?? NO_INFLIGHT, incomingQos2, queued: this.queue };
   }
 
   /** Drops all message state (clean start). */
