@@ -80,15 +80,20 @@ export class Adopter {
     this.upSince = undefined;
   }
 
-  /** One look at the heartbeats: adopts what the silent replicas still own. */
+  /**
+   * One look at the released sessions with a pending will and at the heartbeats: adopts those
+   * sessions, and what the silent replicas still own.
+   */
   async tick(): Promise<void> {
     const { shared } = this.deps.cluster;
     const { heartbeatMs, liveMs } = shared.timing;
-    // Right after a start or an outage every peer's heartbeat may be old (Redis was gone for all of
-    // them): a peer is judged only once this replica has been up for a whole window and a beat.
-    if (this.running || this.upSince === undefined || Date.now() - this.upSince < liveMs + heartbeatMs) return;
+    if (this.running || this.upSince === undefined) return;
     this.running = true;
     try {
+      await this.adoptReleasedWills();
+      // Right after a start or an outage every peer's heartbeat may be old (Redis was gone for all
+      // of them): a peer is judged only once this replica has been up for a whole window and a beat.
+      if (Date.now() - this.upSince < liveMs + heartbeatMs) return;
       for (const [replica, last] of await shared.silent()) await this.adoptAllOf(replica, last);
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'adoption of a gone replica\'s sessions failed (retried)');
@@ -115,6 +120,31 @@ export class Adopter {
     }
   }
 
+  /**
+   * Sessions a replica released at a graceful stop with a delayed will pending (nobody owns them:
+   * nobody would send it): each is adopted by one live replica, which sends the will at its due
+   * time unless the client is back first. What was published after the releaser stopped reading
+   * the bus, nobody sent the session: queued at any QoS.
+   */
+  private async adoptReleasedWills(): Promise<void> {
+    const { cluster, sessions, log } = this.deps;
+    const ids = await cluster.sessions.releasedWills();
+    if (ids.length === 0) return;
+    const batch: PendingClaim = { epoch: 0, persistent: true, present: true, replay: [], buffered: [] };
+    sessions.hold(batch);
+    try {
+      for (const clientId of ids) {
+        const won = await cluster.sessions.adoptReleased(clientId);
+        if (won === undefined) continue;
+        const late = won.releasedAt === undefined ? [] : await cluster.bus.after(won.releasedAt);
+        await this.adopt(clientId, won.epoch, 'released', 0, { early: [], late, buffered: batch.buffered });
+      }
+    } finally {
+      sessions.done(batch);
+    }
+    log.info({ released: ids.length }, 'released sessions with a pending will looked at');
+  }
+
   private async adoptAllOf(dead: string, lastHeartbeat: number): Promise<void> {
     const { cluster, sessions, log } = this.deps;
     const owned = await cluster.adoption.ownedBy(dead);
@@ -136,7 +166,8 @@ export class Adopter {
       const early = replay.filter((e) => !lateIds.has(identity(e)));
       let adopted = 0;
       for (const clientId of owned) {
-        if (await this.adopt(clientId, dead, lastHeartbeat, { early, late, buffered: batch.buffered })) adopted++;
+        const epoch = await cluster.adoption.adopt(clientId, dead);
+        if (epoch !== undefined && await this.adopt(clientId, epoch, dead, lastHeartbeat, { early, late, buffered: batch.buffered })) adopted++;
       }
       log.info({ replica: dead, lastHeartbeat, owned: owned.length, adopted }, 'sessions of a gone replica adopted');
     } finally {
@@ -144,12 +175,13 @@ export class Adopter {
     }
   }
 
-  /** Adopts one session; false when another replica (or its client) had it first. */
-  private async adopt(clientId: string, dead: string, lastHeartbeat: number, missedThere: Missed): Promise<boolean> {
+  /**
+   * Installs one session taken with `epoch` from `dead` (a replica, or 'released'); false when it
+   * ended or was claimed since.
+   */
+  private async adopt(clientId: string, epoch: number, dead: string, lastHeartbeat: number, missedThere: Missed): Promise<boolean> {
     const { cluster, sessions, registry } = this.deps;
     const store = cluster.sessions;
-    const epoch = await cluster.adoption.adopt(clientId, dead);
-    if (epoch === undefined) return false;
     const stored = await store.load(clientId);
     if (stored === undefined || stored.epoch !== epoch) return false; // ended, or claimed since
     const now = Date.now();

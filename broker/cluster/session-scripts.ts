@@ -42,6 +42,7 @@ if released then redis.call('HDEL', KEYS[1], 'released') end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'epoch', epoch, 'conn', 1)
 if ARGV[5] ~= '' then redis.call('HSET', KEYS[1], 'expiry', ARGV[5]) end
 redis.call('HDEL', KEYS[1], 'willAt', 'sent', 'readTo', 'moving')
+redis.call('ZREM', ARGV[3] .. 'released-wills', ARGV[4])
 if prev and prev ~= ARGV[1] and ARGV[2] ~= '1' then redis.call('HSET', KEYS[1], 'moving', 1) end
 for i = 1, 4 do redis.call('PERSIST', KEYS[i]) end
 return {epoch, prev or '', present, released or ''}
@@ -112,10 +113,12 @@ if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'epoch') ~= ARGV[1] then
 end
 local owner = redis.call('HGET', KEYS[1], 'owner')
 if owner then redis.call('SREM', ARGV[2] .. 'owned:' .. owner, ARGV[3]) end
+redis.call('ZREM', ARGV[2] .. 'released-wills', ARGV[3])
 return redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 `);
 
-// KEYS: the four keys of a session, this replica's owned set. ARGV: epoch, client id. The owner's
+// KEYS: the four keys of a session, this replica's owned set, the released wills. ARGV: epoch,
+// client id. The owner's
 // expiry timer ended the session: its keys go, and so does its member of the owner's `owned:` set
 // even when Redis expired the keys first (a TTL takes no set member with it: the set of a replica
 // that lives long would otherwise grow with every client id that ever went away). A session claimed
@@ -125,17 +128,38 @@ local epoch = redis.call('HGET', KEYS[1], 'epoch')
 if epoch and epoch ~= ARGV[1] then return 0 end
 redis.call('UNLINK', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 redis.call('SREM', KEYS[5], ARGV[2])
+redis.call('ZREM', KEYS[6], ARGV[2])
 return 1
 `);
 
-// KEYS: base, this replica's owned set. ARGV: epoch, client id, bus position. A graceful stop lets
-// go of a session it still owns: with no owner left, the next claim anywhere needs no takeover
-// round, and reads the bus from where this replica stopped reading.
+// KEYS: base, this replica's owned set, the released wills. ARGV: epoch, client id, bus position.
+// A graceful stop lets go of a session it still owns: with no owner left, the next claim anywhere
+// needs no takeover round, and reads the bus from where this replica stopped reading. A delayed
+// will still pending (`willAt`) is listed with its due time: a live replica adopts the session
+// and sends it then (ADOPT_RELEASED), unless the client is back first (CLAIM drops it).
 export const RELEASE = new Script(`${FENCE}
 redis.call('HDEL', KEYS[1], 'owner')
 redis.call('HSET', KEYS[1], 'released', ARGV[3])
 redis.call('SREM', KEYS[2], ARGV[2])
+local due = redis.call('HGET', KEYS[1], 'willAt')
+if due then redis.call('ZADD', KEYS[3], due, ARGV[2]) end
 return 1
+`);
+
+// KEYS: base, epoch counter, this replica's owned set, the released wills. ARGV: client id, replica.
+// Takes a released session whose delayed will is pending (one live replica wins: the entry goes
+// with the first try); {0} when it is gone, owned again, or its will no longer due. Returns the
+// new epoch and the bus position its releaser had read to (what came after, nobody sent it).
+export const ADOPT_RELEASED = new Script(`
+redis.call('ZREM', KEYS[4], ARGV[1])
+if redis.call('HEXISTS', KEYS[1], 'epoch') == 0 or redis.call('HEXISTS', KEYS[1], 'owner') == 1
+  or redis.call('HEXISTS', KEYS[1], 'willAt') == 0 or redis.call('HEXISTS', KEYS[1], 'will') == 0 then return {0, ''} end
+local released = redis.call('HGET', KEYS[1], 'released') or ''
+redis.call('HDEL', KEYS[1], 'released')
+local epoch = redis.call('INCR', KEYS[2])
+redis.call('HSET', KEYS[1], 'owner', ARGV[2], 'epoch', epoch)
+redis.call('SADD', KEYS[3], ARGV[1])
+return {epoch, released}
 `);
 
 // KEYS: base, epoch counter, this replica's owned set. ARGV: replica, client id, the epoch it held.

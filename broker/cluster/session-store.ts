@@ -12,7 +12,7 @@ import type { Envelope } from './envelope.ts';
 import { LinkError } from './link.ts';
 import type { RedisLink } from './link.ts';
 import type { Script } from './script.ts';
-import { CLAIM, DELETE, ENQUEUE, EXPIRED, HANDOVER, HASH_SET, OFFLINE, QUEUE_TO_FLIGHT, RECLAIM, RELEASE, REWRITE, SET_MEMBER } from './session-scripts.ts';
+import { ADOPT_RELEASED, CLAIM, DELETE, ENQUEUE, EXPIRED, HANDOVER, HASH_SET, OFFLINE, QUEUE_TO_FLIGHT, RECLAIM, RELEASE, REWRITE, SET_MEMBER } from './session-scripts.ts';
 import { decodeWill, encodeInflightHeader, encodeSubscriptionOptions, encodeWill, inflightMap, SUB, subscriptionsOf } from './session-records.ts';
 import type { InflightRecord, StoredSubscriptionRecord, StoredWill } from './session-records.ts';
 
@@ -100,6 +100,14 @@ export class SessionStore {
   /** The set of client ids whose sessions `replica` owns (adoption.ts reads it for a dead replica). */
   ownedKey(replica: string): string {
     return `${this.link.keyPrefix}owned:${replica}`;
+  }
+
+  /**
+   * Sessions released at a graceful stop with a delayed will pending, scored by its due time: a
+   * live replica adopts each to send the will (replication-adoption.ts).
+   */
+  get releasedWillsKey(): string {
+    return `${this.link.keyPrefix}released-wills`;
   }
 
   /** The global fencing counter. */
@@ -218,7 +226,7 @@ export class SessionStore {
   /** This replica stops: the session stays in Redis with no owner, so the next claim takes it at once. */
   async release(clientId: string, epoch: number, busPosition: string): Promise<void> {
     const [base] = this.keys(clientId);
-    await this.call(RELEASE, [base, this.ownedKey(this.replicaId)], [epoch, clientId, busPosition], 'session release');
+    await this.call(RELEASE, [base, this.ownedKey(this.replicaId), this.releasedWillsKey], [epoch, clientId, busPosition], 'session release');
   }
 
   /** Ends a session (expiry 0 at disconnect, expiry timer, clean start elsewhere). undefined epoch: unconditional. */
@@ -231,7 +239,26 @@ export class SessionStore {
    * `owned:` set go (Redis may have expired the keys already: the member stays otherwise).
    */
   async expired(clientId: string, epoch: number): Promise<void> {
-    await this.call(EXPIRED, [...this.keys(clientId), this.ownedKey(this.replicaId)], [epoch, clientId], 'session expiry');
+    await this.call(EXPIRED, [...this.keys(clientId), this.ownedKey(this.replicaId), this.releasedWillsKey], [epoch, clientId], 'session expiry');
+  }
+
+  /** Up to `count` client ids of released sessions with a pending will, the earliest due first. */
+  async releasedWills(count = 100): Promise<string[]> {
+    try {
+      return await this.link.command.zrange(this.releasedWillsKey, '0', String(count - 1));
+    } catch (err) {
+      throw this.link.failed(err, 'released wills');
+    }
+  }
+
+  /**
+   * Takes a released session whose will is pending, for this replica to send it: the new epoch and
+   * where its releaser had read the bus, or undefined when another replica (or its client) has it.
+   */
+  async adoptReleased(clientId: string): Promise<{ epoch: number; releasedAt: string | undefined } | undefined> {
+    const keys = [this.keys(clientId)[0], this.epochKey, this.ownedKey(this.replicaId), this.releasedWillsKey];
+    const [epoch, released] = await this.call(ADOPT_RELEASED, keys, [clientId, this.replicaId], 'adopt released session') as [number, string];
+    return epoch === 0 ? undefined : { epoch, releasedAt: released === '' ? undefined : released };
   }
 
   /**
