@@ -79,7 +79,7 @@ describe('a delayed will pending at a graceful stop', () => {
     expect(cut[0]!.at - stoppedAt).toBeLessThan(6_000 + LATE_BOUND_MS);
     const admin = adminClient(redis);
     // Nothing left to send: the list is empty, the adopter owns the two sessions, without their wills.
-    expect(await admin.zrange(`${prefix}released-wills`, 0, -1)).toEqual([]);
+    expect(await admin.zrange(`${prefix}released-wills`, '0', '-1')).toEqual([]);
     for (const id of ['away-dev', 'cut-dev']) {
       expect(await admin.hmget(`${prefix}s:${id}`, 'owner', 'will')).toEqual(['stay-0', null]);
     }
