@@ -3,9 +3,9 @@
 // and install of what it stored, the messages a moving session missed (replayed from the bus after
 // a dead owner, read after a released one or after a live one's handover, buffered during the
 // move), the write-through that follows (SessionMirror, session/mirror.ts) including the will of
-// the connection, the end or offline state of a session at disconnect, letting a session go (with
-// its handover) when another replica took it, and writing every session back after Redis lost them.
-// broker/replication.ts holds one of these.
+// the connection, the end or offline state of a session at disconnect or expiry (told again after
+// an outage when Redis could not be), letting a session go (with its handover) when another replica
+// took it. broker/replication.ts holds one of these and writes its sessions back after an outage.
 import type { Logger } from 'pino';
 import type { Cluster } from './cluster/cluster.ts';
 import type { RedisStateConfig } from './cluster/config.ts';
@@ -64,6 +64,8 @@ export class ReplicatedSessions implements MirrorHost {
    * request may come after that (its answer then is yes, the handover is done), for a takeover timeout.
    */
   private readonly letGo = new Map<string, number>();
+  /** Sessions that ended here while Redis was unreachable: their end, told again by finishEnds(). */
+  private readonly unended = new Map<string, () => Promise<void>>();
 
   constructor(deps: ReplicatedSessionsDeps) {
     this.deps = deps;
@@ -247,7 +249,16 @@ export class ReplicatedSessions implements MirrorHost {
     const m = session.mirror;
     if (!(m instanceof ClusterMirror)) return;
     session.mirror = undefined;
-    m.write(this.cluster.sessions.expired(session.clientId, m.epoch));
+    this.endInRedis(session.clientId, m, () => this.cluster.sessions.expired(session.clientId, m.epoch));
+  }
+
+  /** The session ended here: Redis lets go of it now, or after the outage that keeps it from it. */
+  private endInRedis(clientId: string, m: ClusterMirror, end: () => Promise<void>): void {
+    this.unended.delete(clientId);
+    m.write(end().catch((err: unknown) => {
+      if (!isFenced(err)) this.unended.set(clientId, end);
+      throw err;
+    }));
   }
 
   /** A subscription was added or replaced (persistent sessions keep it in Redis). */
@@ -264,7 +275,7 @@ export class ReplicatedSessions implements MirrorHost {
     const { sessions } = this.cluster;
     if (!stillHeld || session.expirySeconds === 0) {
       session.mirror = undefined;
-      m.write(sessions.delete(session.clientId, m.epoch));
+      this.endInRedis(session.clientId, m, () => sessions.delete(session.clientId, m.epoch));
     } else {
       m.persistent = true;
       m.write(sessions.goOffline(session.clientId, m.epoch, session.expirySeconds));
@@ -303,34 +314,16 @@ export class ReplicatedSessions implements MirrorHost {
   }
 
   /**
-   * After an outage Redis may have restarted empty: every session held here is claimed again (a
-   * new epoch; one another replica took meanwhile is let go) and written back whole, replacing what
-   * Redis holds: subscriptions, offline queue, outgoing in flight, incoming QoS 2 ids, the will
-   * (docs/ha.md). Writes of the old epoch fail until then; what they carried is in the snapshot.
+   * After an outage: the ends Redis could not be told of are told now (a clean session's keys have
+   * no TTL and its owner lives on: Redis, back with its data, would keep them for ever).
    */
-  async writeBack(): Promise<void> {
-    const { sessions } = this.cluster;
-    let rewritten = 0;
-    let lost = 0;
-    for (const s of [...this.deps.registry.sessions.values()]) {
-      const m = s.mirror;
-      if (!(m instanceof ClusterMirror)) continue;
-      try {
-        const epoch = await sessions.reclaim(s.clientId, m.epoch);
-        if (epoch === undefined) {
-          lost++;
-          await this.takeover(s.clientId, m.epoch);
-          continue;
-        }
-        m.epoch = epoch;
-        await sessions.rewrite(s.clientId, epoch, snapshotOf(s, m));
-        if (s.link === undefined) await sessions.goOffline(s.clientId, epoch, s.expirySeconds);
-        rewritten++;
-      } catch (err) {
-        this.deps.log.warn({ clientId: s.clientId, err: (err as Error).message }, 'session rewrite after outage failed');
-      }
+  async finishEnds(): Promise<void> {
+    for (const [clientId, end] of [...this.unended]) {
+      this.unended.delete(clientId);
+      await end().catch((err: unknown) => {
+        if (!isFenced(err)) this.unended.set(clientId, end); // down again: the next recovery retries
+      });
     }
-    this.deps.log.info({ sessions: rewritten, takenElsewhere: lost }, 'state backend recovered');
   }
 
   /** Another replica claimed `clientId`: its client here is disconnected (0x8E) and the session let go. */
@@ -358,7 +351,7 @@ export class ReplicatedSessions implements MirrorHost {
 
   /** A write-through failed: FENCED means another replica owns the session now. */
   writeFailed(clientId: string, epoch: number, err: unknown): void {
-    if (err instanceof LinkError && err.code === 'FENCED') {
+    if (isFenced(err)) {
       // Another owner: let go. No owner at all: Redis lost the session (restarted empty), and
       // the recovery claims it again; the client stays.
       // Letting go here answers the new owner's takeover request too (it may still be on its way:
@@ -387,4 +380,8 @@ export class ReplicatedSessions implements MirrorHost {
   get sessionStore(): SessionStore {
     return this.cluster.sessions;
   }
+}
+
+function isFenced(err: unknown): boolean {
+  return err instanceof LinkError && err.code === 'FENCED';
 }

@@ -22,7 +22,7 @@ import { Adopter } from './replication-adoption.ts';
 import { ReplicatedSessions } from './replication-sessions.ts';
 import type { ClientConnection } from './services.ts';
 import type { SessionRegistry } from './session/registry.ts';
-import { routedMessage } from './session/mirror.ts';
+import { ClusterMirror, routedMessage, snapshotOf } from './session/mirror.ts';
 import type { Session, StoredSubscription } from './session/session.ts';
 
 /**
@@ -197,11 +197,44 @@ export class Replication {
 
   /**
    * The link is back after an outage: Redis may have restarted empty. Retained messages are read
-   * again, and every session held here is claimed again and written back whole (replication-sessions.ts).
+   * again, sessions that ended here meanwhile end in Redis, and every session held here is claimed
+   * again and written back whole.
    */
   private async recover(): Promise<void> {
     await this.reloadRetained();
-    await this.sessions.writeBack();
+    await this.sessions.finishEnds();
+    await this.writeBack();
+  }
+
+  /**
+   * After an outage Redis may have restarted empty: every session held here is claimed again (a
+   * new epoch; one another replica took meanwhile is let go) and written back whole, replacing what
+   * Redis holds: subscriptions, offline queue, outgoing in flight, incoming QoS 2 ids, the will
+   * (docs/ha.md). Writes of the old epoch fail until then; what they carried is in the snapshot.
+   */
+  private async writeBack(): Promise<void> {
+    const { sessions } = this.cluster;
+    let rewritten = 0;
+    let lost = 0;
+    for (const s of [...this.deps.registry.sessions.values()]) {
+      const m = s.mirror;
+      if (!(m instanceof ClusterMirror)) continue;
+      try {
+        const epoch = await sessions.reclaim(s.clientId, m.epoch);
+        if (epoch === undefined) {
+          lost++;
+          await this.sessions.takeover(s.clientId, m.epoch);
+          continue;
+        }
+        m.epoch = epoch;
+        await sessions.rewrite(s.clientId, epoch, snapshotOf(s, m));
+        if (s.link === undefined) await sessions.goOffline(s.clientId, epoch, s.expirySeconds);
+        rewritten++;
+      } catch (err) {
+        this.deps.log.warn({ clientId: s.clientId, err: (err as Error).message }, 'session rewrite after outage failed');
+      }
+    }
+    this.deps.log.info({ sessions: rewritten, takenElsewhere: lost }, 'state backend recovered');
   }
 
   /** At start and after an outage: Redis' retained messages replace the local copies of those topics. */
