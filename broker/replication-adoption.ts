@@ -149,7 +149,11 @@ export class Adopter {
     const { cluster, sessions, log } = this.deps;
     const owned = await cluster.adoption.ownedBy(dead);
     if (owned.length === 0) {
-      if (Date.now() - lastHeartbeat > FORGET_AFTER_MS) await cluster.shared.forget(dead, lastHeartbeat);
+      if (Date.now() - lastHeartbeat > FORGET_AFTER_MS) {
+        // Its shared-group counts would stay in Redis for ever (it is not picked, being silent).
+        await cluster.shared.dropMembersOf(dead);
+        await cluster.shared.forget(dead, lastHeartbeat);
+      }
       return;
     }
     // Everything routed here from now on is kept for the sessions being adopted; the replay covers

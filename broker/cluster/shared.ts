@@ -74,15 +74,24 @@ export class SharedGroups {
    * groups' messages here, where nobody receives them: they go.
    */
   private async dropStale(): Promise<void> {
+    await this.dropMembersOf(this.me);
+  }
+
+  /**
+   * `replica`'s member counts leave every group, in Redis and on every replica: a gone replica's
+   * (broker/replication-adoption.ts, once it is forgotten), or this id's that this process does not
+   * hold.
+   */
+  async dropMembersOf(replica: string): Promise<void> {
     for (const [key, g] of [...this.groups]) {
-      if (!g.members.has(this.me) || this.local.has(key)) continue;
+      if (!g.members.has(replica) || (replica === this.me && this.local.has(key))) continue;
       try {
-        await this.link.command.hdel(this.hashKey(key), this.me);
+        await this.link.command.hdel(this.hashKey(key), replica);
       } catch (err) {
         throw this.link.failed(err, 'shared stale members');
       }
-      this.apply(key, g.filter, this.me, 0);
-      await this.bus.control({ type: 'shared', key, replica: this.me, members: 0 });
+      this.apply(key, g.filter, replica, 0);
+      await this.bus.control({ type: 'shared', key, replica, members: 0 });
     }
   }
 
