@@ -4,6 +4,8 @@ import { Aedes } from 'aedes';
 
 const port = Number(process.argv[2] ?? 1883);
 const aedes = await Aedes.createBroker();
-const server = createServer(aedes.handle);
+// noDelay as our TCP listener has it (broker/listeners/tcp.ts): with Nagle on, Aedes' small writes
+// (PUBACKs, deliveries) could wait for the client's ACK, a delay that is a socket option, not Aedes.
+const server = createServer({ noDelay: true }, aedes.handle);
 server.listen(port, '127.0.0.1', () => process.stdout.write('listening\n'));
 process.on('SIGTERM', () => process.exit(0));
