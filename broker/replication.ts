@@ -77,6 +77,7 @@ export class Replication {
           this.adopter.linkDown();
           log.warn({ reason }, 'state backend down');
         },
+        passwordChanged: () => log.info('state backend password file changed: the next (re)connect uses it'),
       },
     }, {
       message: (e) => this.remote(e),
@@ -237,12 +238,22 @@ export class Replication {
     this.deps.log.info({ sessions: rewritten, takenElsewhere: lost }, 'state backend recovered');
   }
 
-  /** At start and after an outage: Redis' retained messages replace the local copies of those topics. */
+  /**
+   * At start and after an outage: the local retained messages become Redis' set. A local one Redis
+   * does not hold goes (one kept here while Redis refused it, or one a Redis that restarted empty
+   * lost everywhere): replicas must not answer a new subscriber differently. One stored here while
+   * the load ran is a newer entry and stays; `$` topics are this replica's own and are not matched.
+   */
   private async reloadRetained(): Promise<void> {
+    const store = this.deps.router.retained;
     try {
+      const before = store.matchEntries('#', Date.now());
       const all = await this.cluster.retained.loadAll();
       for (const e of all) this.retainedChanged(e, true);
-      this.deps.log.info({ retained: all.length }, 'retained messages loaded from the state backend');
+      const inRedis = new Set(all.map((e) => e.topic));
+      const gone = before.filter((entry) => !inRedis.has(entry.message.topic) && store.matchEntries(entry.message.topic, Date.now())[0] === entry);
+      for (const entry of gone) store.remove(entry);
+      this.deps.log.info({ retained: all.length, droppedLocal: gone.length }, 'retained messages loaded from the state backend');
     } catch (err) {
       this.deps.log.warn({ err: (err as Error).message }, 'retained reload failed (retried after the next outage)');
     }

@@ -161,6 +161,9 @@ function accept(conn: Connection, publish: InboundPublish): void {
     acknowledgeWhenRouted(conn, publish, routed);
     return;
   }
+  // QoS 0 has no acknowledgement to refuse: a message Redis did not take is dropped and counted
+  // (a rejection nobody handled would end the process).
+  routed?.catch(() => conn.broker.metrics.drop('state-backend'));
   acknowledge(conn, publish);
 }
 
