@@ -7,9 +7,13 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import mqtt from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { afterAll, beforeAll } from 'vitest';
 import { stringify } from 'yaml';
 import { repoRoot } from '../../support/paths.ts';
 import { sleep } from '../../support/wait.ts';
+import { worldRedis } from './replicas.ts';
 import type { RedisAddress } from './replicas.ts';
 
 const main = join(repoRoot, 'broker', 'main.ts');
@@ -138,4 +142,39 @@ export async function startReplicas(ids: string[], base: Omit<BrokerReplicaOptio
   const rs = ids.map((id) => new BrokerReplica({ ...base, id }));
   await Promise.all(rs.map((r) => r.start()));
   return rs;
+}
+
+/**
+ * A test file's replicas and MQTT clients on the world's Redis: registers the hooks that read the
+ * Redis address (beforeAll) and end every client, then close every replica (afterAll).
+ */
+export function replicaFixture(): {
+  redis: () => RedisAddress;
+  replicas: BrokerReplica[];
+  clients: MqttClient[];
+  client: (r: BrokerReplica, opts?: IClientOptions) => Promise<MqttClient>;
+} {
+  let redis: RedisAddress | undefined;
+  const replicas: BrokerReplica[] = [];
+  const clients: MqttClient[] = [];
+  beforeAll(() => {
+    redis = worldRedis();
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
+    await Promise.all(replicas.map((r) => r.close()));
+  });
+  return {
+    redis: () => {
+      if (redis === undefined) throw new Error('replicaFixture: the Redis address is read in beforeAll');
+      return redis;
+    },
+    replicas,
+    clients,
+    client: async (r, opts = {}) => {
+      const c = await mqtt.connectAsync({ host: '127.0.0.1', port: r.port, reconnectPeriod: 0, ...opts });
+      clients.push(c);
+      return c;
+    },
+  };
 }

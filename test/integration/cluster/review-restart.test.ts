@@ -3,37 +3,18 @@
 // process held must not linger in Redis: its clients' sessions are adopted at start (a will goes out
 // once, the session's keys go or expire), and its shared-group member counts go (picks would send
 // those groups' messages to a replica with no member). Real broker processes on the world's Redis.
-import mqtt from 'mqtt';
-import type { IClientOptions, MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sleep } from '../../support/wait.ts';
-import { startReplicas } from './broker-replicas.ts';
+import { replicaFixture, startReplicas } from './broker-replicas.ts';
 import type { BrokerReplica } from './broker-replicas.ts';
-import { adminClient, testPrefix, until, worldRedis } from './replicas.ts';
-import type { RedisAddress } from './replicas.ts';
+import { adminClient, testPrefix, until } from './replicas.ts';
 
-let redis: RedisAddress;
-const replicas: BrokerReplica[] = [];
-const clients: MqttClient[] = [];
-
-beforeAll(() => {
-  redis = worldRedis();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-  await Promise.all(replicas.map((r) => r.close()));
-});
-
-async function client(r: BrokerReplica, opts: IClientOptions): Promise<MqttClient> {
-  const c = await mqtt.connectAsync({ host: '127.0.0.1', port: r.port, reconnectPeriod: 0, ...opts });
-  clients.push(c);
-  return c;
-}
+const { redis, replicas, client } = replicaFixture();
 
 describe('a replica restarted under the same id after a crash', () => {
   it('adopts what its previous process owned: the will of a client that does not come back goes out once, its keys go', async () => {
     const prefix = testPrefix('review-restart');
-    const rs = await startReplicas(['same-0', 'same-1'], { redis, keyPrefix: prefix });
+    const rs = await startReplicas(['same-0', 'same-1'], { redis: redis(), keyPrefix: prefix });
     replicas.push(...rs);
     const [phoenix, other] = rs as [BrokerReplica, BrokerReplica];
     const wills: string[] = [];
@@ -47,7 +28,7 @@ describe('a replica restarted under the same id after a crash', () => {
     await until(() => wills.length > 0, 15_000, 'the will of the crashed process\'s client');
     await sleep(3_000); // a second copy would have come by now
     expect(wills).toEqual(['lost']);
-    const admin = adminClient(redis);
+    const admin = adminClient(redis());
     expect(await admin.keys(`${prefix}s:lost-dev*`)).toEqual([]);
     expect(await admin.smembers(`${prefix}owned:same-0`)).toEqual([]);
     admin.disconnect();
@@ -55,7 +36,7 @@ describe('a replica restarted under the same id after a crash', () => {
 
   it('its previous process\'s shared-group members go: every message of the group reaches the member that is left', async () => {
     const prefix = testPrefix('review-restart-shared');
-    const rs = await startReplicas(['group-0', 'group-1'], { redis, keyPrefix: prefix });
+    const rs = await startReplicas(['group-0', 'group-1'], { redis: redis(), keyPrefix: prefix });
     replicas.push(...rs);
     const [phoenix, other] = rs as [BrokerReplica, BrokerReplica];
     const gone = await client(phoenix, { clientId: 'worker-gone', protocolVersion: 5 });

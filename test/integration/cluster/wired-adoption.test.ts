@@ -5,24 +5,13 @@
 // the crash queued for it, and all of them when it comes back to another replica. Real broker
 // processes on the world's Redis, MQTT.js clients; the timings are printed and bounded.
 import mqtt from 'mqtt';
-import type { IClientOptions, MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IClientOptions } from 'mqtt';
+import { describe, expect, it } from 'vitest';
 import { sleep } from '../../support/wait.ts';
-import { BrokerReplica, startReplicas } from './broker-replicas.ts';
-import { adminClient, testPrefix, until, worldRedis } from './replicas.ts';
-import type { RedisAddress } from './replicas.ts';
+import { BrokerReplica, replicaFixture, startReplicas } from './broker-replicas.ts';
+import { adminClient, testPrefix, until } from './replicas.ts';
 
-let redis: RedisAddress;
-const replicas: BrokerReplica[] = [];
-const clients: MqttClient[] = [];
-
-beforeAll(() => {
-  redis = worldRedis();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-  await Promise.all(replicas.map((r) => r.close()));
-});
+const { redis, replicas, clients, client } = replicaFixture();
 
 /**
  * Detection takes the liveness window (10 s) after the dead replica's last heartbeat (at most one
@@ -30,12 +19,6 @@ afterAll(async () => {
  * The bound tested leaves room for a loaded 2-core machine.
  */
 const WILL_BOUND_MS = 20_000;
-
-async function client(r: BrokerReplica, opts: IClientOptions): Promise<MqttClient> {
-  const c = await mqtt.connectAsync({ host: '127.0.0.1', port: r.port, reconnectPeriod: 0, ...opts });
-  clients.push(c);
-  return c;
-}
 
 interface Arrival {
   topic: string;
@@ -59,7 +42,7 @@ function adopters(rs: BrokerReplica[], clientId: string): string[] {
 describe('a crashed replica\'s sessions are adopted', () => {
   it('wills of its v3.1.1 and v5 clients reach a subscriber elsewhere once (v5 after its Will Delay Interval, also one pending when it died); a client back first has none', async () => {
     const prefix = testPrefix('wired-will');
-    const rs = await startReplicas(['will-0', 'will-1'], { redis, keyPrefix: prefix });
+    const rs = await startReplicas(['will-0', 'will-1'], { redis: redis(), keyPrefix: prefix });
     replicas.push(...rs);
     const [survivor, doomed] = rs as [BrokerReplica, BrokerReplica];
     const wills = await watchWills(survivor, 'will-watcher');
@@ -86,7 +69,7 @@ describe('a crashed replica\'s sessions are adopted', () => {
     await doomed.kill();
     const killedAt = Date.now();
     await client(survivor, backOpts); // back before anyone noticed the crash: no will [MQTT-3.1.3-9]
-    const admin = adminClient(redis);
+    const admin = adminClient(redis());
     const lastHeartbeat = Number(await admin.zscore(`${prefix}replicas`, doomed.id));
     admin.disconnect();
     await until(() => ['will/v3', 'will/v5', 'will/gone'].every((t) => wills.some((w) => w.topic === t)), 30_000, 'the three wills');
@@ -108,7 +91,7 @@ describe('a crashed replica\'s sessions are adopted', () => {
 
   it('a persistent subscriber that stays away: 100 QoS 1 and 40 QoS 2 messages published after the crash are queued and all arrive on another replica', async () => {
     const prefix = testPrefix('wired-away');
-    const rs = await startReplicas(['away-0', 'away-1', 'away-2'], { redis, keyPrefix: prefix });
+    const rs = await startReplicas(['away-0', 'away-1', 'away-2'], { redis: redis(), keyPrefix: prefix });
     replicas.push(...rs);
     const [pubReplica, doomed] = rs as [BrokerReplica, BrokerReplica, BrokerReplica];
     const subOpts: IClientOptions = { clientId: 'away-sub', protocolVersion: 5, clean: false, properties: { sessionExpiryInterval: 600 } };
@@ -124,7 +107,7 @@ describe('a crashed replica\'s sessions are adopted', () => {
     // (before the kill): it could not have sent these any more.
     await sleep(Math.max(0, killedAt + 3_500 - Date.now()));
     for (let i = 0; i < 20; i++) await pub.publishAsync('away2/t', `q2:${i}`, { qos: 2 });
-    const admin = adminClient(redis);
+    const admin = adminClient(redis());
     try {
       const base = `${prefix}s:away-sub`;
       expect(await admin.hget(base, 'owner')).toBe('away-1'); // not adopted yet
@@ -152,7 +135,7 @@ describe('a crashed replica\'s sessions are adopted', () => {
   });
 
   it('three replicas, one killed: its clients\' wills go out once, each session has one adopter', async () => {
-    const rs = await startReplicas(['three-0', 'three-1', 'three-2'], { redis, keyPrefix: testPrefix('wired-three') });
+    const rs = await startReplicas(['three-0', 'three-1', 'three-2'], { redis: redis(), keyPrefix: testPrefix('wired-three') });
     replicas.push(...rs);
     const [a, doomed, c] = rs as [BrokerReplica, BrokerReplica, BrokerReplica];
     const seenA = await watchWills(a, 'watch-a');

@@ -4,24 +4,12 @@
 // resumes; every message the publisher got a PUBACK for arrives (lost = 0), duplicates are counted
 // and reported. Two broker processes on the world's Redis, MQTT.js clients.
 import mqtt from 'mqtt';
-import type { MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sleep } from '../../support/wait.ts';
-import { BrokerReplica, startReplicas } from './broker-replicas.ts';
-import { testPrefix, until, worldRedis } from './replicas.ts';
-import type { RedisAddress } from './replicas.ts';
+import { BrokerReplica, replicaFixture, startReplicas } from './broker-replicas.ts';
+import { testPrefix, until } from './replicas.ts';
 
-let redis: RedisAddress;
-const replicas: BrokerReplica[] = [];
-const clients: MqttClient[] = [];
-
-beforeAll(() => {
-  redis = worldRedis();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-  await Promise.all(replicas.map((r) => r.close()));
-});
+const { redis, replicas, clients, client } = replicaFixture();
 
 interface Run {
   sent: number;
@@ -39,13 +27,11 @@ async function throughLoss(survivor: BrokerReplica, doomed: BrokerReplica, end: 
   const onMessage = (_t: string, payload: Buffer): void => {
     run.received.push(Number(payload.toString()));
   };
-  const sub = await mqtt.connectAsync({ host: '127.0.0.1', port: doomed.port, ...opts });
-  clients.push(sub);
+  const sub = await client(doomed, opts);
   sub.on('message', onMessage);
   await sub.subscribeAsync('crash/#', { qos: 1 });
   await sleep(200);
-  const pub = await mqtt.connectAsync({ host: '127.0.0.1', port: survivor.port, clientId: `${clientId}-pub`, protocolVersion: 5, reconnectPeriod: 0 });
-  clients.push(pub);
+  const pub = await client(survivor, { clientId: `${clientId}-pub`, protocolVersion: 5 });
   let stop = false;
   const traffic = (async () => {
     while (!stop) {
@@ -85,7 +71,7 @@ function report(what: string, run: Run): { lost: number; duplicates: number } {
 
 describe('a replica goes away under a persistent QoS 1 subscriber', () => {
   it('SIGKILL mid-traffic: the subscriber resumes on the other replica, no acknowledged message lost, duplicates bounded', async () => {
-    const rs = await startReplicas(['crash-0', 'crash-1'], { redis, keyPrefix: testPrefix('wired-crash') });
+    const rs = await startReplicas(['crash-0', 'crash-1'], { redis: redis(), keyPrefix: testPrefix('wired-crash') });
     replicas.push(...rs);
     const run = await throughLoss(rs[0]!, rs[1]!, () => rs[1]!.kill(), 'crash-sub');
     const { lost, duplicates } = report('SIGKILL', run);
@@ -95,7 +81,7 @@ describe('a replica goes away under a persistent QoS 1 subscriber', () => {
   });
 
   it('SIGTERM mid-traffic (graceful stop): the session is released and resumes on the other replica at once', async () => {
-    const rs = await startReplicas(['term-0', 'term-1'], { redis, keyPrefix: testPrefix('wired-term'), takeoverTimeoutMs: 10_000 });
+    const rs = await startReplicas(['term-0', 'term-1'], { redis: redis(), keyPrefix: testPrefix('wired-term'), takeoverTimeoutMs: 10_000 });
     replicas.push(...rs);
     const started = Date.now();
     const run = await throughLoss(rs[0]!, rs[1]!, () => rs[1]!.terminate(), 'term-sub');

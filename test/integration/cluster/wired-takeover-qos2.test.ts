@@ -9,27 +9,16 @@
 // takeover keeps the old owner delivering while the new one has already claimed.
 import mqtt from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { sleep } from '../../support/wait.ts';
-import { BrokerReplica, startReplicas } from './broker-replicas.ts';
-import { testPrefix, until, worldRedis } from './replicas.ts';
-import type { RedisAddress } from './replicas.ts';
+import { BrokerReplica, replicaFixture, startReplicas } from './broker-replicas.ts';
+import { testPrefix, until } from './replicas.ts';
 
-let redis: RedisAddress;
-const replicas: BrokerReplica[] = [];
-const clients: MqttClient[] = [];
-
-beforeAll(() => {
-  redis = worldRedis();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-  await Promise.all(replicas.map((r) => r.close()));
-});
+const { redis, replicas, clients, client } = replicaFixture();
 
 describe('QoS 2 during a takeover between live replicas', () => {
   it('every completed QoS 2 message is delivered once, sent once (re-sends flagged DUP), across 6 takeovers under traffic', async () => {
-    const rs = await startReplicas(['q2-0', 'q2-1'], { redis, keyPrefix: testPrefix('wired-q2-takeover'), takeoverTimeoutMs: 5_000, limits: { maxQueuedMessages: 100_000 } });
+    const rs = await startReplicas(['q2-0', 'q2-1'], { redis: redis(), keyPrefix: testPrefix('wired-q2-takeover'), takeoverTimeoutMs: 5_000, limits: { maxQueuedMessages: 100_000 } });
     replicas.push(...rs);
     const [a, b] = rs as [BrokerReplica, BrokerReplica];
     const received = new Map<number, number>();
@@ -57,8 +46,7 @@ describe('QoS 2 during a takeover between live replicas', () => {
     };
     const first = await connectSub(a);
     await first.subscribeAsync('q2/#', { qos: 2 });
-    const pub = await mqtt.connectAsync({ host: '127.0.0.1', port: a.port, clientId: 'q2-pub', protocolVersion: 5, reconnectPeriod: 0 });
-    clients.push(pub);
+    const pub = await client(a, { clientId: 'q2-pub', protocolVersion: 5 });
     const completed = new Set<number>();
     let sent = 0;
     let stop = false;

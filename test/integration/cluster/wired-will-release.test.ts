@@ -3,35 +3,17 @@
 // The stopping replica releases their sessions with the wills' due times in Redis; one of the two
 // live replicas adopts each and publishes each will once, at its due time (not before); a client that comes back
 // before its due time has none. Real broker processes on the world's Redis, MQTT.js clients.
-import mqtt from 'mqtt';
-import type { IClientOptions, MqttClient } from 'mqtt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IClientOptions } from 'mqtt';
+import { describe, expect, it } from 'vitest';
 import { sleep } from '../../support/wait.ts';
-import { startReplicas } from './broker-replicas.ts';
+import { replicaFixture, startReplicas } from './broker-replicas.ts';
 import type { BrokerReplica } from './broker-replicas.ts';
-import { adminClient, testPrefix, until, worldRedis } from './replicas.ts';
-import type { RedisAddress } from './replicas.ts';
+import { adminClient, testPrefix, until } from './replicas.ts';
 
-let redis: RedisAddress;
-const replicas: BrokerReplica[] = [];
-const clients: MqttClient[] = [];
-
-beforeAll(() => {
-  redis = worldRedis();
-});
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-  await Promise.all(replicas.map((r) => r.close()));
-});
+const { redis, replicas, client } = replicaFixture();
 
 /** A live replica looks at released sessions every heartbeat interval (2 s); room for a loaded machine. */
 const LATE_BOUND_MS = 5_000;
-
-async function client(r: BrokerReplica, opts: IClientOptions): Promise<MqttClient> {
-  const c = await mqtt.connectAsync({ host: '127.0.0.1', port: r.port, reconnectPeriod: 0, ...opts });
-  clients.push(c);
-  return c;
-}
 
 function withWill(clientId: string, delaySeconds: number): IClientOptions {
   return {
@@ -44,7 +26,7 @@ describe('a delayed will pending at a graceful stop', () => {
   it('goes out once cluster-wide at its due time from a live replica, unless its client is back first', async () => {
     const prefix = testPrefix('wired-will-release');
     // Two live replicas: both look at the released sessions, one adopts each.
-    const rs = await startReplicas(['stay-0', 'stop-1', 'stay-2'], { redis, keyPrefix: prefix });
+    const rs = await startReplicas(['stay-0', 'stop-1', 'stay-2'], { redis: redis(), keyPrefix: prefix });
     replicas.push(...rs);
     const [live, stopping, otherLive] = rs as [BrokerReplica, BrokerReplica, BrokerReplica];
     const wills: { topic: string; payload: string; at: number }[] = [];
@@ -78,7 +60,7 @@ describe('a delayed will pending at a graceful stop', () => {
     // Its delay counts from when the stop closed its connection: before `stoppedAt`.
     expect(cut[0]!.at - termAt).toBeGreaterThanOrEqual(5_900);
     expect(cut[0]!.at - stoppedAt).toBeLessThan(6_000 + LATE_BOUND_MS);
-    const admin = adminClient(redis);
+    const admin = adminClient(redis());
     // Nothing left to send: the list is empty, a live replica owns each of the two sessions, without its will.
     expect(await admin.zrange(`${prefix}released-wills`, '0', '-1')).toEqual([]);
     for (const id of ['away-dev', 'cut-dev']) {

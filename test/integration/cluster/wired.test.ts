@@ -4,41 +4,29 @@
 // replicas, shared subscriptions (each message exactly once cluster-wide), takeover with 0x8E,
 // resume on another replica with queued and in-flight messages, graceful stop, readiness, $SYS.
 import mqtt from 'mqtt';
-import type { IClientOptions, IPublishPacket, MqttClient } from 'mqtt';
+import type { IPublishPacket, MqttClient } from 'mqtt';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawClient, connect311, publish, subscribe } from '../../unit/broker/helpers.ts';
 import { sleep } from '../../support/wait.ts';
-import { BrokerReplica, startReplicas } from './broker-replicas.ts';
-import { adminClient, testPrefix, until, worldRedis } from './replicas.ts';
-import type { RedisAddress } from './replicas.ts';
+import { BrokerReplica, replicaFixture, startReplicas } from './broker-replicas.ts';
+import { adminClient, testPrefix, until } from './replicas.ts';
 
-let redis: RedisAddress;
+const { redis, replicas, clients, client } = replicaFixture();
 let admin: Redis;
-const replicas: BrokerReplica[] = [];
-const clients: MqttClient[] = [];
 
 beforeAll(() => {
-  redis = worldRedis();
-  admin = adminClient(redis);
+  admin = adminClient(redis());
 });
-afterAll(async () => {
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => undefined)));
-  await Promise.all(replicas.map((r) => r.close()));
+afterAll(() => {
   admin.disconnect();
 });
 
 async function cluster(name: string, n: number, extra: { limits?: Record<string, unknown> } = {}): Promise<{ rs: BrokerReplica[]; prefix: string }> {
   const prefix = testPrefix(name);
-  const rs = await startReplicas(Array.from({ length: n }, (_, i) => `${name}-${i}`), { redis, keyPrefix: prefix, ...extra });
+  const rs = await startReplicas(Array.from({ length: n }, (_, i) => `${name}-${i}`), { redis: redis(), keyPrefix: prefix, ...extra });
   replicas.push(...rs);
   return { rs, prefix };
-}
-
-async function client(r: BrokerReplica, opts: IClientOptions = {}): Promise<MqttClient> {
-  const c = await mqtt.connectAsync({ host: '127.0.0.1', port: r.port, reconnectPeriod: 0, ...opts });
-  clients.push(c);
-  return c;
 }
 
 /** The payload of a v3.1.1 PUBLISH with a packet id. */
