@@ -171,9 +171,12 @@ export class ReplicatedSessions implements MirrorHost {
    */
   async replayFor(deadOwner: string): Promise<Envelope[]> {
     const { shared, bus } = this.cluster;
-    const last = await shared.lastHeartbeat(deadOwner);
-    if (last === undefined) return [];
-    return bus.since(last - REPLAY_MARGIN_MS);
+    // A crashed owner restarted under the same id (a container restart) has beaten again since:
+    // the beat that counts is its previous process's, the one that held the session.
+    const [last, restarted] = await Promise.all([shared.lastHeartbeat(deadOwner), shared.restartedAt(deadOwner)]);
+    const from = Math.min(last ?? Infinity, restarted ?? Infinity);
+    if (from === Infinity) return [];
+    return bus.since(from - REPLAY_MARGIN_MS);
   }
 
   /** Rebuilds a session another replica stored: subscriptions, in flight, incoming QoS 2 ids, queue. */

@@ -91,6 +91,8 @@ export class Cluster {
     try {
       await this.link.whenUp(timeoutMs);
       this.previousHeartbeat = await this.shared.lastHeartbeat(this.replicaId);
+      // Before this process's first beat overwrites the crashed one's (see SharedGroups.markRestart).
+      if (this.previousHeartbeat !== undefined) await this.shared.markRestart(this.previousHeartbeat);
       await this.shared.start();
       return true;
     } catch {

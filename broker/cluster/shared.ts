@@ -176,6 +176,31 @@ export class SharedGroups {
     return new Map(this.groups.get(sharedKey(group, filter))?.members ?? []);
   }
 
+  /**
+   * A process starting under `this` replica id found a heartbeat of a previous one that did not
+   * stop gracefully: its last beat is kept for a while (one minute), since this process's own beats
+   * overwrite it. A replica resuming a session the crashed process owned replays the bus from there
+   * (restartedAt), not from the new process's beat.
+   */
+  async markRestart(previous: number): Promise<void> {
+    try {
+      await this.link.command.set(`${this.replicasKey}:restarted:${this.me}`, String(previous), 'PX', 60_000);
+    } catch (err) {
+      throw this.link.failed(err, 'replica restart mark');
+    }
+  }
+
+  /** The last heartbeat of `replica`'s previous process, when it crashed and restarted within a minute. */
+  async restartedAt(replica: string): Promise<number | undefined> {
+    let value: string | null;
+    try {
+      value = await this.link.command.get(`${this.replicasKey}:restarted:${replica}`);
+    } catch (err) {
+      throw this.link.failed(err, 'replica restart mark');
+    }
+    return value === null ? undefined : Number(value);
+  }
+
   /** When `replica` last heartbeat (ms since the epoch), undefined when Redis has no record of it. */
   async lastHeartbeat(replica: string): Promise<number | undefined> {
     let score: string | null;
