@@ -98,7 +98,12 @@ async function readyDeployment(ns: string, name = 'broker', timeoutMs = 120_000)
     last = await get(MD, name, ns);
     // Ready for this generation, not a Ready left over from the spec before.
     const ready = condition(last, 'Ready') as { status: string; observedGeneration?: number } | undefined;
-    return ready?.status === 'True' && ready.observedGeneration === (last?.metadata as { generation?: number } | undefined)?.generation ? last : undefined;
+    if (ready?.status !== 'True' || ready.observedGeneration !== (last?.metadata as { generation?: number } | undefined)?.generation) return undefined;
+    // Ready counts the pods of the new template; a replaced one may still drain (it answers no
+    // CONNECT) and kube-proxy may still send a new connection to it: tests start once it is gone.
+    const runtimeNs = (last?.status as { namespace?: string } | undefined)?.namespace;
+    const replicas = (last?.spec as { replicas?: number } | undefined)?.replicas ?? 1;
+    return runtimeNs === undefined || (await podIPs(runtimeNs)).length <= replicas ? last : undefined;
   }, timeoutMs).catch((err: unknown) => {
     throw new Error(`${(err as Error).message}; conditions: ${JSON.stringify(last?.status?.conditions ?? [])}`, { cause: err });
   });
