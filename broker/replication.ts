@@ -15,6 +15,7 @@ import type { Envelope, SharedPick } from './cluster/envelope.ts';
 import { envelopeFromMessage } from './cluster/routed.ts';
 import type { QueueLimits } from './cluster/session-store.ts';
 import type { Refusal } from './handlers/connect-auth.ts';
+import type { Backlog } from './session/backlog.ts';
 import type { BrokerMetrics } from './metrics.ts';
 import type { Message } from './router/message.ts';
 import type { Router } from './router/router.ts';
@@ -42,6 +43,8 @@ export interface ReplicationDeps {
   registry: SessionRegistry;
   metrics: BrokerMetrics;
   log: Logger;
+  /** The sessions' back-pressure on reading other replicas' messages (their SessionEnv's). */
+  backlog?: Backlog;
 }
 
 export class Replication {
@@ -85,6 +88,7 @@ export class Replication {
       takeover: (clientId, epoch) => this.sessions.takeover(clientId, epoch),
       recovered: () => void this.recover(),
       gap: (origin, missed) => log.warn({ origin, missed }, 'messages from another replica missed'),
+      room: () => deps.backlog?.room(),
     });
     this.sessions = new ReplicatedSessions({ cluster: this.cluster, config: deps.config, queue: deps.queue, router: deps.router, registry: deps.registry, log });
     this.adopter = new Adopter({
@@ -294,5 +298,10 @@ export class Replication {
     counter('enclave_state_backend_reconnects_total', 'Reconnect attempts to the state backend', () => counters.reconnects);
     counter('enclave_state_backend_outages_total', 'Times the state backend link went down', () => counters.downs);
     counter('enclave_state_backend_gaps_total', 'Messages from other replicas never seen (stream trimmed past them)', () => this.cluster.bus.counters.gaps);
+    const backlog = this.deps.backlog;
+    if (backlog !== undefined) {
+      counter('enclave_state_backend_read_held_seconds_total', 'Time reading other replicas\' messages waited for a connected session\'s queue to drain', () => backlog.heldMs / 1000);
+      counter('enclave_state_backend_slow_consumers_total', 'Sessions that held reading for the longest hold and were let go (they drop at their queue limit)', () => backlog.slowConsumers);
+    }
   }
 }

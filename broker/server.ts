@@ -31,6 +31,7 @@ import { SysPublisher } from './sys.ts';
 import { hostname } from 'node:os';
 import { replicaId } from './cluster/config.ts';
 import { Replication } from './replication.ts';
+import { Backlog } from './session/backlog.ts';
 
 
 export interface BrokerOptions {
@@ -99,7 +100,11 @@ export class Broker implements BrokerServices {
       ...(config.state.backend === 'redis' ? { onSharedMembership: (group: string, filter: string, delta: 1 | -1) => this.sharedMembership(group, filter, delta) } : {}),
     });
     this.retained = this.router.retained;
+    const state = config.state;
+    // With replicas, a connected session whose queue fills holds the reading of other replicas' messages.
+    const backlog = state.backend === 'redis' ? new Backlog() : undefined;
     const env = {
+      backlog,
       maxInflight: limits.maxInflight,
       maxQueued: limits.maxQueuedMessages,
       maxQueuedBytes: limits.maxQueuedBytes,
@@ -111,11 +116,10 @@ export class Broker implements BrokerServices {
       },
     };
     this.registry = new SessionRegistry({ env, router: this.router, route: (msg, publisher) => void this.route(msg, publisher)?.catch(() => undefined), authorization, metrics, log: this.log });
-    const state = config.state;
     this.replication = state.backend === 'redis' ? new Replication({
       replicaId: options.replicaId ?? replicaId(process.env, hostname()), config: state.redis,
       queue: { maxMessages: limits.maxQueuedMessages, maxBytes: limits.maxQueuedBytes, overflow: limits.queueOverflow },
-      maxRetainedBytes: limits.maxRetainedBytes, router: this.router, registry: this.registry, metrics, log: this.log,
+      maxRetainedBytes: limits.maxRetainedBytes, router: this.router, registry: this.registry, metrics, log: this.log, backlog,
     }) : undefined;
     // An auth source reloaded its data: connected clients' subscriptions are checked again.
     const recheck = new SubscriptionRecheck(() => this.registry.onlineConnections(), this.log);

@@ -38,6 +38,11 @@ export interface BusHandlers {
   gap?(origin: string, missed: number): void;
   /** A stream entry that is not an envelope (never ours: counted, skipped). */
   invalid?(err: EnvelopeError): void;
+  /**
+   * Back-pressure: undefined to read on, or a promise to wait for before reading or routing more
+   * (the messages wait in the stream meanwhile). Asked before each read and between chunks.
+   */
+  room?(): Promise<void> | undefined;
 }
 
 export interface BusOptions {
@@ -274,6 +279,8 @@ export class Bus {
           subscribed = true;
         }
         last ??= await this.tailId();
+        const wait = this.handlers.room?.();
+        if (wait !== undefined) await wait;
         last = this.lastRead = await this.readOnce(last);
       } catch {
         // Down or failing: whenUp() or the next attempt waits; reading resumes after `last`.
@@ -304,7 +311,13 @@ export class Bus {
       // the in-flight windows of persistent subscribers and overflowed their queues (bench:ha
       // cross-qos1, 2 replicas: 6,381 of 30,000 dropped as queue-full); 128 at a time, none.
       routed += fields.length >> 1;
-      if (routed >= ROUTE_CHUNK) {
+      // Back-pressure is asked after every entry (16 messages at most), so a session's queue
+      // overshoots its high-water mark by no more than that.
+      const wait = this.handlers.room?.();
+      if (wait !== undefined) {
+        routed = 0;
+        await wait;
+      } else if (routed >= ROUTE_CHUNK) {
         routed = 0;
         await new Promise((r) => setImmediate(r));
       }

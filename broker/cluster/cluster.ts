@@ -30,6 +30,8 @@ export interface ClusterHandlers {
   recovered?(): void;
   /** Messages of `origin` this replica never saw. */
   gap?(origin: string, missed: number): void;
+  /** Back-pressure: undefined to read on, or a promise the bus reader waits for (session/backlog.ts). */
+  room?(): Promise<void> | undefined;
 }
 
 export interface ClusterOptions {
@@ -69,6 +71,7 @@ export class Cluster {
       retained: (e, kept) => handlers.retained(e, kept),
       control: (m) => this.onControl(m),
       gap: (origin, missed) => handlers.gap?.(origin, missed),
+      room: () => handlers.room?.(),
     }, { maxEntries: options.streamMaxEntries });
     this.retained = new RedisRetained(this.link, this.bus, options.maxRetainedBytes);
     this.sessions = new SessionStore(this.link, options.replicaId);

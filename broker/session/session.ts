@@ -5,6 +5,7 @@ import { withPacketId } from '../protocol/codec.ts';
 import { compactPayload, encodeWithProperties, messageBytes, publishTemplate } from '../router/message.ts';
 import type { Message, PublishCopy } from '../router/message.ts';
 import type { Subscriber, SubscriptionOptions } from '../router/trie.ts';
+import type { Backlog } from './backlog.ts';
 import { PacketIdSet } from './packet-ids.ts';
 import { MessageQueue } from './queue.ts';
 
@@ -39,6 +40,11 @@ export interface SessionEnv {
   queueOverflow: 'drop-oldest' | 'drop-newest';
   onDrop(reason: 'queue-full' | 'offline-qos0' | 'slow-consumer' | 'expired' | 'too-large' | 'not-authorized'): void;
   onDeliver(msg: Message): void;
+  /**
+   * With replicas: where a connected session reports that its queue is over half its limits, and
+   * back under a quarter, so the replica reads other replicas' messages at its pace (backlog.ts).
+   */
+  backlog?: Backlog;
 }
 
 /**
@@ -122,6 +128,8 @@ export class Session implements Subscriber {
   private inflightMap: Map<number, Outgoing> | undefined = undefined;
   private readonly queue = new MessageQueue<Outgoing>((out) => messageBytes(out.msg));
   private nextId = 1;
+  /** Reported to env.backlog as over its high-water mark, not back under the low-water mark yet. */
+  private backlogged = false;
   private readonly env: SessionEnv;
 
   constructor(clientId: string, env: SessionEnv) {
@@ -235,6 +243,17 @@ export class Session implements Subscriber {
     compactPayload(out.msg);
     queue.push(out);
     this.mirror?.enqueued(out.msg);
+    if (!this.backlogged && this.link !== undefined && this.env.backlog !== undefined
+      && (queue.length * 2 >= maxQueued || queue.bytes * 2 >= maxQueuedBytes)) {
+      this.backlogged = true;
+      this.env.backlog.above(this);
+    }
+  }
+
+  /** The queue is back under a quarter of its limits, or the client left: it holds nothing. */
+  private unblock(): void {
+    this.backlogged = false;
+    this.env.backlog?.below(this);
   }
 
   private allocateId(): number {
@@ -328,6 +347,7 @@ export class Session implements Subscriber {
     while (this.queue.length > 0 && this.hasRoom(link)) {
       this.sendTracked(link, this.queue.shift()!, false, true);
     }
+    if (this.backlogged && this.queue.length * 4 <= this.env.maxQueued && this.queue.bytes * 4 <= this.env.maxQueuedBytes) this.unblock();
   }
 
   /** A connection took this session: resend in-flight with DUP, then the queue. [MQTT-4.4.0-1] */
@@ -345,6 +365,7 @@ export class Session implements Subscriber {
 
   detach(): void {
     this.link = undefined;
+    if (this.backlogged) this.unblock();
   }
 
   /**

@@ -1,0 +1,74 @@
+// Owns a replica's back-pressure on the messages of other replicas: the set of connected sessions
+// whose queue is above its high-water mark. While one is, the bus reader (cluster/bus.ts) waits
+// before it reads or routes more, and those messages wait in the Redis stream, which keeps them
+// (`streamMaxEntries`). A burst from another replica, such as a publisher resending its whole
+// backlog after an outage, then waits in Redis instead of overflowing a subscriber's queue.
+// Without a wait the replica takes whatever the stream holds, at Redis' pace, and a subscriber
+// drops what its queue cannot hold.
+//
+// A session that holds reading for MAX_HOLD_MS is a slow consumer, not a burst: it stops counting
+// until its queue is back under the low-water mark, and drops at its limit as before (counted
+// queue-full). One slow client thus delays the replica's other sessions once, by at most that long.
+// Offline sessions never hold: nothing drains their queue until the client is back.
+
+/** Longest the bus waits for one set of backlogged sessions (ms). */
+export const MAX_HOLD_MS = 2_000;
+
+export class Backlog {
+  /** Sessions let go as slow consumers, for metrics. */
+  slowConsumers = 0;
+  /** Time reading was held by holds that ended (ms). */
+  private heldBefore = 0;
+  private readonly maxHoldMs: number;
+  /** Connected sessions above their high-water mark, not let go yet. */
+  private readonly over = new Set<object>();
+  /** Let go after a hold: ignored until they drain (a WeakSet: a session that ends is not kept). */
+  private readonly exempt = new WeakSet<object>();
+  private waiting: { done: Promise<void>; resolve: () => void; since: number; timer: NodeJS.Timeout } | undefined;
+
+  constructor(maxHoldMs = MAX_HOLD_MS) {
+    this.maxHoldMs = maxHoldMs;
+  }
+
+  /** `session`'s queue went over its high-water mark while connected. */
+  above(session: object): void {
+    if (!this.exempt.has(session)) this.over.add(session);
+  }
+
+  /** `session`'s queue drained under its low-water mark, or its client left. */
+  below(session: object): void {
+    this.exempt.delete(session);
+    this.over.delete(session);
+    if (this.over.size === 0) this.release();
+  }
+
+  /** Undefined: read on. Otherwise resolves when no session holds reading, or after MAX_HOLD_MS. */
+  room(): Promise<void> | undefined {
+    if (this.over.size === 0) return undefined;
+    if (this.waiting !== undefined) return this.waiting.done;
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    const timer = setTimeout(() => {
+      for (const s of this.over) this.exempt.add(s);
+      this.slowConsumers += this.over.size;
+      this.over.clear();
+      this.release();
+    }, this.maxHoldMs);
+    this.waiting = { done, resolve, since: performance.now(), timer };
+    return done;
+  }
+
+  /** Time reading was held (ms), the hold going on included, for metrics. */
+  get heldMs(): number {
+    return this.heldBefore + (this.waiting === undefined ? 0 : performance.now() - this.waiting.since);
+  }
+
+  private release(): void {
+    const waiting = this.waiting;
+    if (waiting === undefined) return;
+    this.waiting = undefined;
+    clearTimeout(waiting.timer);
+    this.heldBefore += performance.now() - waiting.since;
+    waiting.resolve();
+  }
+}
