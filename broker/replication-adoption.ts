@@ -55,6 +55,11 @@ export class Adopter {
   private running = false;
   /** Since when the link is up without a break; undefined while down. */
   private upSince: number | undefined;
+  /**
+   * Sessions this replica won (the owner is this replica in Redis, so nobody else adopts them) but
+   * could not install (Redis failed on the way): tried again every tick until installed or gone.
+   */
+  private readonly unfinished = new Map<string, (buffered: Envelope[]) => Promise<boolean>>();
 
   constructor(deps: AdopterDeps) {
     this.deps = deps;
@@ -90,6 +95,7 @@ export class Adopter {
     if (this.running || this.upSince === undefined) return;
     this.running = true;
     try {
+      await this.retryUnfinished();
       await this.adoptReleasedWills();
       // Right after a start or an outage every peer's heartbeat may be old (Redis was gone for all
       // of them): a peer is judged only once this replica has been up for a whole window and a beat.
@@ -136,8 +142,10 @@ export class Adopter {
       for (const clientId of ids) {
         const won = await cluster.sessions.adoptReleased(clientId);
         if (won === undefined) continue;
-        const late = won.releasedAt === undefined ? [] : await cluster.bus.after(won.releasedAt);
-        await this.adopt(clientId, won.epoch, 'released', 0, { early: [], late, buffered: batch.buffered });
+        await this.install(clientId, batch.buffered, async (buffered) => {
+          const late = won.releasedAt === undefined ? [] : await cluster.bus.after(won.releasedAt);
+          return await this.adopt(clientId, won.epoch, 'released', 0, { early: [], late, buffered });
+        });
       }
     } finally {
       sessions.done(batch);
@@ -164,16 +172,57 @@ export class Adopter {
     const batch: PendingClaim = { epoch: 0, persistent: true, present: true, replay: [], buffered: [] };
     sessions.hold(batch);
     try {
-      const deadBy = lastHeartbeat + cluster.shared.timing.heartbeatMs + REPLAY_MARGIN_MS;
-      const [replay, late] = await Promise.all([cluster.bus.since(lastHeartbeat - REPLAY_MARGIN_MS), cluster.bus.since(deadBy)]);
-      const lateIds = new Set(late.map(identity));
-      const early = replay.filter((e) => !lateIds.has(identity(e)));
+      const missed = await this.missedOf(lastHeartbeat);
       let adopted = 0;
       for (const clientId of owned) {
         const epoch = await cluster.adoption.adopt(clientId, dead);
-        if (epoch !== undefined && await this.adopt(clientId, epoch, dead, lastHeartbeat, { early, late, buffered: batch.buffered })) adopted++;
+        if (epoch === undefined) continue;
+        let retry = false;
+        if (await this.install(clientId, batch.buffered, async (buffered) => {
+          const m = retry ? await this.missedOf(lastHeartbeat) : missed; // a retry reads the bus again
+          retry = true;
+          return await this.adopt(clientId, epoch, dead, lastHeartbeat, { ...m, buffered });
+        })) adopted++;
       }
       log.info({ replica: dead, lastHeartbeat, owned: owned.length, adopted }, 'sessions of a gone replica adopted');
+    } finally {
+      sessions.done(batch);
+    }
+  }
+
+  /** What the sessions of a replica dead since `lastHeartbeat` may have missed (see adoptAllOf). */
+  private async missedOf(lastHeartbeat: number): Promise<Omit<Missed, 'buffered'>> {
+    const { cluster } = this.deps;
+    const deadBy = lastHeartbeat + cluster.shared.timing.heartbeatMs + REPLAY_MARGIN_MS;
+    const [replay, late] = await Promise.all([cluster.bus.since(lastHeartbeat - REPLAY_MARGIN_MS), cluster.bus.since(deadBy)]);
+    const lateIds = new Set(late.map(identity));
+    return { early: replay.filter((e) => !lateIds.has(identity(e))), late };
+  }
+
+  /**
+   * Runs `adopt` for a session this replica won; when it fails (Redis), the session is kept in
+   * `unfinished` and tried again next tick: nobody else would adopt it any more.
+   */
+  private async install(clientId: string, buffered: Envelope[], adopt: (buffered: Envelope[]) => Promise<boolean>): Promise<boolean> {
+    try {
+      const ok = await adopt(buffered);
+      this.unfinished.delete(clientId);
+      return ok;
+    } catch (err) {
+      this.unfinished.set(clientId, adopt);
+      this.deps.log.warn({ clientId, err: (err as Error).message }, 'adopting a session failed (tried again)');
+      return false;
+    }
+  }
+
+  /** The sessions won earlier whose install failed, each with what was routed here meanwhile. */
+  private async retryUnfinished(): Promise<void> {
+    if (this.unfinished.size === 0) return;
+    const { sessions } = this.deps;
+    const batch: PendingClaim = { epoch: 0, persistent: true, present: true, replay: [], buffered: [] };
+    sessions.hold(batch);
+    try {
+      for (const [clientId, adopt] of [...this.unfinished]) await this.install(clientId, batch.buffered, adopt);
     } finally {
       sessions.done(batch);
     }
