@@ -64,6 +64,10 @@ export class Connection implements ClientConnection {
   private outBytes = 0;
   private backlog: Buffer[] | undefined = undefined;
   private busy = false;
+  /** Busy waiting for room (waitForRoom): the backlog is not a peer ignoring backpressure. */
+  private roomHeld = false;
+  /** Ends the wait for room early (the peer closed). */
+  private stopWaiting: (() => void) | undefined = undefined;
   /** The peer closed while an async step ran: finish what it sent first, then end. */
   private peerGone = false;
   private rateWindowStart = 0;
@@ -111,7 +115,7 @@ export class Connection implements ClientConnection {
     this.framed = true;
     if (this.busy) {
       this.backlog ??= [];
-      if (this.backlog.length >= MAX_BACKLOG) {
+      if (this.backlog.length >= MAX_BACKLOG && !this.roomHeld) {
         this.destroy('backlog-overflow');
         return;
       }
@@ -159,6 +163,7 @@ export class Connection implements ClientConnection {
   private peerClosed(): void {
     if (this.busy && this.state !== 'closed') {
       this.peerGone = true;
+      this.stopWaiting?.();
       return;
     }
     this.destroy('socket-closed');
@@ -174,6 +179,29 @@ export class Connection implements ClientConnection {
       return;
     }
     if (!this.busy) this.release(HOLD_ASYNC);
+  }
+
+  /**
+   * A message of this client was queued for a session that is behind (session/backlog.ts): the
+   * handler returns this promise, so nothing more of this client is handled, nor read, until
+   * `room` resolves. The frames of the chunk already read wait in memory, however many: the socket
+   * is paused, so they are all there is. A client that has gone waits for nothing (undefined): there
+   * is nobody to push back on, and its connection should end now, not after the wait.
+   */
+  waitForRoom(room: Promise<void>): Promise<void> | undefined {
+    if (this.peerGone || this.state === 'closed') return undefined;
+    this.broker.metrics.publishersHeld++;
+    this.roomHeld = true;
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        if (this.stopWaiting !== done) return;
+        this.roomHeld = false;
+        this.stopWaiting = undefined;
+        resolve();
+      };
+      this.stopWaiting = done;
+      void room.then(done);
+    });
   }
 
   /** Stops reading for `reason` (TCP then pushes back on the client). */

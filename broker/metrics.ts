@@ -11,6 +11,8 @@ export class BrokerMetrics {
   bytesOut = 0;
   /** Retained PUBLISHes delivered but not kept (retained store full or over `maxRetainedBytes`). */
   retainedNotStored = 0;
+  /** Times a publisher's connection stopped reading because its message was queued for a session over half full. */
+  publishersHeld = 0;
   readonly drops = new Map<string, number>();
   readonly latency: Histogram;
   readonly connectionsTotal: Counter<'listener'>;
@@ -32,6 +34,7 @@ export class BrokerMetrics {
     counter('enclave_broker_messages_sent_total', 'PUBLISH packets sent to clients', () => this.messagesOut);
     counter('enclave_broker_bytes_received_total', 'Bytes read from client sockets', () => this.bytesIn);
     counter('enclave_broker_bytes_sent_total', 'Bytes written to client sockets', () => this.bytesOut);
+    counter('enclave_broker_publishers_held_total', 'Times a publisher\'s connection stopped reading: its message was queued for a connected session whose queue is over half full', () => this.publishersHeld);
     counter('enclave_broker_retained_not_stored_total', 'Retained messages delivered but not kept: retained store full or over maxRetainedBytes', () => this.retainedNotStored);
     const drops = new Counter({ name: 'enclave_broker_messages_dropped_total', help: 'Messages dropped, by reason', labelNames: ['reason'], registers: [registry], collect: () => {
       drops.reset();

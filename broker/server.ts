@@ -67,6 +67,7 @@ export class Broker implements BrokerServices {
   private readonly registry: SessionRegistry;
   /** The cluster state layer's broker side (`state.backend: redis`), undefined with `memory`. */
   readonly replication: Replication | undefined;
+  readonly backlog: Backlog;
   private readonly connections = new Set<ClientConnection>();
   private listeners: RunningListener[] = [];
   private admin: AdminServer | undefined;
@@ -101,8 +102,8 @@ export class Broker implements BrokerServices {
     });
     this.retained = this.router.retained;
     const state = config.state;
-    // With replicas, a connected session whose queue fills holds the reading of other replicas' messages.
-    const backlog = state.backend === 'redis' ? new Backlog() : undefined;
+    // A connected session whose queue fills holds its publishers (and other replicas' messages).
+    const backlog = this.backlog = new Backlog();
     const env = {
       backlog,
       maxInflight: limits.maxInflight,

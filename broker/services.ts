@@ -10,6 +10,7 @@ import type { BrokerMetrics } from './metrics.ts';
 import type { Message } from './router/message.ts';
 import type { SubscriptionOptions } from './router/trie.ts';
 import type { Session, SessionLink } from './session/session.ts';
+import type { Backlog } from './session/backlog.ts';
 
 /** What the server knows of the listener a connection came in on. */
 export interface ListenerInfo {
@@ -57,6 +58,8 @@ export interface BrokerServices {
   readonly config: BrokerConfig;
   readonly log: Logger;
   readonly metrics: BrokerMetrics;
+  /** Sessions whose queue is over half full: a publisher that adds to one waits (session/backlog.ts). */
+  readonly backlog: Backlog;
   readonly authHook: AuthHook;
   /** The hook allows everything, so per-message authorization is skipped. */
   readonly authorizesEverything: boolean;

@@ -113,27 +113,21 @@ function qos2Admitted(conn: Connection, messageId: number): boolean {
 
 /** Without I/O when the answer is known (every right granted, superuser, cached); else after the hook answers. */
 function authorizeAndAccept(conn: Connection, publish: InboundPublish): Promise<void> | undefined {
-  if (conn.authorizeAll) {
-    accept(conn, publish);
-    return undefined;
-  }
+  if (conn.authorizeAll) return accept(conn, publish);
   const client = conn.client!;
   // The request record the hook needs is made once here, and read by both paths.
   const request = { action: 'publish' as const, topic: publish.topic, qos: publish.qos, retain: publish.retain };
   const known = conn.broker.authorizeKnown(client, request);
-  if (known !== undefined) {
-    decided(conn, known, publish);
-    return undefined;
-  }
+  if (known !== undefined) return decided(conn, known, publish);
   return conn.broker.authorize(client, request).then((allowed) => {
     if (conn.state === 'closed') return;
-    decided(conn, allowed, publish);
+    return decided(conn, allowed, publish);
   });
 }
 
-function decided(conn: Connection, allowed: boolean, publish: InboundPublish): void {
+function decided(conn: Connection, allowed: boolean, publish: InboundPublish): Promise<void> | undefined {
   if (allowed) {
-    accept(conn, publish);
+    return accept(conn, publish);
   } else if (conn.broker.config.authorization.denyAction === 'disconnect') {
     conn.close(RC.NOT_AUTHORIZED, 'publish-not-authorized');
   } else {
@@ -149,22 +143,29 @@ function refusePublish(conn: Connection, publish: InboundPublish, why: string): 
   if (publish.qos === 2) conn.write(encodeAck('pubrec', publish.messageId, RC.NOT_AUTHORIZED, conn.v5));
 }
 
-function accept(conn: Connection, publish: InboundPublish): void {
+/** A promise when the client must wait before its next packet (a session it published to is behind). */
+function accept(conn: Connection, publish: InboundPublish): Promise<void> | undefined {
   const props = publish.properties;
   const expiry = props?.messageExpiryInterval;
   const msg = newMessage(
     publish, props === undefined ? undefined : forwarded(props),
     expiry === undefined ? 0 : Date.now() + expiry * 1000, conn.clientId, performance.now(),
   );
+  const { backlog } = conn.broker;
+  const presses = backlog.presses;
   const routed = conn.broker.route(msg, conn.authorizeAll ? undefined : conn.client);
   if (routed !== undefined && publish.qos > 0) {
     acknowledgeWhenRouted(conn, publish, routed);
-    return;
+  } else {
+    // QoS 0 has no acknowledgement to refuse: a message Redis did not take is dropped and counted
+    // (a rejection nobody handled would end the process).
+    routed?.catch(() => conn.broker.metrics.drop('state-backend'));
+    acknowledge(conn, publish);
   }
-  // QoS 0 has no acknowledgement to refuse: a message Redis did not take is dropped and counted
-  // (a rejection nobody handled would end the process).
-  routed?.catch(() => conn.broker.metrics.drop('state-backend'));
-  acknowledge(conn, publish);
+  if (backlog.presses === presses) return undefined;
+  // Queued for a session that is behind: this client waits for it (TCP pushes back on it).
+  const room = backlog.room();
+  return room === undefined ? undefined : conn.waitForRoom(room);
 }
 
 /**

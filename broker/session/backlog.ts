@@ -1,10 +1,12 @@
-// Owns a replica's back-pressure on the messages of other replicas: the set of connected sessions
-// whose queue is above its high-water mark. While one is, the bus reader (cluster/bus.ts) waits
-// before it reads or routes more, and those messages wait in the Redis stream, which keeps them
-// (`streamMaxEntries`). A burst from another replica, such as a publisher resending its whole
-// backlog after an outage, then waits in Redis instead of overflowing a subscriber's queue.
-// Without a wait the replica takes whatever the stream holds, at Redis' pace, and a subscriber
-// drops what its queue cannot hold.
+// Owns the broker's back-pressure: the set of connected sessions whose queue is above its
+// high-water mark. While one is, two kinds of sender wait:
+// - a client whose PUBLISH was queued for such a session: its connection stops reading
+//   (handlers/publish.ts), so TCP pushes back on it;
+// - with replicas, the bus reader (cluster/bus.ts), before it reads or routes more of other
+//   replicas' messages: they wait in the Redis stream, which keeps them (`streamMaxEntries`).
+// A burst, such as a publisher resending its whole backlog after an outage (MQTT.js sends it all
+// at once), then waits at its source instead of overflowing a subscriber's queue. Without a wait
+// the broker takes whatever comes, and a subscriber drops what its queue cannot hold.
 //
 // A session that holds reading for MAX_HOLD_MS is a slow consumer, not a burst: it stops counting
 // until its queue is back under the low-water mark, and drops at its limit as before (counted
@@ -17,6 +19,8 @@ export const MAX_HOLD_MS = 2_000;
 export class Backlog {
   /** Sessions let go as slow consumers, for metrics. */
   slowConsumers = 0;
+  /** Messages queued for a session while it held (a publisher that sent one waits: see pressed()). */
+  presses = 0;
   /** Time reading was held by holds that ended (ms). */
   private heldBefore = 0;
   private readonly maxHoldMs: number;
@@ -33,6 +37,11 @@ export class Backlog {
   /** `session`'s queue went over its high-water mark while connected. */
   above(session: object): void {
     if (!this.exempt.has(session)) this.over.add(session);
+  }
+
+  /** A message was queued for `session` while it is over its mark (not let go). */
+  pressed(session: object): void {
+    if (this.over.has(session)) this.presses++;
   }
 
   /** `session`'s queue drained under its low-water mark, or its client left. */

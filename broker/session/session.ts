@@ -41,8 +41,8 @@ export interface SessionEnv {
   onDrop(reason: 'queue-full' | 'offline-qos0' | 'slow-consumer' | 'expired' | 'too-large' | 'not-authorized'): void;
   onDeliver(msg: Message): void;
   /**
-   * With replicas: where a connected session reports that its queue is over half its limits, and
-   * back under a quarter, so the replica reads other replicas' messages at its pace (backlog.ts).
+   * Where a connected session reports that its queue is over half its limits, and back under a
+   * quarter, so publishers (and the bus, with replicas) send at its pace (backlog.ts).
    */
   backlog?: Backlog;
 }
@@ -248,6 +248,7 @@ export class Session implements Subscriber {
       this.backlogged = true;
       this.env.backlog.above(this);
     }
+    if (this.backlogged) this.env.backlog?.pressed(this);
   }
 
   /** The queue is back under a quarter of its limits, or the client left: it holds nothing. */

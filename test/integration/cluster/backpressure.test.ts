@@ -3,9 +3,10 @@
 // the other replica is behind, instead of overflowing that subscriber's queue. The publisher is
 // MQTT.js, which has no in-flight limit, sending everything at once. A subscriber that stays stuck
 // is let go after the longest hold, and the replica's other subscribers get their messages.
-import type { MqttClient } from 'mqtt';
 import { describe, expect, it } from 'vitest';
 import { MAX_HOLD_MS } from '../../../broker/session/backlog.ts';
+import { stallableSubscriber } from '../../support/stallable-subscriber.ts';
+import type { StallableSubscriber } from '../../support/stallable-subscriber.ts';
 import { sleep } from '../../support/wait.ts';
 import { replicaFixture, startReplicas } from './broker-replicas.ts';
 import type { BrokerReplica } from './broker-replicas.ts';
@@ -20,32 +21,8 @@ async function pair(name: string): Promise<[BrokerReplica, BrokerReplica]> {
   return [rs[0]!, rs[1]!];
 }
 
-/**
- * A persistent QoS 1 subscriber; its inbox holds the payloads in arrival order. While `stalled`,
- * it takes each message and acknowledges none (a client busy processing): MQTT.js sends the PUBACK
- * when handleMessage calls back.
- */
-async function subscriber(r: BrokerReplica, clientId: string, filter: string): Promise<{ c: MqttClient; inbox: string[]; stall: () => void; unstall: () => void }> {
-  const inbox: string[] = [];
-  let gate: Promise<void> | undefined;
-  let open = (): void => undefined;
-  const c = await client(r, { clientId, clean: false });
-  c.handleMessage = (packet, done) => {
-    inbox.push(packet.payload.toString());
-    if (gate === undefined) done();
-    else void gate.then(() => done());
-  };
-  await c.subscribeAsync(filter, { qos: 1 });
-  return {
-    c, inbox,
-    stall: () => {
-      gate = new Promise((resolve) => (open = resolve));
-    },
-    unstall: () => {
-      gate = undefined;
-      open();
-    },
-  };
+async function subscriber(r: BrokerReplica, clientId: string, filter: string): Promise<StallableSubscriber> {
+  return await stallableSubscriber(await client(r, { clientId, clean: false }), filter);
 }
 
 /** The broker's drops for one reason (`enclave_broker_messages_dropped_total{reason=…}`). */
