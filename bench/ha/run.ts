@@ -7,7 +7,9 @@
 // between GO and RESULT. Our Redis rows are measured only once every replica heartbeats into Redis
 // (a config that is accepted but not acted on would measure the memory path under a Redis label).
 // redis-restart-qos1 kills Redis mid-traffic and starts it again empty: what is lost or duplicated.
-// The last table puts our two replicas next to the two Aedes instances, as ratios.
+// The last table puts our two replicas next to the two Aedes instances, as ratios. latency-5k also
+// runs floor-relay.ts twice on the same Redis: the latency any two-replica Node.js broker has at
+// least on this machine, so a p99 can be read against what the machine allows in the same run.
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,8 +42,9 @@ const CLK_TCK = 100;
 /** `--baseline DIR`: also runs the broker of another checkout (with its node_modules) as `base-2-redis`. */
 const baselineDir = args.includes('--baseline') ? args[args.indexOf('--baseline') + 1]! : undefined;
 
-type Target = 'ours-1-memory' | 'ours-1-redis' | 'ours-2-redis' | 'base-2-redis' | 'aedes-2-redis';
-const allTargets: Target[] = ['ours-1-memory', 'ours-1-redis', 'ours-2-redis', ...(baselineDir === undefined ? [] : ['base-2-redis' as const]), 'aedes-2-redis'];
+type Target = 'ours-1-memory' | 'ours-1-redis' | 'ours-2-redis' | 'base-2-redis' | 'aedes-2-redis' | 'floor-2-redis';
+/** floor-2-redis (floor-relay.ts): two relays that only forward through Redis pub/sub, the latency floor; latency-5k only. */
+const allTargets: Target[] = ['ours-1-memory', 'ours-1-redis', 'ours-2-redis', ...(baselineDir === undefined ? [] : ['base-2-redis' as const]), 'aedes-2-redis', 'floor-2-redis'];
 /** `--targets ours-2-redis,aedes-2-redis`: only these (to profile or repeat one comparison). */
 const targets = args.includes('--targets') ? allTargets.filter((t) => args[args.indexOf('--targets') + 1]!.split(',').includes(t)) : allTargets;
 
@@ -125,8 +128,9 @@ async function startBroker(target: Target, index: number, redis: PrivateRedis): 
   let proc: ChildProcess;
   let adminPort: number | undefined;
   const out = logsDir === undefined ? 'ignore' : openSync(join(logsDir, `${target}-${index}-${port}.log`), 'w');
-  if (target === 'aedes-2-redis') {
-    proc = spawn(process.execPath, [join(here, 'aedes-redis.ts'), String(port), String(redis.port), redis.password], { stdio: ['ignore', out, out] });
+  if (target === 'aedes-2-redis' || target === 'floor-2-redis') {
+    const server = target === 'aedes-2-redis' ? 'aedes-redis.ts' : 'floor-relay.ts';
+    proc = spawn(process.execPath, [join(here, server), String(port), String(redis.port), redis.password], { stdio: ['ignore', out, out] });
   } else {
     adminPort = await freePort();
     const config = oursConfig(redis.dir, port, adminPort, target === 'ours-1-memory' ? undefined : redis);
@@ -224,7 +228,7 @@ async function runOne(target: Target, scenario: string, redis: PrivateRedis): Pr
   const replicas = target.startsWith('ours-1') ? 1 : 2;
   const brokers: Broker[] = [];
   for (let i = 0; i < replicas; i++) brokers.push(await startBroker(target, i, redis));
-  if (target !== 'aedes-2-redis' && target.endsWith('-redis') && !await replicasHeartbeat(redis, replicas)) {
+  if (target !== 'aedes-2-redis' && target !== 'floor-2-redis' && target.endsWith('-redis') && !await replicasHeartbeat(redis, replicas)) {
     for (const b of brokers) await stopBroker(b);
     return failed(target, scenario, 'no replica heartbeat in Redis');
   }
@@ -299,7 +303,9 @@ function ratios(rows: Row[]): string {
     cells.push([scenario, scenario.startsWith('cross-') ? f(rate(ours) / rate(aedes), 2) : 'fixed rate', f(ours.brokerUsPerMsg / aedes.brokerUsPerMsg, 2), f(total(ours) / total(aedes), 2),
       `${f(ours.result.latencyP99Ms, 2)} | ${f(aedes.result.latencyP99Ms, 2)}`]);
   }
-  return `Ours (2 replicas, Redis) relative to Aedes (2 instances, Redis)\n${markdown(header, cells)}`;
+  const floor = rows.find((r) => r.target === 'floor-2-redis' && r.result !== undefined);
+  const floorLine = floor === undefined ? '' : `\nLatency floor of this machine, same run (floor-relay.ts: two relays that only forward through Redis pub/sub, nothing kept): p50 ${f(floor.result!.latencyP50Ms, 2)} ms, p99 ${f(floor.result!.latencyP99Ms, 2)} ms at ${floor.scenario}`;
+  return `Ours (2 replicas, Redis) relative to Aedes (2 instances, Redis)\n${markdown(header, cells)}${floorLine}`;
 }
 
 async function main(): Promise<void> {
@@ -309,6 +315,7 @@ async function main(): Promise<void> {
   try {
     for (const scenario of scenarios) {
       for (const target of targets) {
+        if (target === 'floor-2-redis' && scenario !== 'latency-5k') continue; // it keeps nothing: a floor for latency only
         const row = await runOne(target, scenario, redis);
         rows.push(row);
         const x = row.result;
