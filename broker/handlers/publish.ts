@@ -153,7 +153,13 @@ function accept(conn: Connection, publish: InboundPublish): Promise<void> | unde
   );
   const { backlog } = conn.broker;
   const presses = backlog.presses;
-  const routed = conn.broker.route(msg, conn.authorizeAll ? undefined : conn.client);
+  backlog.publisher = conn.session;
+  let routed: Promise<void> | undefined;
+  try {
+    routed = conn.broker.route(msg, conn.authorizeAll ? undefined : conn.client);
+  } finally {
+    backlog.publisher = undefined;
+  }
   if (routed !== undefined && publish.qos > 0) {
     acknowledgeWhenRouted(conn, publish, routed);
   } else {

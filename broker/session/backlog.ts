@@ -21,6 +21,12 @@ export class Backlog {
   slowConsumers = 0;
   /** Messages queued for a session while it held (a publisher that sent one waits: see pressed()). */
   presses = 0;
+  /**
+   * The session of the client whose PUBLISH is being routed (handlers/publish.ts): a message it
+   * gets itself does not make it wait. It would wait for itself: its PUBACKs come on the socket
+   * that waits, so its queue could not drain.
+   */
+  publisher: object | undefined = undefined;
   /** Time reading was held by holds that ended (ms). */
   private heldBefore = 0;
   private readonly maxHoldMs: number;
@@ -41,7 +47,7 @@ export class Backlog {
 
   /** A message was queued for `session` while it is over its mark (not let go). */
   pressed(session: object): void {
-    if (this.over.has(session)) this.presses++;
+    if (session !== this.publisher && this.over.has(session)) this.presses++;
   }
 
   /** `session`'s queue drained under its low-water mark, or its client left. */

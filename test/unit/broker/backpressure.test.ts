@@ -48,6 +48,18 @@ describe('back-pressure on publishers', () => {
     expect(pub.connected).toBe(true);
   }, 30_000);
 
+  it('a client that gets its own burst is not held (its PUBACKs come on the socket a hold would stop)', async () => {
+    tb = await startTestBroker((c) => {
+      c.limits.maxQueuedMessages = QUEUE_LIMIT;
+    });
+    const self = await stallableSubscriber(await connect('bp-self', false), 'bp/self');
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: QUEUE_LIMIT * 3 }, (_, i) => self.c.publishAsync('bp/self', String(i), { qos: 1 })));
+    await eventually('its own messages', () => Promise.resolve(self.inbox.length >= QUEUE_LIMIT), 10_000, 20);
+    expect(tb.broker.metrics.publishersHeld).toBe(0);
+    expect(performance.now() - t0).toBeLessThan(MAX_HOLD_MS);
+  }, 30_000);
+
   it('a subscriber that stays stuck is let go after the longest hold: the publisher goes on, the stuck one drops at its limit', async () => {
     tb = await startTestBroker((c) => {
       c.limits.maxQueuedMessages = QUEUE_LIMIT;
