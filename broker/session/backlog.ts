@@ -13,7 +13,7 @@
 // queue-full). One slow client thus delays the replica's other sessions once, by at most that long.
 // Offline sessions never hold: nothing drains their queue until the client is back.
 
-/** Longest the bus waits for one set of backlogged sessions (ms). */
+/** Longest a sender (a publisher, the bus reader) waits for one set of backlogged sessions (ms). */
 export const MAX_HOLD_MS = 2_000;
 
 export class Backlog {
