@@ -13,6 +13,12 @@
 // queue-full). One slow client thus delays the replica's other sessions once, by at most that long.
 // Offline sessions never hold: nothing drains their queue until the client is back.
 
+/** A session's queue limits (SessionEnv's): over half of either is behind, under a quarter of both is not. */
+export interface QueueBounds {
+  maxQueued: number;
+  maxQueuedBytes: number;
+}
+
 /** Longest a sender (a publisher, the bus reader) waits for one set of backlogged sessions (ms). */
 export const MAX_HOLD_MS = 2_000;
 
@@ -30,7 +36,9 @@ export class Backlog {
   /** Time reading was held by holds that ended (ms). */
   private heldBefore = 0;
   private readonly maxHoldMs: number;
-  /** Connected sessions above their high-water mark, not let go yet. */
+  /** Connected sessions over their high-water mark and not back under the low-water mark yet. */
+  private readonly behind = new WeakSet<object>();
+  /** Those of them that hold senders: not let go yet. */
   private readonly over = new Set<object>();
   /** Let go after a hold: ignored until they drain (a WeakSet: a session that ends is not kept). */
   private readonly exempt = new WeakSet<object>();
@@ -40,18 +48,28 @@ export class Backlog {
     this.maxHoldMs = maxHoldMs;
   }
 
-  /** `session`'s queue went over its high-water mark while connected. */
-  above(session: object): void {
-    if (!this.exempt.has(session)) this.over.add(session);
-  }
-
-  /** A message was queued for `session` while it is over its mark (not let go). */
-  pressed(session: object): void {
+  /** A message was queued for connected `session`, whose queue now holds `count` messages of `bytes`. */
+  queued(session: object, count: number, bytes: number, bounds: QueueBounds): void {
+    if (!this.behind.has(session)) {
+      if (count * 2 < bounds.maxQueued && bytes * 2 < bounds.maxQueuedBytes) return;
+      this.behind.add(session);
+      if (!this.exempt.has(session)) this.over.add(session);
+    }
     if (session !== this.publisher && this.over.has(session)) this.presses++;
   }
 
-  /** `session`'s queue drained under its low-water mark, or its client left. */
-  below(session: object): void {
+  /** `session`'s queue shrank to `count` messages of `bytes`. */
+  drained(session: object, count: number, bytes: number, bounds: QueueBounds): void {
+    if (count * 4 <= bounds.maxQueued && bytes * 4 <= bounds.maxQueuedBytes && this.behind.has(session)) this.below(session);
+  }
+
+  /** `session`'s client left: an offline session holds nothing. */
+  left(session: object): void {
+    if (this.behind.has(session)) this.below(session);
+  }
+
+  private below(session: object): void {
+    this.behind.delete(session);
     this.exempt.delete(session);
     this.over.delete(session);
     if (this.over.size === 0) this.release();

@@ -40,10 +40,7 @@ export interface SessionEnv {
   queueOverflow: 'drop-oldest' | 'drop-newest';
   onDrop(reason: 'queue-full' | 'offline-qos0' | 'slow-consumer' | 'expired' | 'too-large' | 'not-authorized'): void;
   onDeliver(msg: Message): void;
-  /**
-   * Where a connected session reports that its queue is over half its limits, and back under a
-   * quarter, so publishers (and the bus, with replicas) send at its pace (backlog.ts).
-   */
+  /** Where a connected session's queue length is reported: senders go at its pace (backlog.ts). */
   backlog?: Backlog;
 }
 
@@ -128,8 +125,6 @@ export class Session implements Subscriber {
   private inflightMap: Map<number, Outgoing> | undefined = undefined;
   private readonly queue = new MessageQueue<Outgoing>((out) => messageBytes(out.msg));
   private nextId = 1;
-  /** Reported to env.backlog as over its high-water mark, not back under the low-water mark yet. */
-  private backlogged = false;
   private readonly env: SessionEnv;
 
   constructor(clientId: string, env: SessionEnv) {
@@ -243,18 +238,7 @@ export class Session implements Subscriber {
     compactPayload(out.msg);
     queue.push(out);
     this.mirror?.enqueued(out.msg);
-    if (!this.backlogged && this.link !== undefined && this.env.backlog !== undefined
-      && (queue.length * 2 >= maxQueued || queue.bytes * 2 >= maxQueuedBytes)) {
-      this.backlogged = true;
-      this.env.backlog.above(this);
-    }
-    if (this.backlogged) this.env.backlog?.pressed(this);
-  }
-
-  /** The queue is back under a quarter of its limits, or the client left: it holds nothing. */
-  private unblock(): void {
-    this.backlogged = false;
-    this.env.backlog?.below(this);
+    if (this.link !== undefined) this.env.backlog?.queued(this, queue.length, queue.bytes, this.env);
   }
 
   private allocateId(): number {
@@ -348,7 +332,7 @@ export class Session implements Subscriber {
     while (this.queue.length > 0 && this.hasRoom(link)) {
       this.sendTracked(link, this.queue.shift()!, false, true);
     }
-    if (this.backlogged && this.queue.length * 4 <= this.env.maxQueued && this.queue.bytes * 4 <= this.env.maxQueuedBytes) this.unblock();
+    this.env.backlog?.drained(this, this.queue.length, this.queue.bytes, this.env);
   }
 
   /** A connection took this session: resend in-flight with DUP, then the queue. [MQTT-4.4.0-1] */
@@ -366,7 +350,7 @@ export class Session implements Subscriber {
 
   detach(): void {
     this.link = undefined;
-    if (this.backlogged) this.unblock();
+    this.env.backlog?.left(this);
   }
 
   /**
@@ -399,10 +383,7 @@ export class Session implements Subscriber {
     for (const q of queued) this.queue.push({ ...q, messageId: 0, stage: 'publish' });
   }
 
-  /**
-   * What the session holds, for the one reader outside the message path: the write-back of the
-   * whole session after Redis lost it, and the handover at a takeover (session/mirror.ts).
-   */
+  /** What the session holds, read outside the message path: for the write-back after Redis lost it and the handover at a takeover (session/mirror.ts). */
   messageState(): SessionMessageState {
     const held = this.qos2In;
     const incomingQos2: number[] = [];
