@@ -141,8 +141,6 @@ export class RedisLink {
   /** The command socket while it gathers this turn's commands (see gatherPerTurn). */
   private corked: Socket | undefined;
   private readonly uncork = (): void => this.flushCommands();
-  /** Writes held back to be merged (see beforeNextCommand), issued in the order they were held. */
-  private held: (() => void)[] = [];
   private readonly sweep: NodeJS.Timeout;
 
   constructor(config: RedisLinkConfig, observer?: LinkObserver) {
@@ -201,20 +199,8 @@ export class RedisLink {
     for (const o of this.observers) o.passwordChanged?.();
   }
 
-  /**
-   * Runs `write` (which issues commands on the command client) just before the next command anyone
-   * issues there, or at the end of this turn if none comes: a caller can merge several writes of
-   * one turn into one command (session/mirror.ts merges a session's in-flight writes), and each
-   * still takes the place in the command order, and the socket write, it would have had alone.
-   */
-  beforeNextCommand(write: () => void): void {
-    this.held.push(write);
-    if (this.held.length === 1 && this.corked === undefined) setImmediate(this.uncork);
-  }
-
   /** Writes the commands gathered so far now instead of at the end of the turn (bus.ts, after its XADD). */
   flushCommands(): void {
-    if (this.held.length > 0) this.issueHeld();
     const socket = this.corked;
     this.corked = undefined;
     socket?.uncork();
@@ -229,7 +215,6 @@ export class RedisLink {
   private gatherPerTurn(client: Redis): Redis {
     const send = client.sendCommand.bind(client);
     client.sendCommand = (command, stream) => {
-      if (this.held.length > 0) this.issueHeld();
       const socket = client.stream as Socket | undefined;
       if (this.corked === undefined && stream === undefined && socket !== undefined && client.status === 'ready') {
         socket.cork();
@@ -239,12 +224,6 @@ export class RedisLink {
       return send(command, stream);
     };
     return client;
-  }
-
-  private issueHeld(): void {
-    const held = this.held;
-    this.held = [];
-    for (const write of held) write();
   }
 
   /** Counts and reports a failed command; returns a LinkError to throw or answer. */

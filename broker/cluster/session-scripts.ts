@@ -55,22 +55,6 @@ if KEYS[2] ~= KEYS[1] then followTtl(KEYS[2]) end
 return 1
 `);
 
-// KEYS: base, inflight. ARGV: epoch, then (packet id, record ('' deletes)) pairs, applied in order:
-// the in-flight writes of one session in one turn, one call. A delete never creates the key: only a
-// record written takes the session's TTL.
-export const INFLIGHT_WRITES = new Script(`${FENCE}${FOLLOW_TTL}
-local written = false
-for i = 2, #ARGV, 2 do
-  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[2], ARGV[i])
-  else
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-    written = true
-  end
-end
-if written then followTtl(KEYS[2]) end
-return 1
-`);
-
 // KEYS: base, set. ARGV: epoch, member, add (1) or remove (0). Returns whether it changed.
 export const SET_MEMBER = new Script(`${FENCE}${FOLLOW_TTL}
 if ARGV[3] == '1' then

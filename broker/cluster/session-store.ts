@@ -12,7 +12,7 @@ import type { Envelope } from './envelope.ts';
 import { LinkError } from './link.ts';
 import type { RedisLink } from './link.ts';
 import type { Script } from './script.ts';
-import { ADOPT_RELEASED, CLAIM, DELETE, ENQUEUE, EXPIRED, HANDOVER, HASH_SET, INFLIGHT_WRITES, OFFLINE, QUEUE_TO_FLIGHT, RECLAIM, RELEASE, REWRITE, SET_MEMBER } from './session-scripts.ts';
+import { ADOPT_RELEASED, CLAIM, DELETE, ENQUEUE, EXPIRED, HANDOVER, HASH_SET, OFFLINE, QUEUE_TO_FLIGHT, RECLAIM, RELEASE, REWRITE, SET_MEMBER } from './session-scripts.ts';
 import { decodeWill, encodeInflightHeader, encodeSubscriptionOptions, encodeWill, inflightMap, SUB, subscriptionsOf } from './session-records.ts';
 import type { InflightRecord, StoredSubscriptionRecord, StoredWill } from './session-records.ts';
 
@@ -185,28 +185,16 @@ export class SessionStore {
 
   /** Write-through before the PUBLISH (or PUBREL) is written to the client. */
   async setInflight(clientId: string, epoch: number, packetId: number, record: InflightRecord): Promise<void> {
-    await this.writeInflight(clientId, epoch, [[packetId, record]]);
+    const [base, inflight] = this.keys(clientId);
+    const head = encodeInflightHeader(record);
+    const value = record.stage === 'pubrel' || record.message === undefined ? head : Buffer.concat([head, encodeEnvelope(record.message)]);
+    await this.call(HASH_SET, [base, inflight], [epoch, packetId, value], 'in-flight write');
   }
 
   /** PUBACK, PUBCOMP, or a refused PUBREC: the message is done. */
   async deleteInflight(clientId: string, epoch: number, packetId: number): Promise<void> {
-    await this.writeInflight(clientId, epoch, [[packetId, undefined]]);
-  }
-
-  /** In-flight records set (or deleted: undefined) in this order, in one call. */
-  async writeInflight(clientId: string, epoch: number, writes: readonly (readonly [number, InflightRecord | undefined])[]): Promise<void> {
     const [base, inflight] = this.keys(clientId);
-    const args: (string | number | Buffer)[] = [epoch];
-    for (const [packetId, record] of writes) args.push(packetId, record === undefined ? '' : inflightValue(record));
-    await this.call(INFLIGHT_WRITES, [base, inflight], args, 'in-flight write');
-  }
-
-  /**
-   * Runs `write` just before the next command of this replica goes to Redis, at the latest at the
-   * end of this turn (link.ts beforeNextCommand): session/mirror.ts merges a turn's in-flight writes.
-   */
-  beforeNextCommand(write: () => void): void {
-    this.link.beforeNextCommand(write);
+    await this.call(HASH_SET, [base, inflight], [epoch, packetId, ''], 'in-flight delete');
   }
 
   /** Incoming QoS 2: PUBREC sent (add), PUBREL received (remove). Resolves whether it changed. */
@@ -323,12 +311,9 @@ export class SessionStore {
 function stateRuns(s: SessionSnapshot, state: (string | number | Buffer)[]): (string | number | Buffer)[] {
   const fields = [...state];
   for (const [key, sub] of s.subscriptions) fields.push(`${SUB}${key}`, encodeSubscriptionOptions(sub.options));
-  const inflight = s.inflight.flatMap(([id, r]) => [id, inflightValue(r)]);
+  const inflight = s.inflight.flatMap(([id, r]) => {
+    const head = encodeInflightHeader(r);
+    return [id, r.stage === 'pubrel' || r.message === undefined ? head : Buffer.concat([head, encodeEnvelope(r.message)])];
+  });
   return [fields.length / 2, ...fields, inflight.length / 2, ...inflight, s.incomingQos2.length, ...s.incomingQos2, s.queue.length, ...s.queue.map(encodeEnvelope)];
-}
-
-/** An in-flight record as Redis holds it: at the PUBREL stage the header alone (the payload was delivered). */
-function inflightValue(r: InflightRecord): Buffer {
-  const head = encodeInflightHeader(r);
-  return r.stage === 'pubrel' || r.message === undefined ? head : Buffer.concat([head, encodeEnvelope(r.message)]);
 }

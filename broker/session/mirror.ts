@@ -44,13 +44,6 @@ export class ClusterMirror implements SessionMirror {
   readonly sentUpTo = new Map<string, number>();
   readonly clientId: string;
   private readonly host: MirrorHost;
-  /**
-   * In-flight writes (a record, or undefined: done) held until just before the replica's next Redis
-   * command, at the latest the end of the turn: one script call for all of them, in the same place
-   * in the command order and the same socket write as when each was a call of its own (most come
-   * several to a turn: the messages of one bus read, the PUBACKs of one packet batch).
-   */
-  private held: [number, InflightRecord | undefined][] | undefined = undefined;
 
   constructor(host: MirrorHost, clientId: string, epoch: number, persistent: boolean) {
     this.host = host;
@@ -81,30 +74,17 @@ export class ClusterMirror implements SessionMirror {
     if (msg.seq > (this.sentUpTo.get(msg.origin) ?? 0)) this.sentUpTo.set(msg.origin, msg.seq);
     const header = { stage: 'publish' as const, qos: copy.qos as 1 | 2, retain: copy.retain, subscriptionIds: idsOf(copy) };
     if (fromQueue) this.write(this.store.queueToInflight(this.clientId, this.epoch, messageId, header));
-    else this.hold(messageId, { ...header, message: envelopeOf(msg) });
+    else this.write(this.store.setInflight(this.clientId, this.epoch, messageId, { ...header, message: envelopeOf(msg) }));
   }
 
   pubrel(messageId: number, copy: PublishCopy): void {
     if (!this.persistent) return;
-    this.hold(messageId, { stage: 'pubrel', qos: 2, retain: copy.retain, subscriptionIds: idsOf(copy), message: undefined });
+    const record: InflightRecord = { stage: 'pubrel', qos: 2, retain: copy.retain, subscriptionIds: idsOf(copy), message: undefined };
+    this.write(this.store.setInflight(this.clientId, this.epoch, messageId, record));
   }
 
   done(messageId: number): void {
-    if (this.persistent) this.hold(messageId, undefined);
-  }
-
-  private hold(messageId: number, record: InflightRecord | undefined): void {
-    if (this.held === undefined) {
-      this.held = [];
-      this.store.beforeNextCommand(() => this.writeHeld());
-    }
-    this.held.push([messageId, record]);
-  }
-
-  private writeHeld(): void {
-    const writes = this.held!;
-    this.held = undefined;
-    this.write(this.store.writeInflight(this.clientId, this.epoch, writes));
+    if (this.persistent) this.write(this.store.deleteInflight(this.clientId, this.epoch, messageId));
   }
 
   enqueued(msg: Message): void {
